@@ -385,6 +385,45 @@ impl Frame {
         Ok((f.to_owned_in(src), n))
     }
 
+    /// Takes one frame off the front of `src`, moving the buffer into the
+    /// frame instead of sharing it where possible: when the frame is the last
+    /// one in `src` and has no headers, no reference count is touched at all.
+    ///
+    /// # Errors
+    /// As [`FrameRef::decode`]; on error `src` is unchanged.
+    pub fn take(src: &mut Bytes, limits: &FrameLimits) -> Result<Self> {
+        let (f, used) = FrameRef::decode(src, limits)?;
+        let (kind, more, stream_id, count) = (f.kind, f.more, f.stream_id, f.headers.len());
+        // The payload always ends the frame; a non-empty header block lies
+        // inside `src`, so its offset is the distance between the pointers.
+        let payload_start = used - f.payload.len();
+        let block = f.headers.as_bytes();
+        let block_start = (block.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+        let block_range = if block.is_empty() {
+            0..0
+        } else {
+            block_start..block_start + block.len()
+        };
+        let mut whole = if used == src.len() {
+            core::mem::take(src)
+        } else {
+            src.split_to(used)
+        };
+        let headers = if block_range.is_empty() {
+            Headers::new()
+        } else {
+            Headers::from_parts(whole.slice(block_range), count)
+        };
+        bytes::Buf::advance(&mut whole, payload_start);
+        Ok(Self {
+            kind,
+            more,
+            stream_id,
+            headers,
+            payload: whole,
+        })
+    }
+
     /// Exact number of bytes [`Frame::encode`] writes.
     pub fn encoded_len(&self) -> usize {
         self.as_ref().encoded_len()
@@ -525,6 +564,23 @@ mod tests {
         );
         let (ext, _) = FrameRef::decode(&[0x9a, 0, 0, 0], &FrameLimits::default()).unwrap();
         assert_eq!(ext.kind, FrameKind::Extension(0x9a));
+    }
+
+    #[test]
+    fn take_moves_frames_off_the_buffer() {
+        let h = Headers::builder().insert("k", "v").unwrap().build();
+        let a = Frame::data(1, &b"first"[..]).with_headers(h);
+        let b = Frame::new(FrameKind::Ping, 0, &b"12345678"[..]);
+        let mut body = Vec::new();
+        a.encode(&mut body);
+        b.encode(&mut body);
+        let mut src = Bytes::from(body);
+        assert_eq!(Frame::take(&mut src, &FrameLimits::default()).unwrap(), a);
+        assert_eq!(Frame::take(&mut src, &FrameLimits::default()).unwrap(), b);
+        assert!(src.is_empty());
+        let mut bad = Bytes::from_static(&[0x01, 0x00, 0x00, 0x05, b'a']);
+        assert!(Frame::take(&mut bad, &FrameLimits::default()).is_err());
+        assert_eq!(bad.len(), 5);
     }
 
     #[test]

@@ -123,7 +123,13 @@ proptest! {
         let back: Vec<Frame> = frames(&shared, &FrameLimits::default())
             .map(|f| f.unwrap().to_owned_in(&shared))
             .collect();
-        prop_assert_eq!(back, fs);
+        prop_assert_eq!(&back, &fs);
+        let mut src = shared.clone();
+        let mut taken = Vec::new();
+        while !src.is_empty() {
+            taken.push(Frame::take(&mut src, &FrameLimits::default()).unwrap());
+        }
+        prop_assert_eq!(taken, fs);
     }
 
     /// Any bytes: a frame or a typed error; and any frame that decodes has
