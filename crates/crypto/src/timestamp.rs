@@ -1,0 +1,125 @@
+//! TAI64N timestamps in IK initiations and the per-peer replay guard, as
+//! WireGuard uses them: a responder accepts an initiation from a peer only if
+//! its timestamp is greater than every one seen from that peer before.
+
+use alloc::collections::BTreeMap;
+use core::time::Duration;
+
+use crate::error::{CryptoError, Result};
+use crate::keys::PublicKey;
+
+/// Length of a TAI64N label.
+pub const TAI64N_LEN: usize = 12;
+/// TAI64 label of the Unix epoch: 2^62 + 10 (TAI−UTC at 1970).
+const TAI64_EPOCH: u64 = 0x4000_0000_0000_000a;
+
+/// Encodes Unix time as TAI64N: 8-byte big-endian seconds label, 4-byte
+/// big-endian nanoseconds.
+pub fn tai64n(unix: Duration) -> [u8; TAI64N_LEN] {
+    let mut out = [0u8; TAI64N_LEN];
+    out[..8].copy_from_slice(&TAI64_EPOCH.saturating_add(unix.as_secs()).to_be_bytes());
+    out[8..].copy_from_slice(&unix.subsec_nanos().to_be_bytes());
+    out
+}
+
+/// Remembers the greatest initiation timestamp per peer, in bounded memory.
+///
+/// When full, the peer with the oldest timestamp is forgotten and its
+/// timestamp becomes a floor that every unknown peer's timestamp must exceed,
+/// so forgetting never reopens a replay.
+#[derive(Debug, Clone)]
+pub struct TimestampGuard {
+    last: BTreeMap<[u8; 32], [u8; TAI64N_LEN]>,
+    capacity: usize,
+    floor: [u8; TAI64N_LEN],
+}
+
+impl Default for TimestampGuard {
+    fn default() -> Self {
+        Self::new(65_536)
+    }
+}
+
+impl TimestampGuard {
+    /// A guard remembering at most `capacity` peers (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            last: BTreeMap::new(),
+            capacity: capacity.max(1),
+            floor: [0; TAI64N_LEN],
+        }
+    }
+
+    /// Accepts `stamp` from `peer` if newer than anything seen, and records it.
+    ///
+    /// # Errors
+    /// [`CryptoError::ReplayedInitiation`].
+    pub fn check_and_update(&mut self, peer: &PublicKey, stamp: [u8; TAI64N_LEN]) -> Result<()> {
+        let bound = self
+            .last
+            .get(peer.as_bytes())
+            .copied()
+            .unwrap_or(self.floor);
+        if stamp <= bound {
+            return Err(CryptoError::ReplayedInitiation);
+        }
+        if !self.last.contains_key(peer.as_bytes()) && self.last.len() >= self.capacity {
+            if let Some((&k, &v)) = self.last.iter().min_by_key(|(_, v)| **v) {
+                self.last.remove(&k);
+                self.floor = self.floor.max(v);
+            }
+        }
+        self.last.insert(*peer.as_bytes(), stamp);
+        Ok(())
+    }
+
+    /// Peers remembered.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// Whether no peer is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(b: u8) -> PublicKey {
+        PublicKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn tai64n_layout() {
+        let t = tai64n(Duration::new(1, 5));
+        assert_eq!(t, [0x40, 0, 0, 0, 0, 0, 0, 0x0b, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn replays_refused_and_memory_bounded() {
+        let mut g = TimestampGuard::new(2);
+        let t = |s| tai64n(Duration::from_secs(s));
+        g.check_and_update(&peer(1), t(10)).unwrap();
+        assert_eq!(
+            g.check_and_update(&peer(1), t(10)),
+            Err(CryptoError::ReplayedInitiation)
+        );
+        assert_eq!(
+            g.check_and_update(&peer(1), t(9)),
+            Err(CryptoError::ReplayedInitiation)
+        );
+        g.check_and_update(&peer(1), t(11)).unwrap();
+        g.check_and_update(&peer(2), t(20)).unwrap();
+        g.check_and_update(&peer(3), t(30)).unwrap(); // evicts peer 1 (11)
+        assert_eq!(g.len(), 2);
+        // Peer 1 is forgotten but its old initiation is still refused.
+        assert_eq!(
+            g.check_and_update(&peer(1), t(11)),
+            Err(CryptoError::ReplayedInitiation)
+        );
+        g.check_and_update(&peer(1), t(12)).unwrap();
+    }
+}

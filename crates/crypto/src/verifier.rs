@@ -1,0 +1,302 @@
+//! Deciding whether a peer's static key is acceptable.
+//!
+//! The handshake proves that the peer holds the private key for the static
+//! key it presented; a [`PeerVerifier`] decides whether that key is one we
+//! want to talk to. Ready-made verifiers: [`Pinned`] (exactly this key),
+//! [`AllowList`], [`KnownHosts`] (trust on first use, like SSH; `std` only),
+//! and [`AnyPeer`] (encryption without authentication, logged as a warning).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::keys::PublicKey;
+
+/// What the verifier is told about the peer.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerInfo<'a> {
+    /// The peer's static key; `None` for an anonymous NK initiator.
+    pub key: Option<&'a PublicKey>,
+    /// The name we dialled (clients) or `None` (servers).
+    pub host: Option<&'a str>,
+}
+
+/// Why a peer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The key is not the pinned one.
+    #[error("peer key {fingerprint} does not match the pinned key")]
+    NotPinned {
+        /// Fingerprint of the presented key.
+        fingerprint: String,
+    },
+    /// The key is not on the allow-list.
+    #[error("peer key {fingerprint} is not on the allow-list")]
+    NotAllowed {
+        /// Fingerprint of the presented key.
+        fingerprint: String,
+    },
+    /// The host presented a different key than the one recorded for it.
+    #[error("KEY CHANGED for {host}: recorded {recorded}, presented {presented}; possible man-in-the-middle")]
+    KeyChanged {
+        /// The host name.
+        host: String,
+        /// Fingerprint on record.
+        recorded: String,
+        /// Fingerprint presented now.
+        presented: String,
+    },
+    /// The peer did not present a static key but this verifier needs one.
+    #[error("peer is anonymous but a static key is required")]
+    Anonymous,
+    /// Trust-on-first-use needs the dialled host name.
+    #[error("no host name to look up in known hosts")]
+    NoHostName,
+    /// The known-hosts store could not be read or updated.
+    #[error("known-hosts store failed: {0}")]
+    Store(String),
+}
+
+/// Decides whether a peer may complete the handshake.
+pub trait PeerVerifier: Send + Sync {
+    /// `Ok(())` to accept the peer.
+    ///
+    /// # Errors
+    /// The reason the peer is refused.
+    fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection>;
+}
+
+fn require_key<'a>(peer: &PeerInfo<'a>) -> Result<&'a PublicKey, Rejection> {
+    peer.key.ok_or(Rejection::Anonymous)
+}
+
+/// Accepts exactly one key.
+#[derive(Debug, Clone)]
+pub struct Pinned(pub PublicKey);
+
+impl PeerVerifier for Pinned {
+    fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection> {
+        let key = require_key(peer)?;
+        if *key == self.0 {
+            Ok(())
+        } else {
+            Err(Rejection::NotPinned {
+                fingerprint: key.fingerprint(),
+            })
+        }
+    }
+}
+
+/// Accepts any key on a list.
+#[derive(Debug, Clone, Default)]
+pub struct AllowList(Vec<PublicKey>);
+
+impl AllowList {
+    /// A list of acceptable keys.
+    pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        Self(keys.into_iter().collect())
+    }
+}
+
+impl PeerVerifier for AllowList {
+    fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection> {
+        let key = require_key(peer)?;
+        // Every entry is compared (constant-time each) so timing reveals
+        // nothing about which entry matched.
+        let found = self.0.iter().fold(false, |acc, k| acc | (k == key));
+        if found {
+            Ok(())
+        } else {
+            Err(Rejection::NotAllowed {
+                fingerprint: key.fingerprint(),
+            })
+        }
+    }
+}
+
+/// Accepts every peer, anonymous or not: the session is encrypted but the
+/// peer is not authenticated, so an active man in the middle goes unnoticed.
+/// Every acceptance is logged as a warning.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyPeer;
+
+impl PeerVerifier for AnyPeer {
+    fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection> {
+        let fingerprint = peer.key.map(PublicKey::fingerprint);
+        tracing::warn!(
+            peer = fingerprint.as_deref().unwrap_or("anonymous"),
+            host = peer.host.unwrap_or(""),
+            "accepting peer without authentication (AnyPeer verifier)"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+pub use known_hosts::KnownHosts;
+
+#[cfg(feature = "std")]
+mod known_hosts {
+    use super::{require_key, PeerInfo, PeerVerifier, Rejection};
+    use crate::keys::{io_err, PublicKey};
+    use crate::CryptoError;
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::string::{String, ToString};
+    use std::sync::Mutex;
+
+    /// Trust on first use against a known-hosts file, as SSH does.
+    ///
+    /// File format: one `host base64-public-key` per line; blank lines and
+    /// lines starting with `#` are ignored. The first key seen for a host is
+    /// appended to the file; a different key later is refused with
+    /// [`Rejection::KeyChanged`].
+    #[derive(Debug)]
+    pub struct KnownHosts {
+        path: PathBuf,
+        entries: Mutex<BTreeMap<String, PublicKey>>,
+    }
+
+    impl KnownHosts {
+        /// Loads `path` (a missing file is an empty store, created on first use).
+        ///
+        /// # Errors
+        /// [`CryptoError::Io`] if it cannot be read, [`CryptoError::BadKey`] for
+        /// a malformed line.
+        pub fn open(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
+            let path = path.as_ref().to_path_buf();
+            let mut entries = BTreeMap::new();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    for line in text.lines().map(str::trim) {
+                        if line.is_empty() || line.starts_with('#') {
+                            continue;
+                        }
+                        let (host, key) = line
+                            .split_once(char::is_whitespace)
+                            .ok_or(CryptoError::BadKey("known-hosts line without a key"))?;
+                        entries.insert(host.to_string(), PublicKey::from_base64(key)?);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path, &e)),
+            }
+            Ok(Self {
+                path,
+                entries: Mutex::new(entries),
+            })
+        }
+
+        /// The key recorded for `host`.
+        pub fn get(&self, host: &str) -> Option<PublicKey> {
+            self.entries.lock().ok()?.get(host).copied()
+        }
+
+        fn append(&self, host: &str, key: &PublicKey) -> Result<(), Rejection> {
+            if host.chars().any(char::is_whitespace) || host.is_empty() {
+                return Err(Rejection::Store(
+                    "host name must be non-empty without spaces".into(),
+                ));
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| Rejection::Store(io_err(&self.path, &e).to_string()))?;
+            writeln!(f, "{host} {}", key.to_base64())
+                .map_err(|e| Rejection::Store(io_err(&self.path, &e).to_string()))
+        }
+    }
+
+    impl PeerVerifier for KnownHosts {
+        fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection> {
+            let key = require_key(peer)?;
+            let host = peer.host.ok_or(Rejection::NoHostName)?;
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| Rejection::Store("known-hosts lock poisoned".into()))?;
+            match entries.get(host) {
+                Some(recorded) if recorded == key => Ok(()),
+                Some(recorded) => {
+                    tracing::error!(host, recorded = %recorded.fingerprint(), presented = %key.fingerprint(), "host key changed");
+                    Err(Rejection::KeyChanged {
+                        host: host.to_string(),
+                        recorded: recorded.fingerprint(),
+                        presented: key.fingerprint(),
+                    })
+                }
+                None => {
+                    self.append(host, key)?;
+                    tracing::warn!(host, key = %key.fingerprint(), "trusting new host key on first use");
+                    entries.insert(host.to_string(), *key);
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+
+    fn key(b: u8) -> PublicKey {
+        *Keypair::from_secret_bytes([b; 32]).public()
+    }
+
+    fn info(k: &PublicKey) -> PeerInfo<'_> {
+        PeerInfo {
+            key: Some(k),
+            host: Some("server.example:9000"),
+        }
+    }
+
+    #[test]
+    fn pinned_and_allow_list() {
+        let (a, b) = (key(1), key(2));
+        assert!(Pinned(a).verify(&info(&a)).is_ok());
+        assert!(matches!(
+            Pinned(a).verify(&info(&b)),
+            Err(Rejection::NotPinned { .. })
+        ));
+        let list = AllowList::new([a]);
+        assert!(list.verify(&info(&a)).is_ok());
+        assert!(matches!(
+            list.verify(&info(&b)),
+            Err(Rejection::NotAllowed { .. })
+        ));
+        let anon = PeerInfo {
+            key: None,
+            host: None,
+        };
+        assert_eq!(list.verify(&anon), Err(Rejection::Anonymous));
+        assert!(AnyPeer.verify(&anon).is_ok());
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn trust_on_first_use() {
+        let path =
+            std::env::temp_dir().join(std::format!("netproto-known-hosts-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (a, b) = (key(1), key(2));
+        let kh = KnownHosts::open(&path).unwrap();
+        assert!(kh.verify(&info(&a)).is_ok(), "first use is trusted");
+        assert!(kh.verify(&info(&a)).is_ok());
+        assert!(matches!(
+            kh.verify(&info(&b)),
+            Err(Rejection::KeyChanged { .. })
+        ));
+        // The decision survives a restart.
+        let again = KnownHosts::open(&path).unwrap();
+        assert_eq!(again.get("server.example:9000"), Some(a));
+        assert!(matches!(
+            again.verify(&info(&b)),
+            Err(Rejection::KeyChanged { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
