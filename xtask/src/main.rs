@@ -17,7 +17,7 @@ use std::time::Instant;
 /// The embedded target every `no_std` crate must build for.
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 /// Crates that promise `no_std` + `alloc` with default features off.
-const NO_STD_CRATES: &[&str] = &["netproto-wire"];
+const NO_STD_CRATES: &[&str] = &["netproto-wire", "netproto-crypto"];
 /// Fuzz targets in `fuzz/fuzz_targets/`.
 const FUZZ_TARGETS: &[&str] = &["packet_decode", "frame_decode", "reassembly"];
 

@@ -400,8 +400,7 @@ impl Handshake {
             read_index == 1
         } else {
             match self.cfg.pattern {
-                Pattern::IK => read_index == 0,
-                Pattern::NK => read_index == 0,
+                Pattern::IK | Pattern::NK => read_index == 0,
                 _ => read_index == 2,
             }
         };

@@ -22,6 +22,9 @@ use crate::error::{CryptoError, Result};
 use crate::primitives::{hash, DH_LEN};
 
 /// An X25519 public key. Equality is constant-time.
+// Equality is byte equality, computed in constant time, so deriving Hash over
+// the same bytes stays consistent with it.
+#[allow(clippy::derived_hash_with_manual_eq)]
 #[derive(Clone, Copy, Hash)]
 pub struct PublicKey([u8; DH_LEN]);
 

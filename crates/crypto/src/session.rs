@@ -180,6 +180,8 @@ impl Sender {
     /// # Errors
     /// [`CryptoError::TooLong`] above [`MAX_PLAINTEXT`];
     /// [`CryptoError::OutOfOrder`] if the key changed since the reservation.
+    // Taking the reservation by value is the point: it cannot be used twice.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn seal(&mut self, r: Reservation, ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
         if buf.len() > MAX_PLAINTEXT {
             return Err(CryptoError::TooLong { len: buf.len() });

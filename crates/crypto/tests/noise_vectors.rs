@@ -177,7 +177,11 @@ fn cacophony_vectors() {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    use std::fmt::Write as _;
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 /// One handshake between our implementation and snow, `ours_initiates`
@@ -286,9 +290,9 @@ fn interop(pattern: Pattern, ours_initiates: bool, rng: &mut rand::rngs::StdRng)
 
 fn secret_bytes(k: &Keypair) -> [u8; 32] {
     // The key file is the only way out for a private key; parse it back.
+    use base64::Engine as _;
     let text = k.to_key_file();
     let line = text.lines().nth(1).unwrap();
-    use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(line)
         .unwrap()
