@@ -120,7 +120,8 @@ fn run_packet(bytes: &[u8]) -> Result<(Vec<String>, Vec<u8>), WireError> {
     if flags.encrypted() {
         let mut again = Vec::new();
         encode_packet(flags, &packet.body, &mut again)?;
-        return Ok((vec![format!("ENCRYPTED body={}", hex(&packet.body))], again));
+        let phase = if flags.key_phase() { " phase" } else { "" };
+        return Ok((vec![format!("ENCRYPTED{phase} body={}", hex(&packet.body))], again));
     }
     let mut body = Vec::new();
     decompress(
@@ -160,6 +161,9 @@ fn run_datagram(bytes: &[u8]) -> Result<(Vec<String>, Vec<u8>), WireError> {
     let mut s = format!("{kind} session={} counter={}", h.session, h.counter);
     if let Some(f) = h.fragment {
         write!(s, " fragment={}/{}/{}", f.message_id, f.index, f.count).unwrap();
+    }
+    if h.key_phase {
+        s.push_str(" phase");
     }
     write!(s, " body={}", hex(d.body)).unwrap();
     let mut again = Vec::new();

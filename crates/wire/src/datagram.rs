@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! 0   1  type     0x01 HANDSHAKE | 0x02 RECORD (sealed) | 0x03 PLAIN (CRC-32 trailer)
-//! 1   1  flags    bit 0 FRAGMENT; bits 1-7 reserved (zero)
+//! 1   1  flags    bit 0 FRAGMENT, bit 1 KEY_PHASE (RECORD only); bits 2-7 reserved (zero)
 //! 2   4  session  receiver's session index, u32 BE
 //! 6   8  counter  record counter, u64 BE (the AEAD nonce for RECORD)
 //! 14  8  fragment present iff FRAGMENT: message id u32 BE, index u16 BE, count u16 BE
@@ -27,6 +27,7 @@ pub const CRC_LEN: usize = 4;
 pub const DEFAULT_MAX_DATAGRAM: usize = 1200;
 
 const FLAG_FRAGMENT: u8 = 0x01;
+const FLAG_KEY_PHASE: u8 = 0x02;
 
 /// What a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +104,8 @@ pub struct DatagramHeader {
     pub counter: u64,
     /// Fragment fields, if the message was split.
     pub fragment: Option<FragmentInfo>,
+    /// Which session key sealed a `RECORD` (always `false` for other types).
+    pub key_phase: bool,
 }
 
 impl DatagramHeader {
@@ -126,11 +129,14 @@ impl DatagramHeader {
     /// Appends the envelope (not the body or trailer) to `dst`.
     pub fn write<B: BufMut + ?Sized>(&self, dst: &mut B) {
         dst.put_u8(self.kind.code());
-        dst.put_u8(if self.fragment.is_some() {
-            FLAG_FRAGMENT
-        } else {
-            0
-        });
+        let mut flags = 0;
+        if self.fragment.is_some() {
+            flags |= FLAG_FRAGMENT;
+        }
+        if self.key_phase {
+            flags |= FLAG_KEY_PHASE;
+        }
+        dst.put_u8(flags);
         dst.put_u32(self.session);
         dst.put_u64(self.counter);
         if let Some(f) = self.fragment {
@@ -175,8 +181,13 @@ impl<'a> DatagramRef<'a> {
         }
         let kind = DatagramType::from_code(datagram[0])?;
         let flags = datagram[1];
-        if flags & !FLAG_FRAGMENT != 0 {
-            return Err(WireError::UnknownDatagramFlags(flags & !FLAG_FRAGMENT));
+        let known = if kind == DatagramType::Record {
+            FLAG_FRAGMENT | FLAG_KEY_PHASE
+        } else {
+            FLAG_FRAGMENT
+        };
+        if flags & !known != 0 {
+            return Err(WireError::UnknownDatagramFlags(flags & !known));
         }
         let session = u32::from_be_bytes(be(datagram, 2));
         let counter = u64::from_be_bytes(be(datagram, 6));
@@ -217,6 +228,7 @@ impl<'a> DatagramRef<'a> {
                 session,
                 counter,
                 fragment,
+                key_phase: flags & FLAG_KEY_PHASE != 0,
             },
             envelope,
             body,
@@ -234,7 +246,8 @@ pub fn crc32(data: &[u8]) -> u32 {
 /// For `RECORD` datagrams, `body` is the already sealed record.
 ///
 /// # Errors
-/// [`WireError::BadFragment`] for inconsistent fragment fields.
+/// [`WireError::BadFragment`] for inconsistent fragment fields,
+/// [`WireError::UnknownDatagramFlags`] for a key phase outside a `RECORD`.
 pub fn encode_datagram(
     header: &DatagramHeader,
     body: &[u8],
@@ -242,6 +255,9 @@ pub fn encode_datagram(
 ) -> Result<()> {
     if let Some(f) = header.fragment {
         f.validate()?;
+    }
+    if header.key_phase && header.kind != DatagramType::Record {
+        return Err(WireError::UnknownDatagramFlags(FLAG_KEY_PHASE));
     }
     let start = dst.len();
     header.write(dst);
@@ -269,6 +285,7 @@ mod tests {
                 index: 1,
                 count: 4,
             }),
+            key_phase: false,
         };
         let mut d = Vec::new();
         encode_datagram(&h, b"piece", &mut d).unwrap();
@@ -302,7 +319,14 @@ mod tests {
             Err(WireError::UnknownDatagramType(9))
         );
         d[0] = 0x02;
+        d[1] = 0x04;
+        assert_eq!(
+            DatagramRef::parse(&d),
+            Err(WireError::UnknownDatagramFlags(4))
+        );
         d[1] = 0x02;
+        assert!(DatagramRef::parse(&d).unwrap().header.key_phase);
+        d[0] = 0x03;
         assert_eq!(
             DatagramRef::parse(&d),
             Err(WireError::UnknownDatagramFlags(2))

@@ -21,14 +21,16 @@ pub const DEFAULT_MAX_BODY: u32 = 16 * 1024 * 1024;
 /// |------|---------|
 /// | 0–1  | body compression: 0 none, 1 LZ4, 2 Zstd, 3 reserved |
 /// | 2    | `ENCRYPTED`: the body is a sealed session record |
-/// | 3–7  | reserved, must be zero |
+/// | 3    | `KEY_PHASE`: which session key sealed the record (only with `ENCRYPTED`) |
+/// | 4–7  | reserved, must be zero |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PacketFlags(u8);
 
 impl PacketFlags {
     const COMPRESSION_MASK: u8 = 0b0000_0011;
     const ENCRYPTED: u8 = 0b0000_0100;
-    const KNOWN: u8 = Self::COMPRESSION_MASK | Self::ENCRYPTED;
+    const KEY_PHASE: u8 = 0b0000_1000;
+    const KNOWN: u8 = Self::COMPRESSION_MASK | Self::ENCRYPTED | Self::KEY_PHASE;
 
     /// Flags for a body compressed with `compression`, sealed if `encrypted`.
     pub const fn new(compression: Compression, encrypted: bool) -> Self {
@@ -48,7 +50,30 @@ impl PacketFlags {
         if bits & Self::COMPRESSION_MASK == 3 {
             return Err(WireError::UnknownCompression(3));
         }
+        if bits & Self::KEY_PHASE != 0 && bits & Self::ENCRYPTED == 0 {
+            // A key phase means nothing on a plaintext body.
+            return Err(WireError::UnknownFlags(Self::KEY_PHASE));
+        }
         Ok(Self(bits))
+    }
+
+    /// These flags with the key phase bit set or cleared. The bit only exists
+    /// on encrypted bodies; on others this returns the flags unchanged.
+    #[must_use]
+    pub const fn with_key_phase(self, phase: bool) -> Self {
+        if !self.encrypted() {
+            return self;
+        }
+        if phase {
+            Self(self.0 | Self::KEY_PHASE)
+        } else {
+            Self(self.0 & !Self::KEY_PHASE)
+        }
+    }
+
+    /// Which session key sealed the body (see netproto-crypto's rekeying).
+    pub const fn key_phase(self) -> bool {
+        self.0 & Self::KEY_PHASE != 0
     }
 
     /// The raw byte.

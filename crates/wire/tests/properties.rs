@@ -200,7 +200,8 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..200),
     ) {
         let fragment = frag.map(|(message_id, count)| FragmentInfo { message_id, index: index_seed % count, count });
-        let h = DatagramHeader { kind, session, counter, fragment };
+        let key_phase = kind == DatagramType::Record && counter % 2 == 1;
+        let h = DatagramHeader { kind, session, counter, fragment, key_phase };
         let mut d = Vec::new();
         encode_datagram(&h, &body, &mut d).unwrap();
         let p = DatagramRef::parse(&d).unwrap();
