@@ -19,7 +19,13 @@ const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 /// Crates that promise `no_std` + `alloc` with default features off.
 const NO_STD_CRATES: &[&str] = &["netproto-wire", "netproto-crypto"];
 /// Fuzz targets in `fuzz/fuzz_targets/`.
-const FUZZ_TARGETS: &[&str] = &["packet_decode", "frame_decode", "reassembly"];
+const FUZZ_TARGETS: &[&str] = &[
+    "packet_decode",
+    "frame_decode",
+    "reassembly",
+    "handshake_messages",
+    "datagram_session",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
