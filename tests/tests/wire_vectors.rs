@@ -121,7 +121,10 @@ fn run_packet(bytes: &[u8]) -> Result<(Vec<String>, Vec<u8>), WireError> {
         let mut again = Vec::new();
         encode_packet(flags, &packet.body, &mut again)?;
         let phase = if flags.key_phase() { " phase" } else { "" };
-        return Ok((vec![format!("ENCRYPTED{phase} body={}", hex(&packet.body))], again));
+        return Ok((
+            vec![format!("ENCRYPTED{phase} body={}", hex(&packet.body))],
+            again,
+        ));
     }
     let mut body = Vec::new();
     decompress(

@@ -5,7 +5,7 @@
 //!   `no_std` builds for `thumbv7em-none-eabihf`.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
 //!   nightly toolchain, installing cargo-fuzz first if it is missing.
-//! * `cargo xtask bench [criterion args]` — the criterion benchmarks.
+//! * `cargo xtask bench [criterion args]` — every criterion benchmark.
 //! * `cargo xtask deny` — cargo-deny's license, ban and source checks
 //!   (installing cargo-deny first if it is missing).
 
@@ -238,7 +238,6 @@ fn bench(args: &[String]) -> Result<(), String> {
     // `cargo xtask bench -- --foo` hands us the separator too.
     let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     let mut c = cargo();
-    c.args(["bench", "-p", "netproto-benches", "--bench", "wire", "--"])
-        .args(args);
+    c.args(["bench", "-p", "netproto-benches", "--"]).args(args);
     run_steps(vec![step("criterion benches", c)])
 }
