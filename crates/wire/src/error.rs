@@ -145,6 +145,9 @@ pub enum WireError {
     /// The codec named by the packet is not compiled in (Zstd without `std`).
     #[error("{0:?} compression is not available in this build")]
     CodecUnavailable(Compression),
+    /// A `Message` could not be encoded (postcard refused it).
+    #[error("message does not encode: {0}")]
+    MessageEncode(postcard::Error),
     /// A `Message` payload does not decode.
     #[error("message payload does not decode: {0}")]
     MessageDecode(postcard::Error),

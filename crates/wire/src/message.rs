@@ -70,8 +70,20 @@ impl Message {
                 *dst = v;
                 Ok(())
             }
-            Err(e) => Err(WireError::MessageDecode(e)),
+            Err(e) => Err(WireError::MessageEncode(e)),
         }
+    }
+
+    /// Exact length of the encoding, computed without encoding.
+    ///
+    /// # Errors
+    /// [`WireError::MessageEncode`] if postcard refuses the value.
+    pub fn encoded_len(&self) -> Result<usize> {
+        postcard::serialize_with_flavor::<Self, postcard::ser_flavors::Size, usize>(
+            self,
+            postcard::ser_flavors::Size::default(),
+        )
+        .map_err(WireError::MessageEncode)
     }
 
     /// Encodes into a new vector.
@@ -129,6 +141,7 @@ mod tests {
         ];
         for (m, op) in all {
             assert_eq!(m.opcode(), op);
+            assert_eq!(m.encoded_len().unwrap(), m.to_vec().unwrap().len());
             assert_eq!(Message::decode(&m.to_vec().unwrap()), Ok(m));
         }
     }

@@ -295,6 +295,19 @@ impl PacketDecoder {
     /// [`WireError::UnknownFlags`], [`WireError::UnknownCompression`],
     /// [`WireError::Oversize`]); afterwards [`WireError::Desynchronized`].
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>> {
+        Ok(self.decode_mut(buf)?.map(|(flags, body)| Packet {
+            flags,
+            body: body.freeze(),
+        }))
+    }
+
+    /// As [`PacketDecoder::decode`], but hands the body out as a mutable
+    /// buffer (sharing the receive buffer's memory, no copy), so a sealed
+    /// record can be decrypted in place.
+    ///
+    /// # Errors
+    /// As [`PacketDecoder::decode`].
+    pub fn decode_mut(&mut self, buf: &mut BytesMut) -> Result<Option<(PacketFlags, BytesMut)>> {
         if self.failed {
             return Err(WireError::Desynchronized);
         }
@@ -315,10 +328,18 @@ impl PacketDecoder {
             return Ok(None);
         }
         self.pending = None;
-        Ok(Some(Packet {
-            flags: header.flags,
-            body: buf.split_to(len).freeze(),
-        }))
+        Ok(Some((header.flags, buf.split_to(len))))
+    }
+
+    /// Changes the body limit for the packets that follow (for example from
+    /// the handshake's limit to the session record limit).
+    pub fn set_max_body(&mut self, max_body: u32) {
+        self.max_body = max_body;
+    }
+
+    /// The header of the packet being received, once it is complete.
+    pub const fn pending_header(&self) -> Option<Header> {
+        self.pending
     }
 
     /// How many more bytes must arrive (beyond `buffered`) before

@@ -1,0 +1,591 @@
+//! [`Connection`]: an authenticated, encrypted, framed message channel over
+//! any byte stream, and its two halves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use futures_sink::Sink;
+use netproto_crypto::{
+    codecs, Capabilities, Mode, Pattern, PublicKey, Receiver, Session, MAX_MESSAGE_LEN,
+    MAX_PLAINTEXT,
+};
+use netproto_wire::{
+    decompress, Compression, Frame, FrameKind, FrameLimits, Header, Headers, Message, PacketDecoder,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::ConnectionConfig;
+use crate::error::{Result, TimeoutKind, TransportError};
+use crate::handshake::{self, HANDSHAKE_MAX_BODY, READ_CHUNK};
+use crate::writer::{Command, Shared, Writer};
+
+/// What the handshake established about a connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The peer's verified static key (`None` for an anonymous NK client).
+    pub peer_key: Option<PublicKey>,
+    /// The handshake hash (identical on both ends; for channel binding).
+    pub handshake_hash: [u8; 32],
+    /// Capabilities both sides agreed on.
+    pub negotiated: Capabilities,
+    /// The handshake pattern.
+    pub pattern: Pattern,
+    /// Whether we initiated.
+    pub initiator: bool,
+    /// The codec we compress outgoing records with (if any).
+    pub compression: Compression,
+}
+
+/// A secure connection. Use it whole, or [`Connection::split`] it into a
+/// [`SendHalf`] (cloneable) and a [`RecvHalf`] for separate tasks.
+pub struct Connection {
+    send: SendHalf,
+    recv: RecvHalf,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("info", &self.send.info)
+            .finish_non_exhaustive()
+    }
+}
+
+fn codec_bit(c: Compression) -> u8 {
+    match c {
+        Compression::Lz4 => codecs::LZ4,
+        Compression::Zstd => codecs::ZSTD,
+        Compression::None => 0,
+    }
+}
+
+impl Connection {
+    /// Runs the handshake as the initiator over `stream`.
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] (handshake), [`TransportError::Crypto`]
+    /// (including a refused peer key), [`TransportError::Wire`], I/O errors.
+    pub async fn client<S>(stream: S, cfg: ConnectionConfig) -> Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        Self::establish(stream, cfg, true).await
+    }
+
+    /// Runs the handshake as the responder over `stream`.
+    ///
+    /// # Errors
+    /// As [`Connection::client`].
+    pub async fn server<S>(stream: S, cfg: ConnectionConfig) -> Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        Self::establish(stream, cfg, false).await
+    }
+
+    async fn establish<S>(stream: S, mut cfg: ConnectionConfig, initiator: bool) -> Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        // Advertise every codec this build can decode, and our message limit.
+        let mut caps = cfg.handshake.capabilities;
+        caps.compression = codecs::LZ4
+            | if Compression::Zstd.is_available() {
+                codecs::ZSTD
+            } else {
+                0
+            };
+        caps.max_frame = u32::try_from(cfg.max_message_size).unwrap_or(u32::MAX);
+        cfg.handshake.capabilities = caps;
+
+        let (rd, wr) = tokio::io::split(stream);
+        let mut rd: Box<dyn AsyncRead + Send + Sync + Unpin> = Box::new(rd);
+        let mut wr: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(wr);
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut decoder = PacketDecoder::new(HANDSHAKE_MAX_BODY);
+        let est = tokio::time::timeout(
+            cfg.handshake_timeout,
+            handshake::run(&mut rd, &mut wr, &mut buf, &mut decoder, &cfg, initiator),
+        )
+        .await
+        .map_err(|_| TransportError::Timeout {
+            kind: TimeoutKind::Handshake,
+            after: cfg.handshake_timeout,
+        })??;
+
+        let epoch = Instant::now();
+        let (sender, receiver) =
+            Session::new(&est, Mode::Stream, cfg.rekey, Duration::ZERO).split();
+        let codec = cfg.compression.codec;
+        let mut compression = cfg.compression;
+        if est.negotiated.compression & codec_bit(codec) == 0 {
+            compression.codec = Compression::None;
+        }
+        let info = Arc::new(ConnectionInfo {
+            peer_key: est.peer,
+            handshake_hash: est.handshake_hash,
+            negotiated: est.negotiated,
+            pattern: est.pattern,
+            initiator,
+            compression: compression.codec,
+        });
+        tracing::debug!(
+            peer = est
+                .peer
+                .map(|k| k.fingerprint())
+                .as_deref()
+                .unwrap_or("anonymous"),
+            pattern = est.pattern.name(),
+            "secure connection established"
+        );
+
+        let (tx, rx) = mpsc::channel(cfg.write_queue.max(1));
+        let shared = Arc::new(Shared::default());
+        let writer = Writer {
+            io: wr,
+            sender,
+            compression,
+            write_timeout: cfg.write_timeout,
+            epoch,
+            out: Vec::with_capacity(16 * 1024),
+            scratch: Vec::new(),
+            msg_buf: Vec::new(),
+            record_start: None,
+        };
+        tokio::spawn(writer.run(rx, shared.clone()));
+        decoder.set_max_body(u32::try_from(MAX_MESSAGE_LEN).unwrap_or(u32::MAX));
+        let peer_max = usize::try_from(est.negotiated.max_frame).unwrap_or(usize::MAX);
+        Ok(Self {
+            send: SendHalf {
+                tx: tx.clone(),
+                shared,
+                peer_max,
+                info: info.clone(),
+            },
+            recv: RecvHalf {
+                io: rd,
+                buf,
+                decoder,
+                receiver,
+                body: Bytes::new(),
+                partial: None,
+                control: tx.downgrade(),
+                read_idle_timeout: cfg.read_idle_timeout,
+                packet_timeout: cfg.packet_timeout,
+                packet_started: None,
+                max_message: cfg.max_message_size,
+                epoch,
+                failed: None,
+                info,
+            },
+        })
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.send.info
+    }
+
+    /// Sends a [`Message`] as a one-way DATA frame (stream id 0).
+    ///
+    /// # Errors
+    /// See [`SendHalf::send_message`].
+    pub async fn send(&self, message: Message) -> Result<()> {
+        self.send.send_message(0, message).await
+    }
+
+    /// Sends a frame.
+    ///
+    /// # Errors
+    /// See [`SendHalf::send_frame`].
+    pub async fn send_frame(&self, frame: Frame) -> Result<()> {
+        self.send.send_frame(frame).await
+    }
+
+    /// Receives the next [`Message`].
+    ///
+    /// # Errors
+    /// See [`RecvHalf::recv`].
+    pub async fn recv(&mut self) -> Result<Message> {
+        self.recv.recv().await
+    }
+
+    /// Receives the next frame.
+    ///
+    /// # Errors
+    /// See [`RecvHalf::recv_frame`].
+    pub async fn recv_frame(&mut self) -> Result<Frame> {
+        self.recv.recv_frame().await
+    }
+
+    /// Sends BYE, flushes and closes the write side.
+    ///
+    /// # Errors
+    /// The connection's failure, if it had already failed.
+    pub async fn close(self) -> Result<()> {
+        self.send.close().await
+    }
+
+    /// Splits into a cloneable sending handle and the receiving half.
+    pub fn split(self) -> (SendHalf, RecvHalf) {
+        (self.send, self.recv)
+    }
+}
+
+/// The sending side: a cheap, cloneable handle onto the connection's writer
+/// task. Frames queued while the writer is busy are sent together, packed
+/// into as few records and system calls as possible.
+#[derive(Clone)]
+pub struct SendHalf {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    peer_max: usize,
+    info: Arc<ConnectionInfo>,
+}
+
+impl std::fmt::Debug for SendHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendHalf")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendHalf {
+    fn check_size(&self, len: usize) -> Result<()> {
+        if len > self.peer_max {
+            return Err(TransportError::MessageTooLarge {
+                len,
+                max: self.peer_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn closed(&self) -> TransportError {
+        self.shared.error()
+    }
+
+    /// Queues a [`Message`] as a DATA frame with `stream_id`; waits while the
+    /// write queue is full (backpressure).
+    ///
+    /// # Errors
+    /// [`TransportError::MessageTooLarge`] beyond the peer's limit; the
+    /// connection's error once it has failed or closed.
+    pub async fn send_message(&self, stream_id: u64, message: Message) -> Result<()> {
+        self.check_size(message.encoded_len()?)?;
+        self.tx
+            .send(Command::Message { stream_id, message })
+            .await
+            .map_err(|_| self.closed())
+    }
+
+    /// Queues a frame; waits while the write queue is full.
+    ///
+    /// # Errors
+    /// As [`SendHalf::send_message`].
+    pub async fn send_frame(&self, frame: Frame) -> Result<()> {
+        self.check_size(frame.payload.len())?;
+        self.tx
+            .send(Command::Frame(frame))
+            .await
+            .map_err(|_| self.closed())
+    }
+
+    /// Queues a frame without waiting.
+    ///
+    /// # Errors
+    /// [`TransportError::Backpressure`] when the queue is full, otherwise as
+    /// [`SendHalf::send_frame`].
+    pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
+        self.check_size(frame.payload.len())?;
+        self.tx
+            .try_send(Command::Frame(frame))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => TransportError::Backpressure,
+                mpsc::error::TrySendError::Closed(_) => self.closed(),
+            })
+    }
+
+    /// Sends BYE after everything queued before it, flushes, and shuts the
+    /// write side down.
+    ///
+    /// # Errors
+    /// The connection's error if it had failed.
+    pub async fn close(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Command::Close(ack))
+            .await
+            .map_err(|_| self.closed())?;
+        done.await.map_err(|_| self.closed())?
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// A [`Sink`] of frames over this handle.
+    pub fn sink(&self) -> impl Sink<Frame, Error = TransportError> + Send + 'static {
+        futures_util::sink::unfold(self.clone(), |half, frame: Frame| async move {
+            half.send_frame(frame).await?;
+            Ok::<_, TransportError>(half)
+        })
+    }
+}
+
+struct Partial {
+    kind: FrameKind,
+    stream_id: u64,
+    headers: Headers,
+    data: BytesMut,
+}
+
+/// The receiving side: reads, authenticates and decrypts records, answers
+/// PINGs, and reassembles continued messages.
+pub struct RecvHalf {
+    io: Box<dyn AsyncRead + Send + Sync + Unpin>,
+    buf: BytesMut,
+    decoder: PacketDecoder,
+    receiver: Receiver,
+    body: Bytes,
+    partial: Option<Partial>,
+    control: mpsc::WeakSender<Command>,
+    read_idle_timeout: Option<Duration>,
+    packet_timeout: Duration,
+    packet_started: Option<Instant>,
+    max_message: usize,
+    epoch: Instant,
+    failed: Option<TransportError>,
+    info: Arc<ConnectionInfo>,
+}
+
+impl std::fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecvHalf {
+    fn fail(&mut self, e: TransportError) -> TransportError {
+        match &e {
+            TransportError::ConnectionClosed { clean: true } => {
+                tracing::debug!("peer closed the connection");
+            }
+            other => tracing::warn!(error = %other, "connection failed"),
+        }
+        self.failed = Some(e.clone());
+        e
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// Receives the next [`Message`] (DATA frames), skipping PONG, ACK and
+    /// GOAWAY frames.
+    ///
+    /// # Errors
+    /// [`TransportError::Remote`] for an ERR frame (the connection goes on);
+    /// [`TransportError::Wire`] for a DATA payload that is not a `Message`
+    /// (goes on too); otherwise as [`RecvHalf::recv_frame`].
+    pub async fn recv(&mut self) -> Result<Message> {
+        loop {
+            let f = self.recv_frame().await?;
+            match f.kind {
+                FrameKind::Data => return Ok(Message::decode(&f.payload)?),
+                FrameKind::Err => {
+                    let (code, reason) = f.as_ref().error_parts()?;
+                    return Err(TransportError::Remote {
+                        code,
+                        reason: reason.unwrap_or("").to_owned(),
+                        stream_id: f.stream_id,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Receives the next frame: DATA (whole messages, continuation already
+    /// reassembled), ERR, ACK, GOAWAY and PONG. PINGs are answered here;
+    /// unknown extension frames are skipped.
+    ///
+    /// # Errors
+    /// [`TransportError::ConnectionClosed`] (`clean` after the peer's BYE),
+    /// timeouts, and authentication, format and limit errors. All of these end
+    /// the connection; later calls return the same error.
+    pub async fn recv_frame(&mut self) -> Result<Frame> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        loop {
+            match self.next_buffered() {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+            if let Err(e) = self.read_record().await {
+                return Err(self.fail(e));
+            }
+        }
+    }
+
+    /// The next complete frame from the current record, if any.
+    fn next_buffered(&mut self) -> Result<Option<Frame>> {
+        let limits = FrameLimits::with_max_payload(MAX_PLAINTEXT);
+        while !self.body.is_empty() {
+            let f = Frame::take(&mut self.body, &limits)?;
+            match f.kind {
+                FrameKind::Ping => {
+                    // A full queue means we are busy enough; the peer's next
+                    // ping will be answered.
+                    if let Some(tx) = self.control.upgrade() {
+                        let _ =
+                            tx.try_send(Command::Frame(Frame::new(FrameKind::Pong, 0, f.payload)));
+                    }
+                    continue;
+                }
+                FrameKind::Bye => return Err(TransportError::ConnectionClosed { clean: true }),
+                FrameKind::Handshake => {
+                    return Err(TransportError::Protocol(
+                        "handshake frame after the handshake",
+                    ))
+                }
+                FrameKind::Extension(code) => {
+                    tracing::trace!(code, "skipping unknown extension frame");
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(p) = &mut self.partial {
+                if p.stream_id != f.stream_id || p.kind != f.kind {
+                    return Err(TransportError::Protocol(
+                        "continuation frames of different messages interleaved",
+                    ));
+                }
+                if p.data.len() + f.payload.len() > self.max_message {
+                    return Err(TransportError::MessageTooLarge {
+                        len: p.data.len() + f.payload.len(),
+                        max: self.max_message,
+                    });
+                }
+                p.data.extend_from_slice(&f.payload);
+                if f.more {
+                    continue;
+                }
+                let Some(p) = self.partial.take() else {
+                    continue;
+                };
+                return Ok(Some(
+                    Frame::new(p.kind, p.stream_id, p.data.freeze()).with_headers(p.headers),
+                ));
+            }
+            if f.payload.len() > self.max_message {
+                return Err(TransportError::MessageTooLarge {
+                    len: f.payload.len(),
+                    max: self.max_message,
+                });
+            }
+            if f.more {
+                let mut data = BytesMut::with_capacity(2 * f.payload.len());
+                data.extend_from_slice(&f.payload);
+                self.partial = Some(Partial {
+                    kind: f.kind,
+                    stream_id: f.stream_id,
+                    headers: f.headers,
+                    data,
+                });
+                continue;
+            }
+            return Ok(Some(f));
+        }
+        Ok(None)
+    }
+
+    /// Reads, authenticates and decrypts the next record into `self.body`.
+    async fn read_record(&mut self) -> Result<()> {
+        let (flags, mut body) = loop {
+            if let Some(p) = self.decoder.decode_mut(&mut self.buf)? {
+                // Bytes after this packet are the start of the next one.
+                self.packet_started = (!self.buf.is_empty()).then(Instant::now);
+                break p;
+            }
+            let in_packet = !self.buf.is_empty() || !self.decoder.is_idle();
+            let deadline = if in_packet {
+                let started = *self.packet_started.get_or_insert_with(Instant::now);
+                Some((
+                    started + self.packet_timeout,
+                    TimeoutKind::Packet,
+                    self.packet_timeout,
+                ))
+            } else {
+                self.read_idle_timeout
+                    .map(|t| (Instant::now() + t, TimeoutKind::ReadIdle, t))
+            };
+            self.buf.reserve(
+                self.decoder
+                    .bytes_needed(self.buf.len())
+                    .clamp(4096, READ_CHUNK),
+            );
+            let read = self.io.read_buf(&mut self.buf);
+            let n = match deadline {
+                Some((at, kind, after)) => tokio::time::timeout_at(at, read)
+                    .await
+                    .map_err(|_| TransportError::Timeout { kind, after })??,
+                None => read.await?,
+            };
+            if n == 0 {
+                return Err(TransportError::ConnectionClosed { clean: false });
+            }
+            if !in_packet {
+                self.packet_started = Some(Instant::now());
+            }
+        };
+        if !flags.encrypted() {
+            return Err(TransportError::Protocol(
+                "plaintext packet after the handshake",
+            ));
+        }
+        let header = Header::for_body(flags, body.len())?.to_bytes();
+        let len = self.receiver.open(
+            self.epoch.elapsed(),
+            0,
+            flags.key_phase(),
+            &header,
+            &mut body,
+        )?;
+        body.truncate(len);
+        self.body = match flags.compression() {
+            Compression::None => body.freeze(),
+            codec => {
+                let mut plain = Vec::new();
+                decompress(codec, &body, MAX_PLAINTEXT, &mut plain)?;
+                Bytes::from(plain)
+            }
+        };
+        Ok(())
+    }
+
+    /// A [`Stream`] of frames; it ends after the peer's BYE and yields any
+    /// other error once before ending.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Frame>> + Send + 'static {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut half = state?;
+            match half.recv_frame().await {
+                Ok(f) => Some((Ok(f), Some(half))),
+                Err(TransportError::ConnectionClosed { clean: true }) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}

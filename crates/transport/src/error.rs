@@ -1,0 +1,125 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+use netproto_crypto::CryptoError;
+use netproto_wire::{ErrorCode, WireError};
+
+/// Which timeout fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// The handshake did not finish in time (includes peers that send nothing
+    /// or trickle bytes).
+    Handshake,
+    /// Nothing arrived for the read idle timeout.
+    ReadIdle,
+    /// A packet that had started did not complete in time (slow sender).
+    Packet,
+    /// A write did not complete in time (peer not reading).
+    Write,
+    /// Connecting did not complete in time.
+    Connect,
+}
+
+/// Everything that can go wrong with a connection.
+///
+/// `Clone`, so one failure can be reported to every handle of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An endpoint string does not parse.
+    #[error("bad endpoint {input:?}: {reason}")]
+    BadEndpoint {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The operating system refused an I/O operation.
+    #[error("I/O error ({kind:?}): {message}")]
+    Io {
+        /// The error kind.
+        kind: std::io::ErrorKind,
+        /// The OS message.
+        message: String,
+    },
+    /// The peer sent bytes that are not valid netproto.
+    #[error("wire format: {0}")]
+    Wire(#[from] WireError),
+    /// The handshake or a record failed cryptographically (including a peer
+    /// key the verifier refused).
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// A timeout fired.
+    #[error("{kind:?} timeout after {after:?}")]
+    Timeout {
+        /// Which one.
+        kind: TimeoutKind,
+        /// The configured limit.
+        after: Duration,
+    },
+    /// The connection is closed. `clean` is true only after the peer's BYE
+    /// (or our own close); an EOF without BYE, or inside a packet, is unclean.
+    #[error("connection closed ({})", if *clean { "clean" } else { "unclean" })]
+    ConnectionClosed {
+        /// Whether the peer said goodbye first.
+        clean: bool,
+    },
+    /// The write queue is full (`try_send`), because the peer reads slower than
+    /// we send.
+    #[error("write queue full: the peer is not keeping up")]
+    Backpressure,
+    /// A message exceeds what the receiving side accepts.
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    MessageTooLarge {
+        /// Message length.
+        len: usize,
+        /// The limit (ours when receiving, the peer's when sending).
+        max: usize,
+    },
+    /// The peer broke the protocol's rules (for example plaintext after the
+    /// handshake, or interleaved continuation frames).
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// The peer answered a request with an ERR frame.
+    #[error("peer error {code:?}: {reason}")]
+    Remote {
+        /// The error code.
+        code: ErrorCode,
+        /// The peer's reason text.
+        reason: String,
+        /// The request it answers.
+        stream_id: u64,
+    },
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Self::ConnectionClosed { clean: false },
+            kind => Self::Io {
+                kind,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl TransportError {
+    /// True for errors that end the connection (everything except
+    /// [`TransportError::Backpressure`], [`TransportError::Remote`] and
+    /// a refused oversize send).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Backpressure
+                | Self::Remote { .. }
+                | Self::MessageTooLarge { .. }
+                | Self::BadEndpoint { .. }
+        )
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = TransportError> = std::result::Result<T, E>;

@@ -1,0 +1,373 @@
+//! Byte-stream transports: the [`Transport`]/[`Listener`] traits and their TCP
+//! and Unix-socket implementations.
+//!
+//! On platforms without Unix sockets (Windows), `unix://` endpoints fall back
+//! to TCP on 127.0.0.1: the listener binds an OS-chosen port and writes it to
+//! the endpoint's path, and connecting reads the port from that file. The API
+//! is the same; the fallback is compiled only there.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::endpoint::{Endpoint, PeerAddr};
+use crate::error::{Result, TransportError};
+
+/// Socket options for TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// Disable Nagle's algorithm (default on: netproto batches writes itself).
+    pub nodelay: bool,
+    /// `SO_SNDBUF`, if set.
+    pub send_buffer: Option<u32>,
+    /// `SO_RCVBUF`, if set.
+    pub recv_buffer: Option<u32>,
+    /// Listen backlog (default 1024).
+    pub backlog: u32,
+    /// Mode of a Unix socket file (default 0o600: owner only).
+    pub unix_mode: u32,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            send_buffer: None,
+            recv_buffer: None,
+            backlog: 1024,
+            unix_mode: 0o600,
+        }
+    }
+}
+
+/// Opens byte streams to endpoints.
+pub trait Transport {
+    /// The stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Connects to `endpoint`.
+    fn connect(&self, endpoint: &Endpoint) -> impl Future<Output = Result<Self::Stream>> + Send;
+}
+
+/// Accepts byte streams.
+pub trait Listener {
+    /// The stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = Result<(Self::Stream, PeerAddr)>> + Send;
+    /// Where it listens (with the real port if 0 was asked for).
+    fn local_endpoint(&self) -> &Endpoint;
+}
+
+/// A stream of any built-in transport.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix domain socket.
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+impl AsyncRead for AnyStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AnyStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(s) => s.is_write_vectored(),
+            #[cfg(unix)]
+            Self::Unix(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Connects to TCP and Unix-socket endpoints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultTransport {
+    /// Socket options applied to every connection.
+    pub options: SocketOptions,
+}
+
+fn tcp_socket_for(addr: &std::net::SocketAddr, opts: &SocketOptions) -> Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(n) = opts.send_buffer {
+        socket.set_send_buffer_size(n)?;
+    }
+    if let Some(n) = opts.recv_buffer {
+        socket.set_recv_buffer_size(n)?;
+    }
+    Ok(socket)
+}
+
+async fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>> {
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port)).await?.collect();
+    if addrs.is_empty() {
+        return Err(TransportError::Io {
+            kind: std::io::ErrorKind::NotFound,
+            message: format!("{host} resolves to no address"),
+        });
+    }
+    Ok(addrs)
+}
+
+impl Transport for DefaultTransport {
+    type Stream = AnyStream;
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<AnyStream> {
+        match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let mut last = None;
+                for addr in resolve(host, *port).await? {
+                    let socket = tcp_socket_for(&addr, &self.options)?;
+                    match socket.connect(addr).await {
+                        Ok(stream) => {
+                            stream.set_nodelay(self.options.nodelay)?;
+                            return Ok(AnyStream::Tcp(stream));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.map_or(
+                    TransportError::ConnectionClosed { clean: false },
+                    Into::into,
+                ))
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Ok(AnyStream::Unix(
+                tokio::net::UnixStream::connect(path).await?,
+            )),
+            #[cfg(not(unix))]
+            Endpoint::Unix(path) => {
+                let port = fallback::read_port(path)?;
+                let stream = TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).await?;
+                stream.set_nodelay(self.options.nodelay)?;
+                Ok(AnyStream::Tcp(stream))
+            }
+        }
+    }
+}
+
+/// A listener for either transport.
+#[derive(Debug)]
+pub struct AnyListener {
+    inner: ListenerInner,
+    endpoint: Endpoint,
+    options: SocketOptions,
+}
+
+#[derive(Debug)]
+enum ListenerInner {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix {
+        listener: tokio::net::UnixListener,
+        path: PathBuf,
+    },
+}
+
+impl AnyListener {
+    /// Binds `endpoint`.
+    ///
+    /// For Unix sockets, an existing socket file is removed only if nothing
+    /// answers on it (a stale file from a crashed process); if a server is
+    /// listening, binding fails with `AddrInUse`. The file gets
+    /// `options.unix_mode` (0600 by default) and is removed when the listener
+    /// is dropped.
+    ///
+    /// # Errors
+    /// [`TransportError::Io`] from the OS.
+    pub async fn bind(endpoint: &Endpoint, options: SocketOptions) -> Result<Self> {
+        match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let addr = *resolve(host, *port)
+                    .await?
+                    .first()
+                    .ok_or(TransportError::ConnectionClosed { clean: false })?;
+                let socket = tcp_socket_for(&addr, &options)?;
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)?;
+                let listener = socket.listen(options.backlog)?;
+                let local = listener.local_addr()?;
+                Ok(Self {
+                    inner: ListenerInner::Tcp(listener),
+                    endpoint: Endpoint::Tcp {
+                        host: local.ip().to_string(),
+                        port: local.port(),
+                    },
+                    options,
+                })
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => {
+                remove_stale_socket(path).await?;
+                let listener = tokio::net::UnixListener::bind(path)?;
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        path,
+                        std::fs::Permissions::from_mode(options.unix_mode),
+                    )?;
+                }
+                Ok(Self {
+                    inner: ListenerInner::Unix {
+                        listener,
+                        path: path.clone(),
+                    },
+                    endpoint: endpoint.clone(),
+                    options,
+                })
+            }
+            #[cfg(not(unix))]
+            Endpoint::Unix(path) => {
+                let listener =
+                    tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+                fallback::write_port(path, listener.local_addr()?.port())?;
+                Ok(Self {
+                    inner: ListenerInner::Tcp(listener),
+                    endpoint: endpoint.clone(),
+                    options,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn remove_stale_socket(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(TransportError::Io {
+            kind: std::io::ErrorKind::AlreadyExists,
+            message: format!(
+                "{} exists and is not a socket; refusing to remove it",
+                path.display()
+            ),
+        });
+    }
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(_) => Err(TransportError::Io {
+            kind: std::io::ErrorKind::AddrInUse,
+            message: format!("a server is already listening on {}", path.display()),
+        }),
+        Err(_) => {
+            tracing::info!(path = %path.display(), "removing stale socket file");
+            std::fs::remove_file(path)?;
+            Ok(())
+        }
+    }
+}
+
+impl Drop for AnyListener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let ListenerInner::Unix { path, .. } = &self.inner {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Listener for AnyListener {
+    type Stream = AnyStream;
+
+    async fn accept(&mut self) -> Result<(AnyStream, PeerAddr)> {
+        match &self.inner {
+            ListenerInner::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                s.set_nodelay(self.options.nodelay)?;
+                Ok((AnyStream::Tcp(s), PeerAddr::Tcp(addr)))
+            }
+            #[cfg(unix)]
+            ListenerInner::Unix { listener, .. } => {
+                let (s, addr) = listener.accept().await?;
+                Ok((
+                    AnyStream::Unix(s),
+                    PeerAddr::Unix(addr.as_pathname().map(Path::to_path_buf)),
+                ))
+            }
+        }
+    }
+
+    fn local_endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+#[cfg(not(unix))]
+mod fallback {
+    use std::path::Path;
+
+    use crate::error::{Result, TransportError};
+
+    pub(super) fn write_port(path: &Path, port: u16) -> Result<()> {
+        std::fs::write(path, port.to_string())?;
+        Ok(())
+    }
+
+    pub(super) fn read_port(path: &Path) -> Result<u16> {
+        let text = std::fs::read_to_string(path)?;
+        text.trim().parse().map_err(|_| TransportError::Io {
+            kind: std::io::ErrorKind::InvalidData,
+            message: format!("{} does not hold a port number", path.display()),
+        })
+    }
+}
