@@ -1,0 +1,198 @@
+//! Helpers shared by the end-to-end tests: keys, configs, an echo server that
+//! reports how each connection ended, and a man-in-the-middle proxy.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, PeerVerifier, Pinned};
+use netproto_transport::{
+    AnyListener, Connection, ConnectionConfig, DefaultTransport, Endpoint, Listener, SocketOptions, Transport,
+    TransportError,
+};
+use netproto_wire::{PacketDecoder, HEADER_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+pub fn key() -> Keypair {
+    Keypair::generate(&mut rand::rngs::OsRng)
+}
+
+pub fn config(key: Keypair, verifier: Arc<dyn PeerVerifier>) -> ConnectionConfig {
+    let mut cfg = ConnectionConfig::new(HandshakeConfig::new(Some(key), verifier));
+    cfg.handshake_timeout = Duration::from_secs(5);
+    cfg
+}
+
+/// A unique temporary Unix socket path.
+pub fn socket_path(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("np-{name}-{}-{id}.sock", std::process::id()))
+}
+
+pub struct EchoServer {
+    pub endpoint: Endpoint,
+    pub server_key: netproto_crypto::PublicKey,
+    /// How each connection ended: Ok(frames echoed) or the error.
+    pub outcomes: mpsc::UnboundedReceiver<Result<usize, TransportError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Accepts connections on `endpoint` and echoes every frame back.
+pub async fn echo_server(endpoint: &str, tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static) -> EchoServer {
+    echo_server_with(endpoint, Arc::new(AnyPeer), tune).await
+}
+
+pub async fn echo_server_with(
+    endpoint: &str,
+    verifier: Arc<dyn PeerVerifier>,
+    tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static,
+) -> EchoServer {
+    let server_key = key();
+    let public = *server_key.public();
+    let mut listener = AnyListener::bind(&endpoint.parse().unwrap(), SocketOptions::default()).await.unwrap();
+    let endpoint = listener.local_endpoint().clone();
+    let (tx, outcomes) = mpsc::unbounded_channel();
+    let tune = Arc::new(tune);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let mut cfg = config(server_key.clone(), verifier.clone());
+            tune(&mut cfg);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let conn = Connection::server(stream, cfg).await?;
+                    let (send, mut recv) = conn.split();
+                    let mut n = 0usize;
+                    loop {
+                        match recv.recv_frame().await {
+                            Ok(f) => {
+                                send.send_frame(f).await?;
+                                n += 1;
+                            }
+                            Err(TransportError::ConnectionClosed { clean: true }) => {
+                                let _ = send.close().await;
+                                return Ok(n);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                .await;
+                let _ = tx.send(result);
+            });
+        }
+    });
+    EchoServer {
+        endpoint,
+        server_key: public,
+        outcomes,
+        task,
+    }
+}
+
+pub async fn client(endpoint: &Endpoint, server: netproto_crypto::PublicKey) -> Result<Connection, TransportError> {
+    client_with(endpoint, server, |_| {}).await
+}
+
+pub async fn client_with(
+    endpoint: &Endpoint,
+    server: netproto_crypto::PublicKey,
+    tune: impl FnOnce(&mut ConnectionConfig),
+) -> Result<Connection, TransportError> {
+    let stream = DefaultTransport::default().connect(endpoint).await?;
+    let mut cfg = config(key(), Arc::new(Pinned(server)));
+    tune(&mut cfg);
+    Connection::client(stream, cfg).await
+}
+
+/// Waits (bounded) for the next connection outcome of a server.
+pub async fn next_outcome(server: &mut EchoServer) -> Result<usize, TransportError> {
+    tokio::time::timeout(Duration::from_secs(10), server.outcomes.recv())
+        .await
+        .expect("server reported in time")
+        .expect("server alive")
+}
+
+/// What the proxy does to the client→server packet with the given index
+/// (0 is the handshake initiation).
+#[derive(Debug, Clone, Copy)]
+pub enum Mischief {
+    FlipBit(usize),
+    Replay(usize),
+    TruncateAndClose(usize),
+    Trickle(usize, Duration),
+}
+
+/// A TCP proxy in front of `target` that forwards everything, except that it
+/// applies `mischief` to one client→server packet. Returns its endpoint.
+pub async fn proxy(target: &Endpoint, mischief: Mischief) -> Endpoint {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let Endpoint::Tcp { host, port } = target.clone() else { panic!("tcp only") };
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect((host.as_str(), port)).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut decoder = PacketDecoder::new(1 << 20);
+        let mut buf = BytesMut::new();
+        let mut index = 0usize;
+        loop {
+            let mut chunk = [0u8; 65536];
+            let Ok(n) = cr.read(&mut chunk).await else { return };
+            if n == 0 {
+                let _ = sw.shutdown().await;
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Ok(Some(p)) = decoder.decode(&mut buf) {
+                let mut raw = Vec::new();
+                netproto_wire::encode_packet(p.flags, &p.body, &mut raw).unwrap();
+                match mischief {
+                    Mischief::FlipBit(i) if i == index => {
+                        let last = raw.len() - 1;
+                        raw[last.max(HEADER_LEN)] ^= 0x01;
+                        sw.write_all(&raw).await.unwrap();
+                    }
+                    Mischief::Replay(i) if i == index => {
+                        sw.write_all(&raw).await.unwrap();
+                        sw.write_all(&raw).await.unwrap();
+                    }
+                    Mischief::TruncateAndClose(i) if i == index => {
+                        sw.write_all(&raw[..raw.len() / 2]).await.unwrap();
+                        let _ = sw.shutdown().await;
+                        return;
+                    }
+                    Mischief::Trickle(i, gap) if i == index => {
+                        for b in raw {
+                            if sw.write_all(&[b]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(gap).await;
+                        }
+                    }
+                    _ => sw.write_all(&raw).await.unwrap(),
+                }
+                index += 1;
+            }
+        }
+    });
+    Endpoint::Tcp {
+        host: "127.0.0.1".into(),
+        port: addr.port(),
+    }
+}
