@@ -14,17 +14,22 @@ const MESSAGES: usize = 10_000;
 /// Deterministic message `i` of a run: mostly small, every size class up to
 /// exactly 1 MiB, compressible or not depending on `i`.
 fn message(seed: u64, i: usize) -> Bytes {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let len = match i {
         0 => 0,
         1 => 1 << 20,
-        _ if i % 500 == 0 => rng.gen_range(64 * 1024..=1 << 20),
-        _ if i % 50 == 0 => rng.gen_range(4096..70_000),
+        _ if i.is_multiple_of(500) => rng.gen_range(64 * 1024..=1 << 20),
+        _ if i.is_multiple_of(50) => rng.gen_range(4096..70_000),
         _ => rng.gen_range(0..600),
     };
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         // Text-like, compressible.
-        Bytes::from((0..len).map(|k| b"netproto message "[(k + i) % 17]).collect::<Vec<u8>>())
+        Bytes::from(
+            (0..len)
+                .map(|k| b"netproto message "[(k + i) % 17])
+                .collect::<Vec<u8>>(),
+        )
     } else {
         let mut v = vec![0u8; len];
         rng.fill(&mut v[..]);
@@ -51,7 +56,12 @@ async fn exchange(endpoint: &str, codec: Compression) {
         for i in 0..MESSAGES {
             let mut f = Frame::data(i as u64, message(seed, i));
             if i % 1000 == 7 {
-                f = f.with_headers(Headers::builder().insert("i", i.to_string()).unwrap().build());
+                f = f.with_headers(
+                    Headers::builder()
+                        .insert("i", i.to_string())
+                        .unwrap()
+                        .build(),
+                );
             }
             send.send_frame(f).await.unwrap();
         }
@@ -72,7 +82,10 @@ async fn exchange(endpoint: &str, codec: Compression) {
     assert!(bytes > 10 << 20, "exercised {bytes} bytes");
     let send = sender.await.unwrap();
     send.close().await.unwrap();
-    assert_eq!(recv.recv_frame().await.unwrap_err(), TransportError::ConnectionClosed { clean: true });
+    assert_eq!(
+        recv.recv_frame().await.unwrap_err(),
+        TransportError::ConnectionClosed { clean: true }
+    );
     assert_eq!(common::next_outcome(&mut server).await, Ok(MESSAGES));
 }
 
@@ -90,7 +103,15 @@ async fn tcp_lz4() {
 async fn tcp_ipv6_zstd() {
     // Where the machine has no IPv6 loopback, fall back to IPv4 but keep the codec.
     let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
-    exchange(if v6 { "tcp://[::1]:0" } else { "tcp://127.0.0.1:0" }, Compression::Zstd).await;
+    exchange(
+        if v6 {
+            "tcp://[::1]:0"
+        } else {
+            "tcp://127.0.0.1:0"
+        },
+        Compression::Zstd,
+    )
+    .await;
 }
 
 #[cfg(unix)]

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::config::ConnectionConfig;
 use crate::error::{Result, TimeoutKind, TransportError};
-use crate::handshake::{self, HANDSHAKE_MAX_BODY, READ_CHUNK};
+use crate::handshake::{self, HANDSHAKE_MAX_BODY};
 use crate::writer::{Command, Shared, Writer};
 
 /// What the handshake established about a connection.
@@ -532,11 +532,8 @@ impl RecvHalf {
                 self.read_idle_timeout
                     .map(|t| (Instant::now() + t, TimeoutKind::ReadIdle, t))
             };
-            self.buf.reserve(
-                self.decoder
-                    .bytes_needed(self.buf.len())
-                    .clamp(4096, READ_CHUNK),
-            );
+            let needed = self.decoder.bytes_needed(self.buf.len());
+            handshake::make_read_room(&mut self.buf, needed);
             let read = self.io.read_buf(&mut self.buf);
             let n = match deadline {
                 Some((at, kind, after)) => tokio::time::timeout_at(at, read)

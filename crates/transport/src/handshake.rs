@@ -13,9 +13,25 @@ use crate::error::{Result, TransportError};
 
 /// A handshake packet holds one frame: 2 fixed bytes, a 1-byte stream id,
 /// up to 3 length bytes and the Noise message.
+#[allow(clippy::cast_possible_truncation)] // 65543 fits a u32
 pub(crate) const HANDSHAKE_MAX_BODY: u32 = (MAX_MESSAGE_LEN + 8) as u32;
-/// Most bytes asked of the socket per read.
-pub(crate) const READ_CHUNK: usize = 64 * 1024 + 16;
+/// Most bytes reserved for one read.
+const READ_CHUNK: usize = 64 * 1024 + 16;
+/// Grow the receive buffer by at least this much at a time, so that many
+/// small records share one allocation.
+const GROW_BY: usize = 16 * 1024;
+/// Do not read into less spare room than this.
+const MIN_READ: usize = 512;
+
+/// Makes room for the next read without reallocating while the buffer still
+/// has room: `BytesMut::reserve` reallocates whenever earlier records that
+/// share the allocation are still alive, so it is called only when needed.
+pub(crate) fn make_read_room(buf: &mut BytesMut, needed: usize) {
+    let needed = needed.clamp(1, READ_CHUNK);
+    if buf.capacity() - buf.len() < needed.max(MIN_READ) {
+        buf.reserve(needed.max(GROW_BY));
+    }
+}
 
 fn unix_now() -> Duration {
     SystemTime::now()
@@ -33,7 +49,8 @@ pub(crate) async fn read_packet<R: AsyncRead + Unpin + ?Sized>(
         if let Some(p) = decoder.decode_mut(buf)? {
             return Ok(p);
         }
-        buf.reserve(decoder.bytes_needed(buf.len()).clamp(4096, READ_CHUNK));
+        let needed = decoder.bytes_needed(buf.len());
+        make_read_room(buf, needed);
         if rd.read_buf(buf).await? == 0 {
             return Err(TransportError::ConnectionClosed { clean: false });
         }

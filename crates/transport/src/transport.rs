@@ -304,17 +304,15 @@ async fn remove_stale_socket(path: &Path) -> Result<()> {
             ),
         });
     }
-    match tokio::net::UnixStream::connect(path).await {
-        Ok(_) => Err(TransportError::Io {
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(TransportError::Io {
             kind: std::io::ErrorKind::AddrInUse,
             message: format!("a server is already listening on {}", path.display()),
-        }),
-        Err(_) => {
-            tracing::info!(path = %path.display(), "removing stale socket file");
-            std::fs::remove_file(path)?;
-            Ok(())
-        }
+        });
     }
+    tracing::info!(path = %path.display(), "removing stale socket file");
+    std::fs::remove_file(path)?;
+    Ok(())
 }
 
 impl Drop for AnyListener {

@@ -1,6 +1,13 @@
 //! Helpers shared by the end-to-end tests: keys, configs, an echo server that
 //! reports how each connection ended, and a man-in-the-middle proxy.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +15,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, PeerVerifier, Pinned};
 use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, DefaultTransport, Endpoint, Listener, SocketOptions, Transport,
-    TransportError,
+    AnyListener, Connection, ConnectionConfig, DefaultTransport, Endpoint, Listener, SocketOptions,
+    Transport, TransportError,
 };
 use netproto_wire::{PacketDecoder, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,7 +55,10 @@ impl Drop for EchoServer {
 }
 
 /// Accepts connections on `endpoint` and echoes every frame back.
-pub async fn echo_server(endpoint: &str, tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static) -> EchoServer {
+pub async fn echo_server(
+    endpoint: &str,
+    tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static,
+) -> EchoServer {
     echo_server_with(endpoint, Arc::new(AnyPeer), tune).await
 }
 
@@ -59,13 +69,17 @@ pub async fn echo_server_with(
 ) -> EchoServer {
     let server_key = key();
     let public = *server_key.public();
-    let mut listener = AnyListener::bind(&endpoint.parse().unwrap(), SocketOptions::default()).await.unwrap();
+    let mut listener = AnyListener::bind(&endpoint.parse().unwrap(), SocketOptions::default())
+        .await
+        .unwrap();
     let endpoint = listener.local_endpoint().clone();
     let (tx, outcomes) = mpsc::unbounded_channel();
     let tune = Arc::new(tune);
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let mut cfg = config(server_key.clone(), verifier.clone());
             tune(&mut cfg);
             let tx = tx.clone();
@@ -101,7 +115,10 @@ pub async fn echo_server_with(
     }
 }
 
-pub async fn client(endpoint: &Endpoint, server: netproto_crypto::PublicKey) -> Result<Connection, TransportError> {
+pub async fn client(
+    endpoint: &Endpoint,
+    server: netproto_crypto::PublicKey,
+) -> Result<Connection, TransportError> {
     client_with(endpoint, server, |_| {}).await
 }
 
@@ -139,7 +156,9 @@ pub enum Mischief {
 pub async fn proxy(target: &Endpoint, mischief: Mischief) -> Endpoint {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let Endpoint::Tcp { host, port } = target.clone() else { panic!("tcp only") };
+    let Endpoint::Tcp { host, port } = target.clone() else {
+        panic!("tcp only")
+    };
     tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
         let server = TcpStream::connect((host.as_str(), port)).await.unwrap();
@@ -151,9 +170,11 @@ pub async fn proxy(target: &Endpoint, mischief: Mischief) -> Endpoint {
         let mut decoder = PacketDecoder::new(1 << 20);
         let mut buf = BytesMut::new();
         let mut index = 0usize;
+        let mut chunk = vec![0u8; 65536];
         loop {
-            let mut chunk = [0u8; 65536];
-            let Ok(n) = cr.read(&mut chunk).await else { return };
+            let Ok(n) = cr.read(&mut chunk).await else {
+                return;
+            };
             if n == 0 {
                 let _ = sw.shutdown().await;
                 return;
