@@ -6,15 +6,20 @@ use std::time::Duration;
 use netproto_crypto::{HandshakeConfig, RekeyPolicy, TimestampGuard};
 use netproto_wire::CompressionPolicy;
 
+use crate::endpoint::Endpoint;
+
 /// Settings of one connection. Defaults are in parentheses.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionConfig {
-    /// Pattern, keys, verifier, offered capabilities. Its transport label is
-    /// replaced by the stream's when connecting through [`crate::connect`].
+    /// Pattern, keys, verifier, offered capabilities, and the transport label
+    /// bound into the prologue ([`crate::connect`] and
+    /// [`ConnectionConfig::for_endpoint`] set it from the endpoint).
     pub handshake: HandshakeConfig,
     /// Shared by all connections of an IK server (the replay guard).
     pub timestamp_guard: Option<Arc<Mutex<TimestampGuard>>>,
+    /// Connecting must succeed within this (10 s).
+    pub connect_timeout: Duration,
     /// The whole handshake must finish within this (10 s).
     pub handshake_timeout: Duration,
     /// Close when nothing arrives for this long (`None`: never) (120 s).
@@ -41,6 +46,7 @@ impl ConnectionConfig {
         Self {
             handshake,
             timestamp_guard: None,
+            connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             read_idle_timeout: Some(Duration::from_secs(120)),
             packet_timeout: Duration::from_secs(10),
@@ -50,5 +56,13 @@ impl ConnectionConfig {
             compression: CompressionPolicy::default(),
             rekey: RekeyPolicy::default(),
         }
+    }
+
+    /// Binds the handshake to `endpoint`'s transport (`"tcp"` or `"uds"`);
+    /// both sides must agree or the handshake fails.
+    #[must_use]
+    pub fn for_endpoint(mut self, endpoint: &Endpoint) -> Self {
+        self.handshake.transport = endpoint.transport_label().into();
+        self
     }
 }

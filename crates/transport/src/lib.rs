@@ -19,7 +19,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
-//! use netproto_transport::{AnyListener, Connection, ConnectionConfig, DefaultTransport, Listener, SocketOptions, Transport};
+//! use netproto_transport::{AnyListener, Connection, ConnectionConfig, Listener, SocketOptions};
 //! use netproto_wire::Message;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -32,17 +32,17 @@
 //! let endpoint = listener.local_endpoint().clone();
 //! let server = tokio::spawn(async move {
 //!     let (stream, _peer) = listener.accept().await?;
-//!     let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
+//!     let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)))
+//!         .for_endpoint(listener.local_endpoint());
 //!     let mut conn = Connection::server(stream, cfg).await?;
 //!     let msg = conn.recv().await?;
 //!     conn.send(msg).await?; // echo
 //!     conn.close().await
 //! });
 //!
-//! let stream = DefaultTransport::default().connect(&endpoint).await?;
 //! let client_key = Keypair::generate(&mut rng);
 //! let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(client_key), Arc::new(Pinned(server_pub))));
-//! let mut conn = Connection::client(stream, cfg).await?;
+//! let mut conn = netproto_transport::connect(&endpoint, cfg).await?;
 //! conn.send(Message::Echo("hello".into())).await?;
 //! assert_eq!(conn.recv().await?, Message::Echo("hello".into()));
 //! server.await.expect("server task")?;
@@ -63,3 +63,27 @@ pub use connection::{Connection, ConnectionInfo, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
 pub use error::{Result, TimeoutKind, TransportError};
 pub use transport::{AnyListener, AnyStream, DefaultTransport, Listener, SocketOptions, Transport};
+
+/// Connects to `endpoint` with [`DefaultTransport`] and runs the client
+/// handshake: binds the handshake to the endpoint's transport and, unless set,
+/// uses the endpoint as the host name for trust-on-first-use verifiers.
+///
+/// # Errors
+/// [`TransportError::Timeout`] with [`TimeoutKind::Connect`] after
+/// `connect_timeout`; otherwise as [`Connection::client`].
+pub async fn connect(endpoint: &Endpoint, cfg: ConnectionConfig) -> Result<Connection> {
+    let mut cfg = cfg.for_endpoint(endpoint);
+    if cfg.handshake.host.is_none() {
+        cfg.handshake.host = Some(endpoint.to_string());
+    }
+    let stream = tokio::time::timeout(
+        cfg.connect_timeout,
+        DefaultTransport::default().connect(endpoint),
+    )
+    .await
+    .map_err(|_| TransportError::Timeout {
+        kind: TimeoutKind::Connect,
+        after: cfg.connect_timeout,
+    })??;
+    Connection::client(stream, cfg).await
+}

@@ -15,8 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, PeerVerifier, Pinned};
 use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, DefaultTransport, Endpoint, Listener, SocketOptions,
-    Transport, TransportError,
+    AnyListener, Connection, ConnectionConfig, Endpoint, Listener, SocketOptions, TransportError,
 };
 use netproto_wire::{PacketDecoder, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -80,7 +79,8 @@ pub async fn echo_server_with(
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let mut cfg = config(server_key.clone(), verifier.clone());
+            let mut cfg = config(server_key.clone(), verifier.clone())
+                .for_endpoint(listener.local_endpoint());
             tune(&mut cfg);
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -127,10 +127,9 @@ pub async fn client_with(
     server: netproto_crypto::PublicKey,
     tune: impl FnOnce(&mut ConnectionConfig),
 ) -> Result<Connection, TransportError> {
-    let stream = DefaultTransport::default().connect(endpoint).await?;
     let mut cfg = config(key(), Arc::new(Pinned(server)));
     tune(&mut cfg);
-    Connection::client(stream, cfg).await
+    netproto_transport::connect(endpoint, cfg).await
 }
 
 /// Waits (bounded) for the next connection outcome of a server.

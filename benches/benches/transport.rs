@@ -1,0 +1,185 @@
+//! netproto secure connections over loopback TCP next to raw tokio TCP with
+//! `LengthDelimitedCodec` (the floor), measured in the same run:
+//! 64 B echo round trips and 64 KiB one-way bulk transfer.
+//!
+//! Run with `cargo xtask bench` (or `cargo bench -p netproto-benches --bench transport`).
+
+// Benchmark inputs are built here, not received: a failure is a bug to see at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::{SinkExt, StreamExt};
+use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
+use netproto_transport::{
+    AnyListener, Connection, ConnectionConfig, DefaultTransport, Listener, RecvHalf, SendHalf,
+    SocketOptions, Transport,
+};
+use netproto_wire::{Frame, FrameKind};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A netproto echo server (mode "echo") or sink that acknowledges every
+/// `ack_every` frames with one small frame (mode "bulk").
+async fn netproto_pair(bulk_ack_every: Option<u64>) -> (SendHalf, RecvHalf) {
+    let server_key = Keypair::generate(&mut rand::rngs::OsRng);
+    let server_pub = *server_key.public();
+    let mut listener = AnyListener::bind(
+        &"tcp://127.0.0.1:0".parse().unwrap(),
+        SocketOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ep = listener.local_endpoint().clone();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
+        let (send, mut recv) = Connection::server(stream, cfg).await.unwrap().split();
+        let mut n = 0u64;
+        while let Ok(f) = recv.recv_frame().await {
+            match bulk_ack_every {
+                None => send.send_frame(f).await.unwrap(),
+                Some(k) => {
+                    n += 1;
+                    if n.is_multiple_of(k) {
+                        send.send_frame(Frame::new(FrameKind::Ack, n, Bytes::new()))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let stream = DefaultTransport::default().connect(&ep).await.unwrap();
+    let cfg = ConnectionConfig::new(HandshakeConfig::new(
+        Some(Keypair::generate(&mut rand::rngs::OsRng)),
+        Arc::new(Pinned(server_pub)),
+    ));
+    Connection::client(stream, cfg).await.unwrap().split()
+}
+
+async fn raw_pair(bulk_ack_every: Option<u64>) -> Framed<TcpStream, LengthDelimitedCodec> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut framed = Framed::new(s, LengthDelimitedCodec::new());
+        let mut n = 0u64;
+        while let Some(Ok(msg)) = framed.next().await {
+            match bulk_ack_every {
+                None => framed.send(msg.freeze()).await.unwrap(),
+                Some(k) => {
+                    n += 1;
+                    if n.is_multiple_of(k) {
+                        framed.send(Bytes::from_static(b"ack")).await.unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    Framed::new(s, LengthDelimitedCodec::new())
+}
+
+fn round_trips(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("tcp_rtt_64B");
+    let payload = Bytes::from_static(&[0x42; 64]);
+
+    let mut raw = rt.block_on(raw_pair(None));
+    g.bench_function("raw_tokio_length_delimited", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    raw.send(payload.clone()).await.unwrap();
+                    raw.next().await.unwrap().unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
+
+    let (send, mut recv) = rt.block_on(netproto_pair(None));
+    g.bench_function("netproto", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    send.send_frame(Frame::data(i, payload.clone()))
+                        .await
+                        .unwrap();
+                    recv.recv_frame().await.unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
+    g.finish();
+}
+
+const BULK: usize = 64 * 1024;
+const ACK_EVERY: u64 = 64;
+
+fn bulk(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("tcp_bulk_64KiB");
+    g.throughput(Throughput::Bytes((BULK as u64) * ACK_EVERY));
+    g.measurement_time(Duration::from_secs(5));
+    let payload = Bytes::from(vec![0x5a; BULK]);
+
+    let mut raw = rt.block_on(raw_pair(Some(ACK_EVERY)));
+    g.bench_function("raw_tokio_length_delimited", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..ACK_EVERY {
+                        raw.feed(payload.clone()).await.unwrap();
+                    }
+                    SinkExt::<Bytes>::flush(&mut raw).await.unwrap();
+                    raw.next().await.unwrap().unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
+
+    let (send, mut recv) = rt.block_on(netproto_pair(Some(ACK_EVERY)));
+    g.bench_function("netproto", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for i in 0..ACK_EVERY {
+                        send.send_frame(Frame::data(i, payload.clone()))
+                            .await
+                            .unwrap();
+                    }
+                    recv.recv_frame().await.unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, round_trips, bulk);
+criterion_main!(benches);
