@@ -112,3 +112,82 @@ async fn message_api_roundtrip() {
     assert!(conn.info().peer_key.is_some());
     conn.close().await.unwrap();
 }
+
+/// A peer that completes the handshake and then never reads: the sender's
+/// queue fills (`Backpressure` from `try_send_frame`), and a blocked write ends
+/// in a write timeout instead of growing memory.
+#[tokio::test]
+async fn peer_that_stops_reading_causes_backpressure_then_write_timeout() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use netproto_crypto::AnyPeer;
+    use netproto_transport::{Connection, Listener, TimeoutKind};
+
+    let server_key = common::key();
+    let server_pub = *server_key.public();
+    let mut listener = AnyListener::bind(
+        &"tcp://127.0.0.1:0".parse().unwrap(),
+        SocketOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ep = listener.local_endpoint().clone();
+    let (hold_tx, mut hold_rx) = tokio::sync::mpsc::channel::<Connection>(1);
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let cfg =
+            common::config(server_key, Arc::new(AnyPeer)).for_endpoint(listener.local_endpoint());
+        let conn = Connection::server(stream, cfg).await.unwrap();
+        // Keep the connection open without ever reading from it.
+        hold_tx.send(conn).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let conn = common::client_with(&ep, server_pub, |cfg| {
+        cfg.write_queue = 8;
+        cfg.write_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let _held = hold_rx.recv().await.unwrap();
+    let (send, _recv) = conn.split();
+    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+    let mut queued = 0usize;
+    let backpressure = loop {
+        match send.try_send_frame(Frame::data(0, chunk.clone())) {
+            Ok(()) => queued += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            queued <= 10_000,
+            "no backpressure after {queued} frames (640 MB)"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(backpressure, TransportError::Backpressure);
+    // Kernel buffers plus the 8-slot queue hold a few MiB at most.
+    assert!(
+        queued < 2_000,
+        "{queued} frames accepted before backpressure"
+    );
+    // Waiting sends fail once the writer's blocked write times out.
+    let err = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Err(e) = send.send_frame(Frame::data(0, chunk.clone())).await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the write timeout fires");
+    assert!(
+        matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Write,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

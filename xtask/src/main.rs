@@ -1,8 +1,9 @@
 //! Maintainer tasks for the netproto workspace.
 //!
 //! * `cargo xtask ci` — everything CI checks, in order, stopping at the first
-//!   failure: fmt, clippy, tests (unit, integration, doc), rustdoc, and the
-//!   `no_std` builds for `thumbv7em-none-eabihf`.
+//!   failure: fmt, clippy, tests (unit, integration, doc), rustdoc, the
+//!   `no_std` builds for `thumbv7em-none-eabihf`, and a compile check of the
+//!   fuzz targets.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
 //!   nightly toolchain, installing cargo-fuzz first if it is missing.
 //! * `cargo xtask bench [criterion args]` — every criterion benchmark.
@@ -157,6 +158,20 @@ fn ci() -> Result<(), String> {
             ],
         ));
     }
+    // The fuzz targets live outside the workspace and run on nightly; make sure
+    // they still compile against today's API (on stable, sharing `target/`).
+    steps.push(cargo_step(
+        "check fuzz targets",
+        &[
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--locked",
+            "--target-dir",
+            "target",
+        ],
+    ));
     run_steps(steps)
 }
 
