@@ -1,0 +1,72 @@
+//! Server and client settings (the service-layer fields of network-protocol's
+//! `ServerConfig` / `ClientConfig`, with its defaults).
+
+use std::time::Duration;
+
+use netproto_transport::{ConnectionConfig, Endpoint};
+
+/// Server settings. Defaults in parentheses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen (`tcp://127.0.0.1:9000`).
+    pub address: Endpoint,
+    /// Connections served at once; more get an ERR "server busy" (1000).
+    pub max_connections: usize,
+    /// Requests in flight per connection before the server stops reading
+    /// from it (32).
+    pub backpressure_limit: usize,
+    /// A connection silent this long is pinged (15 s).
+    pub heartbeat_interval: Duration,
+    /// After a ping, the peer must show life within this or be closed (5 s).
+    pub connection_timeout: Duration,
+    /// Default grace period for in-flight requests at shutdown (10 s).
+    pub shutdown_timeout: Duration,
+    /// Handshake, keys, limits and timeouts of each connection.
+    pub connection: ConnectionConfig,
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `address` with the given connection settings.
+    pub fn new(address: Endpoint, connection: ConnectionConfig) -> Self {
+        Self {
+            address,
+            max_connections: 1000,
+            backpressure_limit: 32,
+            heartbeat_interval: Duration::from_secs(15),
+            connection_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            connection,
+        }
+    }
+}
+
+/// Client settings. Defaults in parentheses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Connecting and the handshake must each finish within this (5 s).
+    pub connection_timeout: Duration,
+    /// Sending a request must not wait longer than this for queue room (3 s).
+    pub operation_timeout: Duration,
+    /// A call fails if no response arrives within this (30 s).
+    pub response_timeout: Duration,
+    /// A silent server is pinged after this (15 s); it then has
+    /// `connection_timeout` to answer before every pending call fails.
+    pub heartbeat_interval: Duration,
+    /// Handshake, keys, limits and timeouts of the connection.
+    pub connection: ConnectionConfig,
+}
+
+impl ClientConfig {
+    /// Defaults with the given connection settings.
+    pub fn new(connection: ConnectionConfig) -> Self {
+        Self {
+            connection_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(15),
+            connection,
+        }
+    }
+}

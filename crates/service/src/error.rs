@@ -1,0 +1,85 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+use netproto_transport::TransportError;
+use netproto_wire::{ErrorCode, WireError};
+
+/// Everything a server or client call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The connection failed or was refused (I/O, handshake, crypto, limits).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The connection is closed; pending and later calls fail with this.
+    #[error("connection closed")]
+    ConnectionClosed,
+    /// No response within the response timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The server answered with an ERR frame.
+    #[error("server error {code:?}: {reason}")]
+    Remote {
+        /// The error code (`ErrorCode::UNKNOWN_OPCODE`, `BAD_REQUEST`, …).
+        code: ErrorCode,
+        /// The server's explanation.
+        reason: String,
+    },
+    /// A payload did not encode or decode.
+    #[error("payload: {0}")]
+    Payload(String),
+    /// The server is at `max_connections` and refused us.
+    #[error("server busy")]
+    Busy,
+}
+
+impl From<WireError> for ServiceError {
+    fn from(e: WireError) -> Self {
+        Self::Transport(TransportError::Wire(e))
+    }
+}
+
+/// What a handler returns when it cannot answer: the caller gets an ERR
+/// frame with this code and text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct HandlerError {
+    /// The ERR code (default `INTERNAL`).
+    pub code: ErrorCode,
+    /// Text for the caller.
+    pub reason: String,
+}
+
+impl HandlerError {
+    /// An `INTERNAL` error with `reason`.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::INTERNAL,
+            reason: reason.into(),
+        }
+    }
+
+    /// A `BAD_REQUEST` error with `reason`.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::BAD_REQUEST,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(reason: String) -> Self {
+        Self::internal(reason)
+    }
+}
+
+impl From<&str> for HandlerError {
+    fn from(reason: &str) -> Self {
+        Self::internal(reason)
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

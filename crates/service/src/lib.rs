@@ -1,0 +1,62 @@
+//! # netproto-service
+//!
+//! What applications write against: a [`Server`] daemon that serves many
+//! clients through a [`Dispatcher`], and a [`Client`] that multiplexes any
+//! number of concurrent calls over one secure connection.
+//!
+//! * Routing by opcode string (`"PING"`, `"ECHO"`, custom commands), sync and
+//!   async handlers, typed serde routes ([`Dispatcher::route`]); unknown
+//!   opcodes, undecodable payloads, failing and panicking handlers are answered
+//!   with ERR and never take the connection down.
+//! * `max_connections`, per-connection `backpressure_limit` (the server stops
+//!   reading instead of queueing), heartbeat with dead-peer cleanup, graceful
+//!   shutdown (GOAWAY, drain with a deadline).
+//! * `tracing` spans and `metrics` counters; the library installs neither a
+//!   subscriber nor a recorder.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
+//! use netproto_service::{Client, ClientConfig, Dispatcher, Server, ServerConfig};
+//! use netproto_transport::ConnectionConfig;
+//! use netproto_wire::Message;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), netproto_service::ServiceError> {
+//! let server_key = Keypair::generate(&mut rand::rngs::OsRng);
+//! let server_pub = *server_key.public();
+//! let mut dispatcher = Dispatcher::new();
+//! dispatcher.register("PING", |_| Ok(Message::Pong));
+//! dispatcher.register("ECHO", |msg| Ok(msg));
+//!
+//! let conn = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
+//! let server = Server::bind(ServerConfig::new("tcp://127.0.0.1:0".parse()?, conn), dispatcher).await?;
+//! let handle = server.handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let client_key = Keypair::generate(&mut rand::rngs::OsRng);
+//! let conn = ConnectionConfig::new(HandshakeConfig::new(Some(client_key), Arc::new(Pinned(server_pub))));
+//! let client = Client::connect(handle.endpoint(), ClientConfig::new(conn)).await?;
+//! assert_eq!(client.call(Message::Ping).await?, Message::Pong);
+//! assert_eq!(client.call(Message::Echo("hi".into())).await?, Message::Echo("hi".into()));
+//!
+//! client.close().await?;
+//! handle.shutdown(None);
+//! running.await.expect("server task")?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod config;
+mod dispatcher;
+mod error;
+mod server;
+
+pub use client::{Client, ClientStats};
+pub use config::{ClientConfig, ServerConfig};
+pub use dispatcher::{decode_response, encode_request, Dispatcher, HandlerFuture};
+pub use error::{HandlerError, Result, ServiceError};
+pub use server::{Server, ServerHandle};

@@ -1,0 +1,388 @@
+//! The server daemon: accept loop, per-connection tasks, heartbeat,
+//! backpressure, graceful shutdown.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use netproto_transport::{
+    AnyListener, AnyStream, Connection, Endpoint, Listener, PeerAddr, SocketOptions, TransportError,
+};
+use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::ServerConfig;
+use crate::dispatcher::Dispatcher;
+use crate::error::{HandlerError, Result};
+
+/// Most connections being refused (handshake, then "busy") at once; beyond
+/// it, surplus connections are dropped without a handshake.
+const MAX_CONCURRENT_REFUSALS: usize = 64;
+
+/// A bound server. Call [`Server::run`] to serve.
+pub struct Server {
+    listener: AnyListener,
+    cfg: Arc<ServerConfig>,
+    dispatcher: Arc<Dispatcher>,
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoint", self.listener.local_endpoint())
+            .field("dispatcher", &self.dispatcher)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Controls a running server from anywhere (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    token: CancellationToken,
+    grace: Arc<Mutex<Option<Duration>>>,
+    open: Arc<AtomicUsize>,
+    endpoint: Endpoint,
+}
+
+impl ServerHandle {
+    /// Starts a graceful shutdown: stop accepting, send GOAWAY to every
+    /// connection, let in-flight requests finish within `grace` (default: the
+    /// configured `shutdown_timeout`), then close what is left. [`Server::run`]
+    /// returns once every connection task has ended.
+    pub fn shutdown(&self, grace: Option<Duration>) {
+        if let Ok(mut g) = self.grace.lock() {
+            *g = grace;
+        }
+        self.token.cancel();
+    }
+
+    /// Connections currently being served.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Where the server listens (with the real port if 0 was configured).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Server {
+    /// Binds the configured address.
+    ///
+    /// # Errors
+    /// [`crate::ServiceError::Transport`] if the address cannot be bound.
+    pub async fn bind(cfg: ServerConfig, dispatcher: Dispatcher) -> Result<Self> {
+        let listener = AnyListener::bind(&cfg.address, SocketOptions::default()).await?;
+        let endpoint = listener.local_endpoint().clone();
+        let mut cfg = cfg;
+        cfg.connection = cfg.connection.for_endpoint(&endpoint);
+        // The server runs its own heartbeat; the transport's idle timeout would
+        // close connections that are merely quiet.
+        cfg.connection.read_idle_timeout = None;
+        Ok(Self {
+            listener,
+            cfg: Arc::new(cfg),
+            dispatcher: Arc::new(dispatcher),
+            handle: ServerHandle {
+                token: CancellationToken::new(),
+                grace: Arc::new(Mutex::new(None)),
+                open: Arc::new(AtomicUsize::new(0)),
+                endpoint,
+            },
+        })
+    }
+
+    /// A handle to shut the server down or watch it.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Where it listens.
+    pub fn local_endpoint(&self) -> &Endpoint {
+        self.listener.local_endpoint()
+    }
+
+    /// Serves until [`ServerHandle::shutdown`]; returns when every connection
+    /// task has ended.
+    ///
+    /// # Errors
+    /// None today; accept errors are logged and retried.
+    pub async fn run(mut self) -> Result<()> {
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(self.cfg.max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
+        tracing::info!(endpoint = %self.handle.endpoint, "server listening");
+        loop {
+            let accepted = tokio::select! {
+                () = self.handle.token.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    metrics::counter!("netproto_accept_errors_total").increment(1);
+                    // Out of file descriptors and the like: back off briefly.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                metrics::counter!("netproto_connections_accepted_total").increment(1);
+                let conn = ConnectionTask {
+                    cfg: self.cfg.clone(),
+                    dispatcher: self.dispatcher.clone(),
+                    handle: self.handle.clone(),
+                };
+                let span = tracing::info_span!("connection", peer = %peer, transport = self.handle.endpoint.transport_label());
+                tracker.spawn(
+                    async move {
+                        conn.serve(stream, peer).await;
+                        drop(slot);
+                    }
+                    .instrument(span),
+                );
+            } else {
+                metrics::counter!("netproto_connections_rejected_total").increment(1);
+                tracing::warn!(peer = %peer, limit = self.cfg.max_connections, "server busy: refusing connection");
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    let cfg = self.cfg.clone();
+                    tracker.spawn(async move {
+                        refuse_busy(stream, &cfg).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        drop(self.listener);
+        tracing::info!("server stopped accepting; draining connections");
+        tracker.close();
+        tracker.wait().await;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Completes the handshake so the refusal can be said securely, then says
+/// "busy" and closes.
+async fn refuse_busy(stream: AnyStream, cfg: &ServerConfig) {
+    if let Ok(conn) = Connection::server(stream, cfg.connection.clone()).await {
+        let _ = conn
+            .send_frame(Frame::error(0, ErrorCode::BUSY, "server busy"))
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+struct ConnectionTask {
+    cfg: Arc<ServerConfig>,
+    dispatcher: Arc<Dispatcher>,
+    handle: ServerHandle,
+}
+
+/// Why a connection's read loop ended.
+enum End {
+    Shutdown,
+    Peer(TransportError),
+    Silent,
+}
+
+impl ConnectionTask {
+    async fn serve(self, stream: AnyStream, peer: PeerAddr) {
+        let conn = match Connection::server(stream, self.cfg.connection.clone()).await {
+            Ok(c) => {
+                metrics::counter!("netproto_handshakes_total", "outcome" => "ok").increment(1);
+                c
+            }
+            Err(e) => {
+                metrics::counter!("netproto_handshakes_total", "outcome" => "failed").increment(1);
+                tracing::warn!(error = %e, "handshake failed");
+                return;
+            }
+        };
+        let fingerprint = conn.info().peer_key.map(|k| k.fingerprint());
+        tracing::info!(
+            peer_key = fingerprint.as_deref().unwrap_or("anonymous"),
+            "connection established"
+        );
+        self.handle.open.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("netproto_connections_open").increment(1.0);
+        self.run(conn).await;
+        self.handle.open.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("netproto_connections_open").decrement(1.0);
+        tracing::info!(%peer, "connection ended");
+    }
+
+    async fn run(&self, conn: Connection) {
+        let (send, mut recv) = conn.split();
+        let inflight = Arc::new(Semaphore::new(self.cfg.backpressure_limit.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut last_rx = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+        let mut last_stream = 0u64;
+        let token = self.handle.token.clone();
+        let end = loop {
+            // With `backpressure_limit` requests in flight no permit is free:
+            // we stop reading and TCP pushes back on the client.
+            let permit = tokio::select! {
+                biased;
+                () = token.cancelled() => break End::Shutdown,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                p = inflight.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break End::Shutdown,
+                },
+            };
+            let wake = match ping_sent {
+                None => last_rx + self.cfg.heartbeat_interval,
+                Some(at) => at + self.cfg.connection_timeout,
+            };
+            let frame = tokio::select! {
+                biased;
+                () = token.cancelled() => break End::Shutdown,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                () = tokio::time::sleep_until(wake) => {
+                    if ping_sent.is_some() {
+                        break End::Silent;
+                    }
+                    let _ = send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
+                    ping_sent = Some(Instant::now());
+                    continue;
+                }
+                f = recv.recv_frame() => match f {
+                    Ok(f) => f,
+                    Err(e) => break End::Peer(e),
+                },
+            };
+            last_rx = Instant::now();
+            ping_sent = None;
+            if frame.kind != FrameKind::Data {
+                // PONG, ACK, GOAWAY, ERR from a client: liveness only.
+                continue;
+            }
+            last_stream = last_stream.max(frame.stream_id);
+            metrics::counter!("netproto_bytes_in_total").increment(frame.payload.len() as u64);
+            let dispatcher = self.dispatcher.clone();
+            let send = send.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                handle_request(&dispatcher, &send, frame).await;
+            });
+        };
+        match end {
+            End::Shutdown => {
+                let grace = self
+                    .handle
+                    .grace
+                    .lock()
+                    .ok()
+                    .and_then(|g| *g)
+                    .unwrap_or(self.cfg.shutdown_timeout);
+                let mut goaway = Vec::new();
+                netproto_wire::varint::encode(last_stream, &mut goaway);
+                goaway.extend_from_slice(b"shutting down");
+                let _ = send.try_send_frame(Frame::new(FrameKind::GoAway, 0, goaway));
+                let drained = tokio::time::timeout(grace, async {
+                    while tasks.join_next().await.is_some() {}
+                })
+                .await;
+                if drained.is_err() {
+                    tracing::warn!(
+                        remaining = tasks.len(),
+                        "shutdown deadline passed; abandoning requests"
+                    );
+                    tasks.abort_all();
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
+            }
+            End::Silent => {
+                tracing::info!("closing silent connection (no answer to heartbeat)");
+                metrics::counter!("netproto_heartbeat_closed_total").increment(1);
+                tasks.abort_all();
+                let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
+            }
+            End::Peer(TransportError::ConnectionClosed { clean: true }) => {
+                tasks.abort_all();
+            }
+            End::Peer(e) => {
+                tracing::warn!(error = %e, "connection failed");
+                tasks.abort_all();
+            }
+        }
+    }
+}
+
+/// Decodes, dispatches and answers one request. Panics in the handler are
+/// caught and answered with ERR INTERNAL.
+async fn handle_request(
+    dispatcher: &Dispatcher,
+    send: &netproto_transport::SendHalf,
+    frame: Frame,
+) {
+    let stream_id = frame.stream_id;
+    let started = Instant::now();
+    let (opcode, outcome) = match Message::decode(&frame.payload) {
+        Err(e) => (
+            "invalid".to_owned(),
+            Err(HandlerError::bad_request(format!(
+                "request does not decode: {e}"
+            ))),
+        ),
+        Ok(msg) => {
+            let known = dispatcher.handles(msg.opcode());
+            let opcode = if known {
+                msg.opcode().to_owned()
+            } else {
+                "unknown".to_owned()
+            };
+            let result = AssertUnwindSafe(dispatcher.dispatch(msg))
+                .catch_unwind()
+                .await;
+            let outcome = result.unwrap_or_else(|_| {
+                tracing::error!(opcode, stream_id, "handler panicked");
+                Err(HandlerError::internal("handler panicked"))
+            });
+            (opcode, outcome)
+        }
+    };
+    let label = if outcome.is_ok() { "ok" } else { "error" };
+    metrics::counter!("netproto_requests_total", "opcode" => opcode.clone(), "outcome" => label)
+        .increment(1);
+    metrics::histogram!("netproto_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    tracing::debug!(
+        opcode,
+        stream_id,
+        outcome = label,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    if stream_id == 0 {
+        // One-way message: nobody waits for an answer.
+        return;
+    }
+    let sent = match outcome {
+        Ok(resp) => {
+            if let Ok(n) = resp.encoded_len() {
+                metrics::counter!("netproto_bytes_out_total").increment(n as u64);
+            }
+            send.send_message(stream_id, resp).await
+        }
+        Err(e) => {
+            send.send_frame(Frame::error(stream_id, e.code, &e.reason))
+                .await
+        }
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, stream_id, "response not sent");
+    }
+}
