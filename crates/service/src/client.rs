@@ -281,15 +281,12 @@ async fn read_loop(inner: std::sync::Weak<Inner>, mut recv: netproto_transport::
             _ => continue,
         };
         let waiter = i.pending.lock().ok().and_then(|mut p| p.remove(&id));
-        match waiter {
-            Some(tx) => {
-                i.counters.responses.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(outcome);
-            }
-            None => {
-                i.counters.late_responses.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(stream_id = id, "dropping response to a call that timed out");
-            }
+        if let Some(tx) = waiter {
+            i.counters.responses.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(outcome);
+        } else {
+            i.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(stream_id = id, "dropping response to a call that timed out");
         }
     };
     if let Some(i) = inner.upgrade() {

@@ -114,18 +114,16 @@ impl Dispatcher {
     /// Runs the handler for `message`'s opcode; an unknown opcode is an
     /// `UNKNOWN_OPCODE` error.
     pub fn dispatch(&self, message: Message) -> HandlerFuture {
-        match self.routes.get(message.opcode()) {
-            Some(h) => h(message),
-            None => {
-                let op = message.opcode().to_owned();
-                Box::pin(async move {
-                    Err(HandlerError {
-                        code: ErrorCode::UNKNOWN_OPCODE,
-                        reason: format!("no handler for opcode {op:?}"),
-                    })
-                })
-            }
+        if let Some(h) = self.routes.get(message.opcode()) {
+            return h(message);
         }
+        let op = message.opcode().to_owned();
+        Box::pin(async move {
+            Err(HandlerError {
+                code: ErrorCode::UNKNOWN_OPCODE,
+                reason: format!("no handler for opcode {op:?}"),
+            })
+        })
     }
 }
 

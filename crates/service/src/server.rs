@@ -363,7 +363,7 @@ async fn handle_request(
         opcode,
         stream_id,
         outcome = label,
-        elapsed_us = started.elapsed().as_micros() as u64,
+        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     if stream_id == 0 {

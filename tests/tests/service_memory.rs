@@ -1,0 +1,140 @@
+//! A client that sends 100,000 requests and never reads the answers cannot
+//! grow the server's memory. Alone in its own test binary so the process RSS
+//! it measures is not shared with other tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use netproto_crypto::{AnyPeer, Pinned};
+use netproto_service::{
+    Client, ClientConfig, Dispatcher, HandlerError, Server, ServerConfig, ServerHandle,
+};
+use netproto_transport::ConnectionConfig;
+use netproto_wire::{Frame, Message};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+fn dispatcher() -> Dispatcher {
+    let mut d = Dispatcher::new();
+    d.register("PING", |_| Ok(Message::Pong));
+    d.register("ECHO", Ok);
+    d.register("PANIC", |_| panic!("handler bug"));
+    d.register("FAIL", |_| Err(HandlerError::internal("nope")));
+    d.register_async("SLOW", |msg| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(msg)
+    });
+    d.route::<Add, i64, _, _>("ADD", |req| async move { Ok(req.a + req.b) });
+    d
+}
+
+struct Running {
+    handle: ServerHandle,
+    server_key: netproto_crypto::PublicKey,
+    task: tokio::task::JoinHandle<netproto_service::Result<()>>,
+}
+
+async fn start(tune: impl FnOnce(&mut ServerConfig)) -> Running {
+    let key = common::key();
+    let server_key = *key.public();
+    let mut cfg = ServerConfig::new(
+        "tcp://127.0.0.1:0".parse().unwrap(),
+        common::config(key, Arc::new(AnyPeer)),
+    );
+    tune(&mut cfg);
+    let server = Server::bind(cfg, dispatcher()).await.unwrap();
+    let handle = server.handle();
+    let task = tokio::spawn(server.run());
+    Running {
+        handle,
+        server_key,
+        task,
+    }
+}
+
+fn client_config(server_key: netproto_crypto::PublicKey) -> ClientConfig {
+    ClientConfig::new(ConnectionConfig::new(
+        netproto_crypto::HandshakeConfig::new(Some(common::key()), Arc::new(Pinned(server_key))),
+    ))
+}
+
+async fn client(r: &Running) -> Client {
+    Client::connect(r.handle.endpoint(), client_config(r.server_key))
+        .await
+        .unwrap()
+}
+
+async fn stop(r: Running, grace: Duration) {
+    r.handle.shutdown(Some(grace));
+    tokio::time::timeout(grace + Duration::from_secs(5), r.task)
+        .await
+        .expect("run() returns after shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_reads_cannot_grow_server_memory() {
+    let r = start(|cfg| cfg.connection.write_timeout = Duration::from_mins(1)).await;
+    let before = rss_kib();
+    // A raw connection that sends requests and never reads the answers.
+    let mut cfg = common::config(common::key(), Arc::new(Pinned(r.server_key)));
+    cfg.write_timeout = Duration::from_mins(1);
+    let conn = netproto_transport::connect(r.handle.endpoint(), cfg)
+        .await
+        .unwrap();
+    let (send, _never_read) = conn.split();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let abuser = tokio::spawn(async move {
+        let payload = bytes::Bytes::from(Message::Echo("x".repeat(1000)).to_vec().unwrap());
+        for i in 1..=100_000u64 {
+            send.send_frame(Frame::data(i, payload.clone()))
+                .await
+                .unwrap();
+            counter.store(i, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stuck_at = sent.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The pipeline is full and stays full: the server stopped reading.
+    assert!(stuck_at < 100_000, "all requests went through");
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        stuck_at,
+        "still accepting after the pipeline filled"
+    );
+    let grown = rss_kib().saturating_sub(before);
+    println!("abusive client stuck after {stuck_at} requests; process RSS grew by {grown} KiB");
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    // Everyone else is still served.
+    let good = client(&r).await;
+    for i in 0..50 {
+        assert_eq!(
+            good.call(Message::Echo(i.to_string())).await.unwrap(),
+            Message::Echo(i.to_string())
+        );
+    }
+    abuser.abort();
+    stop(r, Duration::from_millis(500)).await;
+}
