@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut guard = TimestampGuard::new(4);
+    guard.set_now(NOW);
     for i in 0..pattern.message_count() {
         let client_writes = i % 2 == 0;
         let (writer, reader) = if client_writes { (&mut client, &mut server) } else { (&mut server, &mut client) };

@@ -191,3 +191,27 @@ async fn peer_that_stops_reading_causes_backpressure_then_write_timeout() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn invalid_frames_are_refused_without_harm() {
+    let server = common::echo_server("tcp://127.0.0.1:0", |_| {}).await;
+    let mut conn = common::client(&server.endpoint, server.server_key)
+        .await
+        .unwrap();
+    let more = Frame::data(1, Bytes::from_static(b"piece")).with_more(true);
+    let bye = Frame::new(FrameKind::Bye, 0, Bytes::new());
+    let mut big = netproto_wire::Headers::builder();
+    for i in 0..65 {
+        big = big.insert(format!("k{i}"), "v").unwrap();
+    }
+    let headers = Frame::data(1, Bytes::new()).with_headers(big.build());
+    for f in [more, bye, headers] {
+        let err = conn.send_frame(f).await.unwrap_err();
+        assert!(matches!(err, TransportError::InvalidFrame(_)), "{err:?}");
+        assert!(!err.is_fatal());
+    }
+    conn.send_frame(Frame::data(2, Bytes::from_static(b"fine")))
+        .await
+        .unwrap();
+    assert_eq!(&conn.recv_frame().await.unwrap().payload[..], b"fine");
+}

@@ -47,6 +47,10 @@ pub enum CryptoError {
     /// from the same peer: a replay.
     #[error("replayed handshake initiation (timestamp not newer than the last one seen)")]
     ReplayedInitiation,
+    /// An IK initiation's timestamp is too far ahead of our clock (or the
+    /// replay guard's clock was never set).
+    #[error("handshake initiation timestamp is in the future")]
+    TimestampInFuture,
     /// An IK responder was asked to read an initiation without a replay guard.
     #[error("an IK responder needs a TimestampGuard to read initiations")]
     ReplayGuardRequired,

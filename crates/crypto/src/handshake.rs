@@ -121,7 +121,8 @@ pub struct HandshakeConfig {
     pub transport: String,
     /// Our static key (required except for an NK initiator).
     pub local_key: Option<Keypair>,
-    /// The responder's key, for an initiator of XK, IK or NK.
+    /// The responder's key: required for an initiator of XK, IK and NK; for
+    /// XX, if set, the responder must present exactly this key.
     pub remote_key: Option<PublicKey>,
     /// What we offer.
     pub capabilities: Capabilities,
@@ -220,6 +221,9 @@ pub struct Established {
     pub peer: Option<PublicKey>,
     /// What both sides agreed on.
     pub negotiated: Capabilities,
+    /// What the peer offered (for example its own message limit, which is
+    /// what we may send up to).
+    pub peer_capabilities: Capabilities,
     /// The pattern used.
     pub pattern: Pattern,
     /// Whether we were the initiator.
@@ -411,6 +415,17 @@ impl Handshake {
             key: self.noise.remote_static(),
             host: self.cfg.host.as_deref(),
         };
+        // XX does not need the responder's key in advance, but an initiator
+        // that was given one expects exactly that key.
+        if let (true, Some(expected), Some(got)) = (self.initiator, self.cfg.remote_key, info.key) {
+            if expected != *got {
+                let reason = crate::verifier::Rejection::NotPinned {
+                    fingerprint: got.fingerprint(),
+                };
+                tracing::warn!(%reason, "handshake peer rejected");
+                return Err(reason.into());
+            }
+        }
         if let Err(reason) = self.cfg.verifier.verify(&info) {
             tracing::warn!(
                 peer = info.key.map(PublicKey::fingerprint).as_deref().unwrap_or("anonymous"),
@@ -448,6 +463,7 @@ impl Handshake {
             handshake_hash: keys.handshake_hash,
             peer: keys.remote_static,
             negotiated,
+            peer_capabilities: peer_caps,
             pattern,
             initiator: self.initiator,
         })

@@ -202,7 +202,7 @@ impl HandshakeState {
 
     /// Whether the next step is ours to write.
     pub const fn is_my_turn(&self) -> bool {
-        (self.index % 2 == 0) == self.initiator
+        self.index.is_multiple_of(2) == self.initiator
     }
 
     /// Whether all messages have been exchanged.

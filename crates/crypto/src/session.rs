@@ -16,7 +16,16 @@
 //! repeat within a session and one replay window covers every key. The
 //! receiver follows the phase; for datagrams it keeps the previous key for
 //! late arrivals and only switches after a record under the new key
-//! authenticated. Keys older than `reject_after_time` are refused.
+//! authenticated. On datagrams, records under a key older than
+//! `reject_after_time` are refused; streams have no receive-side age check
+//! (records may wait in socket buffers; the strict counter already rules out
+//! replays).
+//!
+//! Known limit: the key phase is one bit. If every datagram sealed under one
+//! key generation is lost, the receiver cannot follow two rekeys at once and
+//! the session must be replaced by a new handshake. Streams lose nothing, so
+//! this cannot happen there (as long as [`Sender::force_rekey`] is not called
+//! between a reservation and its seal).
 
 use core::time::Duration;
 use zeroize::Zeroizing;
@@ -60,8 +69,8 @@ impl Default for RekeyPolicy {
         Self {
             after_messages: 1 << 60,
             after_bytes: 1 << 60,
-            after_time: Duration::from_secs(120),
-            reject_after_time: Duration::from_secs(180),
+            after_time: Duration::from_mins(2),
+            reject_after_time: Duration::from_mins(3),
         }
     }
 }
@@ -265,11 +274,11 @@ impl Receiver {
         ad: &[u8],
         record: &mut [u8],
     ) -> Result<usize> {
+        // No receive-side age check on streams: records may sit unread in
+        // socket buffers for any time, the strict counter already rules out
+        // replays, and the sender rekeys on its own clock.
         if phase != self.current.phase {
             self.current = self.current.next(now);
-        }
-        if self.expired(&self.current, now) {
-            return Err(CryptoError::KeyExpired);
         }
         if self.n == u64::MAX {
             return Err(CryptoError::NonceExhausted);

@@ -26,12 +26,18 @@ pub fn tai64n(unix: Duration) -> [u8; TAI64N_LEN] {
 ///
 /// When full, the peer with the oldest timestamp is forgotten and its
 /// timestamp becomes a floor that every unknown peer's timestamp must exceed,
-/// so forgetting never reopens a replay.
+/// so forgetting never reopens a replay. Timestamps more than `max_skew`
+/// ahead of the guard's clock are refused, so nobody can push the floor (or a
+/// peer's entry) into the future and lock honest clients out; set the clock
+/// with [`TimestampGuard::set_now`] before each check (a guard whose clock was
+/// never set refuses everything).
 #[derive(Debug, Clone)]
 pub struct TimestampGuard {
     last: BTreeMap<[u8; 32], [u8; TAI64N_LEN]>,
     capacity: usize,
     floor: [u8; TAI64N_LEN],
+    now: Option<Duration>,
+    max_skew: Duration,
 }
 
 impl Default for TimestampGuard {
@@ -41,20 +47,42 @@ impl Default for TimestampGuard {
 }
 
 impl TimestampGuard {
-    /// A guard remembering at most `capacity` peers (at least 1).
+    /// A guard remembering at most `capacity` peers (at least 1), accepting
+    /// clocks up to 30 s ahead of ours.
     pub fn new(capacity: usize) -> Self {
         Self {
             last: BTreeMap::new(),
             capacity: capacity.max(1),
             floor: [0; TAI64N_LEN],
+            now: None,
+            max_skew: Duration::from_secs(30),
         }
     }
 
-    /// Accepts `stamp` from `peer` if newer than anything seen, and records it.
+    /// Sets how far ahead of our clock a peer's timestamp may be.
+    #[must_use]
+    pub fn with_max_skew(mut self, max_skew: Duration) -> Self {
+        self.max_skew = max_skew;
+        self
+    }
+
+    /// Tells the guard the current Unix time.
+    pub fn set_now(&mut self, unix_now: Duration) {
+        self.now = Some(unix_now);
+    }
+
+    /// Accepts `stamp` from `peer` if newer than anything seen and not from
+    /// the future, and records it.
     ///
     /// # Errors
-    /// [`CryptoError::ReplayedInitiation`].
+    /// [`CryptoError::ReplayedInitiation`] for an old or repeated stamp,
+    /// [`CryptoError::TimestampInFuture`] for one beyond the allowed skew or
+    /// when the clock was never set.
     pub fn check_and_update(&mut self, peer: &PublicKey, stamp: [u8; TAI64N_LEN]) -> Result<()> {
+        let now = self.now.ok_or(CryptoError::TimestampInFuture)?;
+        if stamp > tai64n(now.saturating_add(self.max_skew)) {
+            return Err(CryptoError::TimestampInFuture);
+        }
         let bound = self
             .last
             .get(peer.as_bytes())
@@ -99,8 +127,25 @@ mod tests {
     }
 
     #[test]
+    fn future_stamps_refused() {
+        let mut g = TimestampGuard::new(2);
+        let t = |s| tai64n(Duration::from_secs(s));
+        assert_eq!(
+            g.check_and_update(&peer(1), t(10)),
+            Err(CryptoError::TimestampInFuture)
+        );
+        g.set_now(Duration::from_secs(100));
+        assert_eq!(
+            g.check_and_update(&peer(1), t(131)),
+            Err(CryptoError::TimestampInFuture)
+        );
+        g.check_and_update(&peer(1), t(129)).unwrap();
+    }
+
+    #[test]
     fn replays_refused_and_memory_bounded() {
         let mut g = TimestampGuard::new(2);
+        g.set_now(Duration::from_secs(1000));
         let t = |s| tai64n(Duration::from_secs(s));
         g.check_and_update(&peer(1), t(10)).unwrap();
         assert_eq!(

@@ -15,6 +15,12 @@ use rand::rngs::OsRng;
 
 const NOW: Duration = Duration::from_secs(1_763_000_000);
 
+fn guard() -> TimestampGuard {
+    let mut g = TimestampGuard::default();
+    g.set_now(NOW);
+    g
+}
+
 struct Pair {
     client: Handshake,
     server: Handshake,
@@ -78,7 +84,7 @@ fn finish(p: Pair) -> (Established, Established) {
 fn every_pattern_completes_and_agrees() {
     for pattern in [Pattern::XX, Pattern::XK, Pattern::IK, Pattern::NK] {
         let (mut p, ck, sk) = pair(pattern, Arc::new(AnyPeer), Arc::new(AnyPeer));
-        let msgs = run(&mut p, &mut TimestampGuard::default()).unwrap();
+        let msgs = run(&mut p, &mut guard()).unwrap();
         assert_eq!(msgs.len(), pattern.message_count());
         // No amplification: the response is never longer than the initiation.
         assert!(
@@ -123,7 +129,7 @@ fn capabilities_are_intersected() {
         )
         .unwrap(),
     };
-    run(&mut p, &mut TimestampGuard::default()).unwrap();
+    run(&mut p, &mut guard()).unwrap();
     let (c, s) = finish(p);
     assert_eq!(c.negotiated.max_frame, 1 << 16);
     assert_eq!(c.negotiated.compression, codecs::LZ4);
@@ -156,14 +162,14 @@ fn pinned_key_mismatch_is_refused_before_client_reveals_itself() {
 #[test]
 fn server_allow_list() {
     let (mut p, _, _) = pair(Pattern::XX, Arc::new(AnyPeer), Arc::new(AllowList::new([])));
-    let err = run(&mut p, &mut TimestampGuard::default()).unwrap_err();
+    let err = run(&mut p, &mut guard()).unwrap_err();
     assert!(matches!(
         err,
         CryptoError::PeerRejected(Rejection::NotAllowed { .. })
     ));
     let (mut p, _, _) = pair(Pattern::NK, Arc::new(AnyPeer), Arc::new(AllowList::new([])));
     assert_eq!(
-        run(&mut p, &mut TimestampGuard::default()).unwrap_err(),
+        run(&mut p, &mut guard()).unwrap_err(),
         CryptoError::PeerRejected(Rejection::Anonymous)
     );
 }
@@ -186,10 +192,7 @@ fn prologue_mismatch_is_detected() {
         )
         .unwrap(),
     };
-    assert_eq!(
-        run(&mut p, &mut TimestampGuard::default()).unwrap_err(),
-        CryptoError::Decrypt
-    );
+    assert_eq!(run(&mut p, &mut guard()).unwrap_err(), CryptoError::Decrypt);
 }
 
 #[test]
@@ -208,10 +211,7 @@ fn wrong_server_key_for_xk_fails() {
         )
         .unwrap(),
     };
-    assert_eq!(
-        run(&mut p, &mut TimestampGuard::default()).unwrap_err(),
-        CryptoError::Decrypt
-    );
+    assert_eq!(run(&mut p, &mut guard()).unwrap_err(), CryptoError::Decrypt);
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn ik_replayed_initiation_is_refused() {
         .with_pattern(Pattern::IK)
         .with_remote_key(*sk.public());
     let server_cfg = HandshakeConfig::new(Some(sk), Arc::new(AnyPeer)).with_pattern(Pattern::IK);
-    let mut guard = TimestampGuard::default();
+    let mut guard = guard();
     let mut client = Handshake::initiator(client_cfg.clone()).unwrap();
     let mut init = Vec::new();
     client.write_message(&mut OsRng, NOW, &mut init).unwrap();
@@ -266,7 +266,7 @@ fn short_initiation_is_refused_before_dh() {
         init.truncate(pattern.message_len(1, 12) - 1);
         let err = p
             .server
-            .read_message(&init, Some(&mut TimestampGuard::default()))
+            .read_message(&init, Some(&mut guard()))
             .unwrap_err();
         assert!(
             matches!(err, CryptoError::InitiationTooShort { .. }),
@@ -319,7 +319,7 @@ proptest! {
     ) {
         let (mut p, _, _) = pair(pattern, Arc::new(AnyPeer), Arc::new(AnyPeer));
         let which = which % pattern.message_count();
-        let mut guard = TimestampGuard::default();
+        let mut guard = guard();
         let mut client_turn = true;
         let mut failed = false;
         for i in 0..pattern.message_count() {
@@ -345,4 +345,55 @@ proptest! {
             prop_assert!(c.is_err() || s.is_err() || c.unwrap().handshake_hash != s.unwrap().handshake_hash);
         }
     }
+}
+
+#[test]
+fn xx_initiator_with_a_configured_server_key_pins_it() {
+    let (ck, sk) = keys();
+    let other = Keypair::generate(&mut OsRng);
+    for (expected, ok) in [(*sk.public(), true), (*other.public(), false)] {
+        let mut p = Pair {
+            client: Handshake::initiator(
+                HandshakeConfig::new(Some(ck.clone()), Arc::new(AnyPeer)).with_remote_key(expected),
+            )
+            .unwrap(),
+            server: Handshake::responder(HandshakeConfig::new(Some(sk.clone()), Arc::new(AnyPeer)))
+                .unwrap(),
+        };
+        let result = run(&mut p, &mut guard());
+        if ok {
+            result.unwrap();
+        } else {
+            assert!(
+                matches!(
+                    result,
+                    Err(CryptoError::PeerRejected(Rejection::NotPinned { .. }))
+                ),
+                "{result:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ik_initiation_from_the_future_is_refused() {
+    let (ck, sk) = keys();
+    let mut client = Handshake::initiator(
+        HandshakeConfig::new(Some(ck), Arc::new(AnyPeer))
+            .with_pattern(Pattern::IK)
+            .with_remote_key(*sk.public()),
+    )
+    .unwrap();
+    let mut init = Vec::new();
+    client
+        .write_message(&mut OsRng, NOW + Duration::from_hours(1), &mut init)
+        .unwrap();
+    let mut server = Handshake::responder(
+        HandshakeConfig::new(Some(sk), Arc::new(AnyPeer)).with_pattern(Pattern::IK),
+    )
+    .unwrap();
+    assert_eq!(
+        server.read_message(&init, Some(&mut guard())),
+        Err(CryptoError::TimestampInFuture)
+    );
 }

@@ -48,7 +48,7 @@ impl ConnectionConfig {
             timestamp_guard: None,
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            read_idle_timeout: Some(Duration::from_secs(120)),
+            read_idle_timeout: Some(Duration::from_mins(2)),
             packet_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_message_size: 16 * 1024 * 1024,

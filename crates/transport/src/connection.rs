@@ -159,11 +159,11 @@ impl Connection {
         };
         tokio::spawn(writer.run(rx, shared.clone()));
         decoder.set_max_body(u32::try_from(MAX_MESSAGE_LEN).unwrap_or(u32::MAX));
-        let peer_max = usize::try_from(est.negotiated.max_frame).unwrap_or(usize::MAX);
+        let peer_max = usize::try_from(est.peer_capabilities.max_frame).unwrap_or(usize::MAX);
         Ok(Self {
             send: SendHalf {
                 tx: tx.clone(),
-                shared,
+                shared: shared.clone(),
                 peer_max,
                 info: info.clone(),
             },
@@ -175,6 +175,7 @@ impl Connection {
                 body: Bytes::new(),
                 partial: None,
                 control: tx.downgrade(),
+                shared: shared.clone(),
                 read_idle_timeout: cfg.read_idle_timeout,
                 packet_timeout: cfg.packet_timeout,
                 packet_started: None,
@@ -271,6 +272,38 @@ impl SendHalf {
         self.shared.error()
     }
 
+    /// Refuses frames the writer must not send: kinds it manages itself,
+    /// `more` (the writer splits messages), and header blocks the peer's
+    /// decoder would reject.
+    fn check_frame(&self, frame: &Frame) -> Result<()> {
+        if let Some(e) = self.shared.failed() {
+            return Err(e);
+        }
+        match frame.kind {
+            FrameKind::Handshake => {
+                return Err(TransportError::InvalidFrame(
+                    "HANDSHAKE frames belong to the handshake",
+                ))
+            }
+            FrameKind::Bye => return Err(TransportError::InvalidFrame("use close() to send BYE")),
+            _ => {}
+        }
+        if frame.more {
+            return Err(TransportError::InvalidFrame(
+                "continuation is automatic: send the whole message with more = false",
+            ));
+        }
+        let limits = FrameLimits::default();
+        if frame.headers.len() > limits.max_headers
+            || frame.headers.as_ref().as_bytes().len() > limits.max_header_block
+        {
+            return Err(TransportError::InvalidFrame(
+                "header block exceeds 64 entries or 8 KiB",
+            ));
+        }
+        self.check_size(frame.payload.len())
+    }
+
     /// Queues a [`Message`] as a DATA frame with `stream_id`; waits while the
     /// write queue is full (backpressure).
     ///
@@ -278,6 +311,9 @@ impl SendHalf {
     /// [`TransportError::MessageTooLarge`] beyond the peer's limit; the
     /// connection's error once it has failed or closed.
     pub async fn send_message(&self, stream_id: u64, message: Message) -> Result<()> {
+        if let Some(e) = self.shared.failed() {
+            return Err(e);
+        }
         self.check_size(message.encoded_len()?)?;
         self.tx
             .send(Command::Message { stream_id, message })
@@ -285,12 +321,15 @@ impl SendHalf {
             .map_err(|_| self.closed())
     }
 
-    /// Queues a frame; waits while the write queue is full.
+    /// Queues a frame; waits while the write queue is full. Large payloads
+    /// are split into continuation frames automatically.
     ///
     /// # Errors
-    /// As [`SendHalf::send_message`].
+    /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
+    /// with `more` set, or header blocks over the wire limits; otherwise as
+    /// [`SendHalf::send_message`].
     pub async fn send_frame(&self, frame: Frame) -> Result<()> {
-        self.check_size(frame.payload.len())?;
+        self.check_frame(&frame)?;
         self.tx
             .send(Command::Frame(frame))
             .await
@@ -303,7 +342,7 @@ impl SendHalf {
     /// [`TransportError::Backpressure`] when the queue is full, otherwise as
     /// [`SendHalf::send_frame`].
     pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
-        self.check_size(frame.payload.len())?;
+        self.check_frame(&frame)?;
         self.tx
             .try_send(Command::Frame(frame))
             .map_err(|e| match e {
@@ -357,6 +396,7 @@ pub struct RecvHalf {
     body: Bytes,
     partial: Option<Partial>,
     control: mpsc::WeakSender<Command>,
+    shared: Arc<Shared>,
     read_idle_timeout: Option<Duration>,
     packet_timeout: Duration,
     packet_started: Option<Instant>,
@@ -380,7 +420,12 @@ impl RecvHalf {
             TransportError::ConnectionClosed { clean: true } => {
                 tracing::debug!("peer closed the connection");
             }
-            other => tracing::warn!(error = %other, "connection failed"),
+            other => {
+                tracing::warn!(error = %other, "connection failed");
+                // A connection that failed to authenticate, or broke, must
+                // not keep accepting sends.
+                self.shared.fail(other.clone());
+            }
         }
         self.failed = Some(e.clone());
         e
@@ -396,13 +441,15 @@ impl RecvHalf {
     ///
     /// # Errors
     /// [`TransportError::Remote`] for an ERR frame (the connection goes on);
-    /// [`TransportError::Wire`] for a DATA payload that is not a `Message`
-    /// (goes on too); otherwise as [`RecvHalf::recv_frame`].
+    /// [`TransportError::BadMessage`] for a DATA payload that is not a
+    /// `Message` (goes on too); otherwise as [`RecvHalf::recv_frame`].
     pub async fn recv(&mut self) -> Result<Message> {
         loop {
             let f = self.recv_frame().await?;
             match f.kind {
-                FrameKind::Data => return Ok(Message::decode(&f.payload)?),
+                FrameKind::Data => {
+                    return Message::decode(&f.payload).map_err(TransportError::BadMessage)
+                }
                 FrameKind::Err => {
                     let (code, reason) = f.as_ref().error_parts()?;
                     return Err(TransportError::Remote {
@@ -474,7 +521,7 @@ impl RecvHalf {
                     ));
                 }
                 if p.data.len() + f.payload.len() > self.max_message {
-                    return Err(TransportError::MessageTooLarge {
+                    return Err(TransportError::PeerMessageTooLarge {
                         len: p.data.len() + f.payload.len(),
                         max: self.max_message,
                     });
@@ -491,7 +538,7 @@ impl RecvHalf {
                 ));
             }
             if f.payload.len() > self.max_message {
-                return Err(TransportError::MessageTooLarge {
+                return Err(TransportError::PeerMessageTooLarge {
                     len: f.payload.len(),
                     max: self.max_message,
                 });
@@ -514,10 +561,11 @@ impl RecvHalf {
 
     /// Reads, authenticates and decrypts the next record into `self.body`.
     async fn read_record(&mut self) -> Result<()> {
+        // The packet deadline counts only time spent waiting here for the
+        // peer, never time the application spent before calling us.
+        self.packet_started = None;
         let (flags, mut body) = loop {
             if let Some(p) = self.decoder.decode_mut(&mut self.buf)? {
-                // Bytes after this packet are the start of the next one.
-                self.packet_started = (!self.buf.is_empty()).then(Instant::now);
                 break p;
             }
             let in_packet = !self.buf.is_empty() || !self.decoder.is_idle();
@@ -543,9 +591,6 @@ impl RecvHalf {
             };
             if n == 0 {
                 return Err(TransportError::ConnectionClosed { clean: false });
-            }
-            if !in_packet {
-                self.packet_started = Some(Instant::now());
             }
         };
         if !flags.encrypted() {

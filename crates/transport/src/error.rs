@@ -70,14 +70,30 @@ pub enum TransportError {
     /// we send.
     #[error("write queue full: the peer is not keeping up")]
     Backpressure,
-    /// A message exceeds what the receiving side accepts.
-    #[error("message of {len} bytes exceeds the limit of {max}")]
+    /// We refused to send a message larger than the peer accepts (nothing
+    /// was sent; the connection goes on).
+    #[error("message of {len} bytes exceeds the peer's limit of {max}")]
     MessageTooLarge {
         /// Message length.
         len: usize,
-        /// The limit (ours when receiving, the peer's when sending).
+        /// The peer's advertised limit.
         max: usize,
     },
+    /// The peer sent a message larger than our limit (the connection is closed).
+    #[error("peer sent a message of {len} bytes; our limit is {max}")]
+    PeerMessageTooLarge {
+        /// Length received so far.
+        len: usize,
+        /// Our limit.
+        max: usize,
+    },
+    /// We refused to send a frame that is not valid to send (nothing was sent;
+    /// the connection goes on).
+    #[error("invalid frame: {0}")]
+    InvalidFrame(&'static str),
+    /// A DATA payload did not decode as a `Message` (the connection goes on).
+    #[error("undecodable message: {0}")]
+    BadMessage(WireError),
     /// The peer broke the protocol's rules (for example plaintext after the
     /// handshake, or interleaved continuation frames).
     #[error("protocol violation: {0}")]
@@ -107,15 +123,19 @@ impl From<std::io::Error> for TransportError {
 }
 
 impl TransportError {
-    /// True for errors that end the connection (everything except
-    /// [`TransportError::Backpressure`], [`TransportError::Remote`] and
-    /// a refused oversize send).
+    /// True for errors that end the connection; false for refusals of one
+    /// send or one message ([`TransportError::Backpressure`],
+    /// [`TransportError::Remote`], [`TransportError::MessageTooLarge`],
+    /// [`TransportError::InvalidFrame`], [`TransportError::BadMessage`],
+    /// [`TransportError::BadEndpoint`]).
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
             Self::Backpressure
                 | Self::Remote { .. }
                 | Self::MessageTooLarge { .. }
+                | Self::InvalidFrame(_)
+                | Self::BadMessage(_)
                 | Self::BadEndpoint { .. }
         )
     }

@@ -104,9 +104,12 @@ where
             }
             match &cfg.timestamp_guard {
                 Some(guard) => {
+                    // A panic elsewhere while holding the lock leaves the guard
+                    // consistent (every update is one insert), so recover it.
                     let mut g = guard
                         .lock()
-                        .map_err(|_| TransportError::Protocol("timestamp guard lock poisoned"))?;
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    g.set_now(unix_now());
                     hs.read_message(frame.payload, Some(&mut g))?;
                 }
                 None => hs.read_message(frame.payload, None)?,

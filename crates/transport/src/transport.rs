@@ -259,11 +259,14 @@ impl AnyListener {
                 remove_stale_socket(path).await?;
                 let listener = tokio::net::UnixListener::bind(path)?;
                 {
+                    // Between bind and chmod the file has the umask's mode; a
+                    // chmod failure must not leave the socket file behind.
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(
-                        path,
-                        std::fs::Permissions::from_mode(options.unix_mode),
-                    )?;
+                    let mode = std::fs::Permissions::from_mode(options.unix_mode);
+                    if let Err(e) = std::fs::set_permissions(path, mode) {
+                        let _ = std::fs::remove_file(path);
+                        return Err(e.into());
+                    }
                 }
                 Ok(Self {
                     inner: ListenerInner::Unix {
@@ -329,11 +332,16 @@ impl Listener for AnyListener {
 
     async fn accept(&mut self) -> Result<(AnyStream, PeerAddr)> {
         match &self.inner {
-            ListenerInner::Tcp(l) => {
+            ListenerInner::Tcp(l) => loop {
                 let (s, addr) = l.accept().await?;
-                s.set_nodelay(self.options.nodelay)?;
-                Ok((AnyStream::Tcp(s), PeerAddr::Tcp(addr)))
-            }
+                // A socket reset before we got to it must not look like a
+                // listener failure: skip it and accept the next one.
+                if let Err(e) = s.set_nodelay(self.options.nodelay) {
+                    tracing::debug!(peer = %addr, error = %e, "dropping accepted socket");
+                    continue;
+                }
+                return Ok((AnyStream::Tcp(s), PeerAddr::Tcp(addr)));
+            },
             #[cfg(unix)]
             ListenerInner::Unix { listener, .. } => {
                 let (s, addr) = listener.accept().await?;

@@ -38,6 +38,11 @@ impl Shared {
         let _ = self.error.set(e);
     }
 
+    /// The failure, once one happened.
+    pub(crate) fn failed(&self) -> Option<TransportError> {
+        self.error.get().cloned()
+    }
+
     pub(crate) fn error(&self) -> TransportError {
         self.error
             .get()

@@ -43,6 +43,10 @@ const LZ4_MAX_RATIO: usize = 255;
 /// Upper bound on the Zstandard window a peer may make us allocate: 16 MiB.
 #[cfg(feature = "std")]
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+/// Windows up to 2 MiB are always accepted: what streaming encoders at the
+/// usual levels choose when they do not know the content size.
+#[cfg(feature = "std")]
+const ZSTD_WINDOW_LOG_MIN: u32 = 21;
 
 /// When and how to compress outgoing bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +216,10 @@ fn zstd_decompress(input: &[u8], max_out: usize, dst: &mut Vec<u8>) -> Result<()
         codec: Compression::Zstd,
     };
     let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(|_| corrupt())?;
-    dec.window_log_max(ZSTD_WINDOW_LOG_MAX)
+    // No window much larger than the output may need, so a frame header cannot
+    // make the decoder allocate more than max(2 MiB, 2 × limit) (≤ 16 MiB).
+    let needed = usize::BITS - max_out.max(1).saturating_sub(1).leading_zeros() + 1;
+    dec.window_log_max(needed.clamp(ZSTD_WINDOW_LOG_MIN, ZSTD_WINDOW_LOG_MAX))
         .map_err(|_| corrupt())?;
     // Read at most one byte past the limit: enough to tell "too large" from
     // "exactly at the limit" without ever holding more.

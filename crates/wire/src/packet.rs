@@ -206,7 +206,12 @@ impl<'a> PacketRef<'a> {
     /// Any header error, or [`WireError::Truncated`] if the body is incomplete.
     pub fn parse(src: &'a [u8], max_body: u32) -> Result<(Self, usize)> {
         let header = Header::parse(src, max_body)?;
-        let total = HEADER_LEN + header.body_len as usize;
+        let total =
+            HEADER_LEN
+                .checked_add(header.body_len as usize)
+                .ok_or(WireError::Unencodable(
+                    "packet longer than the address space",
+                ))?;
         let Some(body) = src.get(HEADER_LEN..total) else {
             return Err(WireError::Truncated {
                 needed: total - src.len(),
