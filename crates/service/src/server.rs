@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use netproto_transport::{
-    AnyListener, AnyStream, Connection, Endpoint, Listener, PeerAddr, SocketOptions, TransportError,
+    AnyListener, Connection, Endpoint, Listener, PeerAddr, SocketOptions, TransportError,
 };
 use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
 use tokio::sync::Semaphore;
@@ -26,15 +26,17 @@ use crate::error::{HandlerError, Result};
 /// it, surplus connections are dropped without a handshake.
 const MAX_CONCURRENT_REFUSALS: usize = 64;
 
-/// A bound server. Call [`Server::run`] to serve.
-pub struct Server {
-    listener: AnyListener,
+/// A bound server. Call [`Server::run`] to serve. It serves any
+/// [`Listener`]: [`Server::bind`] uses the built-in TCP / Unix-socket one,
+/// [`Server::with_listener`] takes another (TLS, …).
+pub struct Server<L: Listener = AnyListener> {
+    listener: L,
     cfg: Arc<ServerConfig>,
     dispatcher: Arc<Dispatcher>,
     handle: ServerHandle,
 }
 
-impl std::fmt::Debug for Server {
+impl<L: Listener> std::fmt::Debug for Server<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("endpoint", self.listener.local_endpoint())
@@ -75,20 +77,28 @@ impl ServerHandle {
     }
 }
 
-impl Server {
+impl Server<AnyListener> {
     /// Binds the configured address.
     ///
     /// # Errors
     /// [`crate::ServiceError::Transport`] if the address cannot be bound.
     pub async fn bind(cfg: ServerConfig, dispatcher: Dispatcher) -> Result<Self> {
         let listener = AnyListener::bind(&cfg.address, SocketOptions::default()).await?;
+        Ok(Self::with_listener(listener, cfg, dispatcher))
+    }
+}
+
+impl<L: Listener> Server<L> {
+    /// Serves connections from an already bound listener (`cfg.address` is
+    /// not used).
+    pub fn with_listener(listener: L, cfg: ServerConfig, dispatcher: Dispatcher) -> Self {
         let endpoint = listener.local_endpoint().clone();
         let mut cfg = cfg;
         cfg.connection = cfg.connection.for_endpoint(&endpoint);
         // The server runs its own heartbeat; the transport's idle timeout would
         // close connections that are merely quiet.
         cfg.connection.read_idle_timeout = None;
-        Ok(Self {
+        Self {
             listener,
             cfg: Arc::new(cfg),
             dispatcher: Arc::new(dispatcher),
@@ -98,7 +108,7 @@ impl Server {
                 open: Arc::new(AtomicUsize::new(0)),
                 endpoint,
             },
-        })
+        }
     }
 
     /// A handle to shut the server down or watch it.
@@ -143,7 +153,12 @@ impl Server {
                     dispatcher: self.dispatcher.clone(),
                     handle: self.handle.clone(),
                 };
-                let span = tracing::info_span!("connection", peer = %peer, transport = self.handle.endpoint.transport_label());
+                let span = tracing::info_span!(
+                    "connection",
+                    peer = %peer,
+                    transport = self.handle.endpoint.transport_label(),
+                    peer_key = tracing::field::Empty,
+                );
                 tracker.spawn(
                     async move {
                         conn.serve(stream, peer).await;
@@ -174,7 +189,10 @@ impl Server {
 
 /// Completes the handshake so the refusal can be said securely, then says
 /// "busy" and closes.
-async fn refuse_busy(stream: AnyStream, cfg: &ServerConfig) {
+async fn refuse_busy<S>(stream: S, cfg: &ServerConfig)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
+{
     if let Ok(conn) = Connection::server(stream, cfg.connection.clone()).await {
         let _ = conn
             .send_frame(Frame::error(0, ErrorCode::BUSY, "server busy"))
@@ -197,7 +215,10 @@ enum End {
 }
 
 impl ConnectionTask {
-    async fn serve(self, stream: AnyStream, peer: PeerAddr) {
+    async fn serve<S>(self, stream: S, peer: PeerAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
+    {
         let conn = match Connection::server(stream, self.cfg.connection.clone()).await {
             Ok(c) => {
                 metrics::counter!("netproto_handshakes_total", "outcome" => "ok").increment(1);
@@ -273,10 +294,14 @@ impl ConnectionTask {
             metrics::counter!("netproto_bytes_in_total").increment(frame.payload.len() as u64);
             let dispatcher = self.dispatcher.clone();
             let send = send.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                handle_request(&dispatcher, &send, frame).await;
-            });
+            let span = tracing::debug_span!("request", stream_id = frame.stream_id);
+            tasks.spawn(
+                async move {
+                    let _permit = permit;
+                    handle_request(&dispatcher, &send, frame).await;
+                }
+                .instrument(span),
+            );
         };
         match end {
             End::Shutdown => {

@@ -48,7 +48,7 @@ impl Default for SocketOptions {
 /// Opens byte streams to endpoints.
 pub trait Transport {
     /// The stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
     /// Connects to `endpoint`.
     fn connect(&self, endpoint: &Endpoint) -> impl Future<Output = Result<Self::Stream>> + Send;
 }
@@ -56,7 +56,7 @@ pub trait Transport {
 /// Accepts byte streams.
 pub trait Listener {
     /// The stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
     /// Waits for the next connection.
     fn accept(&mut self) -> impl Future<Output = Result<(Self::Stream, PeerAddr)>> + Send;
     /// Where it listens (with the real port if 0 was asked for).
