@@ -1,0 +1,175 @@
+//! The `netproto` binary end to end: `serve` in one process, `ping` and `call`
+//! from others, over TCP and a Unix socket; `keygen`; `config`; exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netproto");
+
+struct Daemon {
+    child: Child,
+    endpoint: String,
+    key: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(address: &str) -> Daemon {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("NP_SERVER_ADDRESS", address)
+        .env("NP_LOGGING_LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut key, mut endpoint) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while endpoint.is_none() && Instant::now() < deadline {
+        let line = lines.next().expect("serve printed its banner").unwrap();
+        if let Some(rest) = line.strip_prefix("server key ") {
+            key = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(at) = line.find(" on ") {
+            endpoint = line[at + 4..].split_whitespace().next().map(str::to_owned);
+        }
+    }
+    Daemon {
+        child,
+        endpoint: endpoint.expect("endpoint printed"),
+        key: key.expect("key printed"),
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn exercise(daemon: &Daemon) {
+    let (code, out, err) = run(&[
+        "ping",
+        &daemon.endpoint,
+        "-c",
+        "3",
+        "-i",
+        "10",
+        "--server-key",
+        &daemon.key,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 sent, 3 received, 0 lost"), "{out}");
+    let (code, out, err) = run(&[
+        "call",
+        &daemon.endpoint,
+        "ECHO",
+        "hello there",
+        "--server-key",
+        &daemon.key,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Echo(\"hello there\")"), "{out}");
+    // An opcode the daemon does not serve: a clear one-line error, exit 1.
+    let (code, _, err) = run(&[
+        "call",
+        &daemon.endpoint,
+        "NOPE",
+        "--server-key",
+        &daemon.key,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("UNKNOWN") || err.contains("no handler"),
+        "{err}"
+    );
+    // A wrong pinned key is refused.
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let (code, _, err) = run(&["call", &daemon.endpoint, "PING", "--server-key", wrong]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn serve_ping_call_over_tcp() {
+    let daemon = serve("127.0.0.1:0");
+    assert!(daemon.endpoint.starts_with("tcp://"));
+    exercise(&daemon);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_ping_call_over_unix_socket() {
+    let path = std::env::temp_dir().join(format!("netproto-cli-{}.sock", std::process::id()));
+    let daemon = serve(&format!("unix://{}", path.display()));
+    assert!(daemon.endpoint.starts_with("unix://"));
+    exercise(&daemon);
+}
+
+#[test]
+fn trust_on_first_use_remembers_the_server() {
+    let daemon = serve("127.0.0.1:0");
+    let known = std::env::temp_dir().join(format!("netproto-cli-known-{}", std::process::id()));
+    let _ = std::fs::remove_file(&known);
+    let k = known.display().to_string();
+    let (code, out, err) = run(&["call", &daemon.endpoint, "PING", "--known-hosts", &k]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read_to_string(&known)
+        .unwrap()
+        .contains(&daemon.key));
+    let (code, _, _) = run(&["call", &daemon.endpoint, "PING", "--known-hosts", &k]);
+    assert_eq!(code, 0, "the recorded key is accepted again");
+    // A different server (new key) on the same address is refused.
+    let endpoint = daemon.endpoint.clone();
+    drop(daemon);
+    let impostor = serve(endpoint.trim_start_matches("tcp://"));
+    assert_eq!(impostor.endpoint, endpoint);
+    let (code, _, err) = run(&["call", &endpoint, "PING", "--known-hosts", &k]);
+    assert_eq!(code, 1);
+    assert!(err.contains("KEY CHANGED"), "{err}");
+    std::fs::remove_file(&known).unwrap();
+}
+
+#[test]
+fn keygen_and_config_commands() {
+    let dir = std::env::temp_dir().join(format!("netproto-cli-keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id.key");
+    let (code, out, _) = run(&["keygen", "--out", &key.display().to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("fingerprint SHA256:"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Refuses to overwrite.
+    assert_eq!(run(&["keygen", "--out", &key.display().to_string()]).0, 1);
+
+    let (code, example, _) = run(&["config", "example"]);
+    assert_eq!(code, 0);
+    let file = dir.join("good.toml");
+    std::fs::write(&file, &example).unwrap();
+    assert_eq!(run(&["config", "check", &file.display().to_string()]).0, 0);
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nmax_connections = -1\n").unwrap();
+    let (code, _, err) = run(&["config", "check", &bad.display().to_string()]);
+    assert_eq!(code, 3, "configuration errors exit with 3: {err}");
+    assert!(err.contains("max_connections"), "{err}");
+    assert_eq!(run(&["no-such-command"]).0, 2, "usage errors exit with 2");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,454 @@
+//! # netproto-config
+//!
+//! [`NetworkConfig`]: every setting of a netproto server and client, with
+//! network-protocol's field names and defaults, loaded with figment from
+//! defaults ← a TOML file ← environment variables `NP_SECTION_KEY`
+//! (`NP_SERVER_ADDRESS`, `NP_LOGGING_LOG_LEVEL`, …). Durations are written in
+//! milliseconds. Unknown keys, wrong types and out-of-range values are errors
+//! that name the key and where the value came from.
+//!
+//! [`logging::init`] sets up `tracing` for applications; libraries never call it.
+//!
+//! ## Example
+//!
+//! ```
+//! use netproto_config::NetworkConfig;
+//!
+//! let cfg = NetworkConfig::from_toml("[server]\naddress = \"127.0.0.1:9100\"\nmax_connections = 64\n")?;
+//! assert_eq!(cfg.server.max_connections, 64);
+//! assert_eq!(cfg.server.backpressure_limit, 32); // default
+//! assert!(NetworkConfig::from_toml("[server]\nmax_conections = 1\n").is_err()); // typo: unknown key
+//! # Ok::<(), netproto_config::ConfigError>(())
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub mod logging;
+
+/// What went wrong loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value is missing, of the wrong type, unknown, or does not parse; the
+    /// message names the key and its source (file or environment variable).
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value parsed but is out of range.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// The key, `section.name`.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::ms(*d))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServerSection {
+    /// Listen address: `host:port` (TCP), `tcp://host:port` or `unix:///path`.
+    pub address: String,
+    /// Requests in flight per connection before reads pause.
+    pub backpressure_limit: usize,
+    /// Milliseconds a pinged peer has to answer (and the handshake limit).
+    #[serde(with = "duration_ms")]
+    pub connection_timeout: Duration,
+    /// Milliseconds of silence before a ping.
+    #[serde(with = "duration_ms")]
+    pub heartbeat_interval: Duration,
+    /// Milliseconds in-flight requests get at shutdown.
+    #[serde(with = "duration_ms")]
+    pub shutdown_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:9000".into(),
+            backpressure_limit: 32,
+            connection_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 1000,
+        }
+    }
+}
+
+/// The `[client]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ClientSection {
+    /// Server address (as for `[server] address`).
+    pub address: String,
+    /// Milliseconds to connect and finish the handshake.
+    #[serde(with = "duration_ms")]
+    pub connection_timeout: Duration,
+    /// Milliseconds a send may wait for queue room.
+    #[serde(with = "duration_ms")]
+    pub operation_timeout: Duration,
+    /// Milliseconds a call waits for its response.
+    #[serde(with = "duration_ms")]
+    pub response_timeout: Duration,
+    /// Milliseconds of silence before the client pings the server.
+    #[serde(with = "duration_ms")]
+    pub heartbeat_interval: Duration,
+    /// Reconnect when the connection dies (used once auto-reconnect exists,
+    /// issue #6; accepted and validated today).
+    pub auto_reconnect: bool,
+    /// Reconnect attempts before giving up.
+    pub max_reconnect_attempts: u32,
+    /// Milliseconds before the first reconnect attempt.
+    #[serde(with = "duration_ms")]
+    pub reconnect_delay: Duration,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:9000".into(),
+            connection_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(15),
+            auto_reconnect: true,
+            max_reconnect_attempts: 3,
+            reconnect_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The `[transport]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TransportSection {
+    /// Compress records (with `compression_algorithm`) when the peer supports it.
+    pub compression_enabled: bool,
+    /// `"lz4"` or `"zstd"`.
+    pub compression_algorithm: String,
+    /// Records smaller than this many bytes are not compressed.
+    pub compression_threshold: usize,
+    /// Zstd level 1–9 (network-protocol's range).
+    pub compression_level: i32,
+    /// Must be `true`: netproto always encrypts (kept so network-protocol
+    /// files load; `false` is refused rather than silently ignored).
+    pub encryption_enabled: bool,
+    /// Largest message accepted, in bytes.
+    pub max_payload_size: usize,
+}
+
+impl Default for TransportSection {
+    fn default() -> Self {
+        Self {
+            compression_enabled: false,
+            compression_algorithm: "lz4".into(),
+            compression_threshold: 512,
+            compression_level: 1,
+            encryption_enabled: true,
+            max_payload_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The `[logging]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LoggingSection {
+    /// Name shown in logs.
+    pub app_name: String,
+    /// `trace`, `debug`, `info`, `warn` or `error` (`RUST_LOG` overrides).
+    pub log_level: String,
+    /// Log to standard error.
+    pub log_to_console: bool,
+    /// Log to `log_file_path`.
+    pub log_to_file: bool,
+    /// Log file (empty: `<app_name>.log` in the working directory).
+    pub log_file_path: String,
+    /// One JSON object per line instead of human-readable text.
+    pub json_format: bool,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self {
+            app_name: "netproto".into(),
+            log_level: "info".into(),
+            log_to_console: true,
+            log_to_file: false,
+            log_file_path: String::new(),
+            json_format: false,
+        }
+    }
+}
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct NetworkConfig {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[client]`.
+    pub client: ClientSection,
+    /// `[transport]`.
+    pub transport: TransportSection,
+    /// `[logging]`.
+    pub logging: LoggingSection,
+}
+
+/// Maps `NP_SECTION_KEY` to `section.key` (keys keep their underscores).
+fn env() -> Env {
+    Env::prefixed("NP_").map(|key| match key.as_str().split_once('_') {
+        Some((section, rest)) => format!("{section}.{rest}").into(),
+        None => key.into(),
+    })
+}
+
+impl NetworkConfig {
+    fn extract(figment: &Figment) -> Result<Self, ConfigError> {
+        let cfg: Self = figment.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn base() -> Figment {
+        Figment::from(Serialized::defaults(Self::default()))
+    }
+
+    /// Defaults overridden by the TOML file at `path` (which must exist).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(ConfigError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        Self::extract(&Self::base().merge(Toml::file(path)))
+    }
+
+    /// Defaults overridden by TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(&Self::base().merge(Toml::string(text)))
+    }
+
+    /// Defaults overridden by `NP_*` environment variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::extract(&Self::base().merge(env()))
+    }
+
+    /// Defaults ← the file at `path` if it exists ← `NP_*` variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and its source.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Self::base();
+        if let Some(p) = path {
+            if p.exists() {
+                figment = figment.merge(Toml::file(p));
+            }
+        }
+        Self::extract(&figment.merge(env()))
+    }
+
+    /// Defaults changed by `f`, validated.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] if `f` left a value out of range.
+    pub fn default_with_overrides(f: impl FnOnce(&mut Self)) -> Result<Self, ConfigError> {
+        let mut cfg = Self::default();
+        f(&mut cfg);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and consistency.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for the first bad value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        for (key, addr) in [
+            ("server.address", &self.server.address),
+            ("client.address", &self.client.address),
+        ] {
+            if addr.trim().is_empty() {
+                return bad(key, "must not be empty");
+            }
+        }
+        if self.server.max_connections == 0 {
+            return bad("server.max_connections", "must be at least 1");
+        }
+        if self.server.backpressure_limit == 0 {
+            return bad("server.backpressure_limit", "must be at least 1");
+        }
+        let positive = [
+            ("server.connection_timeout", self.server.connection_timeout),
+            ("server.heartbeat_interval", self.server.heartbeat_interval),
+            ("client.connection_timeout", self.client.connection_timeout),
+            ("client.operation_timeout", self.client.operation_timeout),
+            ("client.response_timeout", self.client.response_timeout),
+            ("client.heartbeat_interval", self.client.heartbeat_interval),
+        ];
+        for (key, d) in positive {
+            if d.is_zero() {
+                return bad(key, "must be more than 0 ms");
+            }
+        }
+        if !matches!(
+            self.transport.compression_algorithm.as_str(),
+            "lz4" | "zstd"
+        ) {
+            return bad(
+                "transport.compression_algorithm",
+                "must be \"lz4\" or \"zstd\"",
+            );
+        }
+        if !(1..=9).contains(&self.transport.compression_level) {
+            return bad("transport.compression_level", "must be from 1 to 9");
+        }
+        if !self.transport.encryption_enabled {
+            return bad(
+                "transport.encryption_enabled",
+                "netproto always encrypts; unencrypted sessions are not offered",
+            );
+        }
+        if !(1024..=u32::MAX as usize).contains(&self.transport.max_payload_size) {
+            return bad(
+                "transport.max_payload_size",
+                "must be from 1024 bytes to 4 GiB",
+            );
+        }
+        if !matches!(
+            self.logging.log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
+            return bad(
+                "logging.log_level",
+                "must be trace, debug, info, warn or error",
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the configuration as TOML.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`].
+    pub fn save_to_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_toml()).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// The configuration as TOML text, durations in milliseconds.
+    pub fn to_toml(&self) -> String {
+        let s = &self.server;
+        let c = &self.client;
+        let t = &self.transport;
+        let l = &self.logging;
+        format!(
+            "[server]\naddress = {:?}\nbackpressure_limit = {}\nconnection_timeout = {}\nheartbeat_interval = {}\n\
+             shutdown_timeout = {}\nmax_connections = {}\n\n\
+             [client]\naddress = {:?}\nconnection_timeout = {}\noperation_timeout = {}\nresponse_timeout = {}\n\
+             heartbeat_interval = {}\nauto_reconnect = {}\nmax_reconnect_attempts = {}\nreconnect_delay = {}\n\n\
+             [transport]\ncompression_enabled = {}\ncompression_algorithm = {:?}\ncompression_threshold = {}\n\
+             compression_level = {}\nencryption_enabled = {}\nmax_payload_size = {}\n\n\
+             [logging]\napp_name = {:?}\nlog_level = {:?}\nlog_to_console = {}\nlog_to_file = {}\n\
+             log_file_path = {:?}\njson_format = {}\n",
+            s.address,
+            s.backpressure_limit,
+            ms(s.connection_timeout),
+            ms(s.heartbeat_interval),
+            ms(s.shutdown_timeout),
+            s.max_connections,
+            c.address,
+            ms(c.connection_timeout),
+            ms(c.operation_timeout),
+            ms(c.response_timeout),
+            ms(c.heartbeat_interval),
+            c.auto_reconnect,
+            c.max_reconnect_attempts,
+            ms(c.reconnect_delay),
+            t.compression_enabled,
+            t.compression_algorithm,
+            t.compression_threshold,
+            t.compression_level,
+            t.encryption_enabled,
+            t.max_payload_size,
+            l.app_name,
+            l.log_level,
+            l.log_to_console,
+            l.log_to_file,
+            l.log_file_path,
+            l.json_format,
+        )
+    }
+}
+
+/// A commented TOML file with every key at its default.
+pub fn example_config() -> &'static str {
+    include_str!("example.toml")
+}
+
+/// `host:port` → `tcp://host:port`; anything with a scheme is kept.
+pub fn endpoint_string(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("tcp://{address}")
+    }
+}

@@ -1,0 +1,57 @@
+//! Logging setup for applications (the CLI, examples). Libraries never call it.
+
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+use crate::{ConfigError, LoggingSection};
+
+/// Installs a global `tracing` subscriber as `cfg` says: level from `RUST_LOG`
+/// or `log_level`, pretty or JSON, to standard error and/or a file.
+///
+/// # Errors
+/// [`ConfigError::Io`] if the log file cannot be opened;
+/// [`ConfigError::Invalid`] if a subscriber is already installed.
+pub fn init(cfg: &LoggingSection) -> Result<(), ConfigError> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
+    let console = cfg.log_to_console.then(|| {
+        let layer = fmt::layer().with_writer(std::io::stderr);
+        if cfg.json_format {
+            layer.json().boxed()
+        } else {
+            layer.boxed()
+        }
+    });
+    let file = if cfg.log_to_file {
+        let path = if cfg.log_file_path.is_empty() {
+            format!("{}.log", cfg.app_name)
+        } else {
+            cfg.log_file_path.clone()
+        };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| ConfigError::Io { path, source })?;
+        let layer = fmt::layer().with_ansi(false).with_writer(Mutex::new(f));
+        Some(if cfg.json_format {
+            layer.json().boxed()
+        } else {
+            layer.boxed()
+        })
+    } else {
+        None
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(console)
+        .with(file)
+        .try_init()
+        .map_err(|e| ConfigError::Invalid {
+            key: "logging",
+            reason: format!("a logger is already installed: {e}"),
+        })
+}

@@ -1,0 +1,187 @@
+//! Precedence (defaults < file < environment), every kind of error, and
+//! network-protocol's documented configuration file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::Duration;
+
+use netproto_config::{ConfigError, NetworkConfig};
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "netproto-config-{}-{name}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The keys and values of network-protocol 1.2's documented example
+/// configuration (`docs/examples/example_config.toml`), comments and all.
+const NETWORK_PROTOCOL_EXAMPLE: &str = r#"
+# Example configuration file for network-protocol
+
+# Server-specific configuration
+[server]
+address = "127.0.0.1:9000"
+backpressure_limit = 32
+connection_timeout = 5000    # milliseconds
+heartbeat_interval = 15000   # milliseconds
+shutdown_timeout = 10000     # milliseconds
+max_connections = 1000
+
+# Client-specific configuration
+[client]
+address = "127.0.0.1:9000"
+connection_timeout = 5000    # milliseconds
+operation_timeout = 3000     # milliseconds
+response_timeout = 30000     # milliseconds
+heartbeat_interval = 15000   # milliseconds
+auto_reconnect = true
+max_reconnect_attempts = 3
+reconnect_delay = 1000       # milliseconds
+
+# Transport configuration
+[transport]
+compression_enabled = false
+encryption_enabled = true
+max_payload_size = 16777216  # 16 MB in bytes
+compression_level = 6        # Medium compression (range 1-9)
+
+# Logging configuration
+[logging]
+app_name = "network-protocol"
+log_level = "info"           # options: trace, debug, info, warn, error
+log_to_console = true
+log_to_file = false
+log_file_path = ""           # leave empty for default log location
+json_format = false
+"#;
+
+#[test]
+fn network_protocol_config_loads_unchanged() {
+    let cfg = NetworkConfig::from_toml(NETWORK_PROTOCOL_EXAMPLE).unwrap();
+    assert_eq!(cfg.server.address, "127.0.0.1:9000");
+    assert_eq!(cfg.server.heartbeat_interval, Duration::from_secs(15));
+    assert_eq!(cfg.client.reconnect_delay, Duration::from_secs(1));
+    assert_eq!(cfg.transport.compression_level, 6);
+    assert_eq!(cfg.logging.app_name, "network-protocol");
+}
+
+#[test]
+fn example_config_is_the_defaults() {
+    let cfg = NetworkConfig::from_toml(netproto_config::example_config()).unwrap();
+    assert_eq!(cfg, NetworkConfig::default());
+    // And saving then loading is lossless.
+    let path = temp_file("roundtrip", "");
+    let mut changed = NetworkConfig::default();
+    changed.server.max_connections = 7;
+    changed.client.response_timeout = Duration::from_millis(1234);
+    changed.save_to_file(&path).unwrap();
+    assert_eq!(NetworkConfig::from_file(&path).unwrap(), changed);
+    std::fs::remove_file(path).unwrap();
+}
+
+fn message(e: &ConfigError) -> String {
+    e.to_string()
+}
+
+#[test]
+fn errors_name_the_key_and_source() {
+    // Unknown key (a typo).
+    let e = NetworkConfig::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
+    assert!(message(&e).contains("max_conections"), "{e}");
+    // Wrong type, from a file: names the key and the file.
+    let path = temp_file("wrongtype", "[server]\nmax_connections = \"many\"\n");
+    let e = NetworkConfig::from_file(&path).unwrap_err();
+    let m = message(&e);
+    assert!(
+        m.contains("max_connections") && m.contains(&path.display().to_string()),
+        "{m}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    // TOML syntax error: names the line.
+    let path = temp_file("syntax", "[server]\naddress = \n");
+    let m = message(&NetworkConfig::from_file(&path).unwrap_err());
+    assert!(m.contains("line 2") || m.contains("2:"), "{m}");
+    std::fs::remove_file(&path).unwrap();
+    // Out of range.
+    let e = NetworkConfig::from_toml("[transport]\ncompression_level = 12\n").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                key: "transport.compression_level",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = NetworkConfig::from_toml("[transport]\nencryption_enabled = false\n").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                key: "transport.encryption_enabled",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = NetworkConfig::from_toml("[logging]\nlog_level = \"loud\"\n").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                key: "logging.log_level",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Missing file.
+    assert!(matches!(
+        NetworkConfig::from_file("/nonexistent/netproto.toml"),
+        Err(ConfigError::Io { .. })
+    ));
+}
+
+/// Environment variables are process-wide, so every env case runs in this one test.
+#[test]
+fn precedence_defaults_file_env() {
+    let path = temp_file("precedence", "[server]\naddress = \"10.0.0.1:1\"\nmax_connections = 10\n[client]\nresponse_timeout = 2000\n");
+    // File over defaults.
+    let cfg = NetworkConfig::load(Some(&path)).unwrap();
+    assert_eq!(cfg.server.address, "10.0.0.1:1");
+    assert_eq!(cfg.server.max_connections, 10);
+    assert_eq!(cfg.server.backpressure_limit, 32);
+    // Environment over file.
+    std::env::set_var("NP_SERVER_MAX_CONNECTIONS", "20");
+    std::env::set_var("NP_LOGGING_LOG_LEVEL", "debug");
+    std::env::set_var("NP_CLIENT_CONNECTION_TIMEOUT", "750");
+    let cfg = NetworkConfig::load(Some(&path)).unwrap();
+    assert_eq!(cfg.server.max_connections, 20);
+    assert_eq!(cfg.server.address, "10.0.0.1:1");
+    assert_eq!(cfg.logging.log_level, "debug");
+    assert_eq!(cfg.client.connection_timeout, Duration::from_millis(750));
+    assert_eq!(cfg.client.response_timeout, Duration::from_secs(2));
+    // A bad environment value names the variable's key.
+    std::env::set_var("NP_SERVER_MAX_CONNECTIONS", "lots");
+    let m = message(&NetworkConfig::from_env().unwrap_err());
+    assert!(
+        m.to_lowercase().contains("max_connections") && m.contains("NP_"),
+        "{m}"
+    );
+    for v in [
+        "NP_SERVER_MAX_CONNECTIONS",
+        "NP_LOGGING_LOG_LEVEL",
+        "NP_CLIENT_CONNECTION_TIMEOUT",
+    ] {
+        std::env::remove_var(v);
+    }
+    // A missing file is fine for load(): defaults and environment.
+    assert_eq!(
+        NetworkConfig::load(Some(std::path::Path::new("/nonexistent.toml"))).unwrap(),
+        NetworkConfig::default()
+    );
+    std::fs::remove_file(path).unwrap();
+}
