@@ -5,81 +5,13 @@
 
 mod common;
 
+use common::service::{client, start, stop};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use netproto_crypto::{AnyPeer, Pinned};
-use netproto_service::{
-    Client, ClientConfig, Dispatcher, HandlerError, Server, ServerConfig, ServerHandle,
-};
-use netproto_transport::ConnectionConfig;
+use netproto_crypto::Pinned;
 use netproto_wire::{Frame, Message};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize)]
-struct Add {
-    a: i64,
-    b: i64,
-}
-
-fn dispatcher() -> Dispatcher {
-    let mut d = Dispatcher::new();
-    d.register("PING", |_| Ok(Message::Pong));
-    d.register("ECHO", Ok);
-    d.register("PANIC", |_| panic!("handler bug"));
-    d.register("FAIL", |_| Err(HandlerError::internal("nope")));
-    d.register_async("SLOW", |msg| async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(msg)
-    });
-    d.route::<Add, i64, _, _>("ADD", |req| async move { Ok(req.a + req.b) });
-    d
-}
-
-struct Running {
-    handle: ServerHandle,
-    server_key: netproto_crypto::PublicKey,
-    task: tokio::task::JoinHandle<netproto_service::Result<()>>,
-}
-
-async fn start(tune: impl FnOnce(&mut ServerConfig)) -> Running {
-    let key = common::key();
-    let server_key = *key.public();
-    let mut cfg = ServerConfig::new(
-        "tcp://127.0.0.1:0".parse().unwrap(),
-        common::config(key, Arc::new(AnyPeer)),
-    );
-    tune(&mut cfg);
-    let server = Server::bind(cfg, dispatcher()).await.unwrap();
-    let handle = server.handle();
-    let task = tokio::spawn(server.run());
-    Running {
-        handle,
-        server_key,
-        task,
-    }
-}
-
-fn client_config(server_key: netproto_crypto::PublicKey) -> ClientConfig {
-    ClientConfig::new(ConnectionConfig::new(
-        netproto_crypto::HandshakeConfig::new(Some(common::key()), Arc::new(Pinned(server_key))),
-    ))
-}
-
-async fn client(r: &Running) -> Client {
-    Client::connect(r.handle.endpoint(), client_config(r.server_key))
-        .await
-        .unwrap()
-}
-
-async fn stop(r: Running, grace: Duration) {
-    r.handle.shutdown(Some(grace));
-    tokio::time::timeout(grace + Duration::from_secs(5), r.task)
-        .await
-        .expect("run() returns after shutdown")
-        .unwrap()
-        .unwrap();
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -9,6 +9,8 @@
     missing_docs
 )]
 
+pub mod service;
+
 use std::sync::Arc;
 use std::time::Duration;
 
