@@ -23,6 +23,9 @@ use crate::error::{Result, TimeoutKind, TransportError};
 use crate::handshake::{self, HANDSHAKE_MAX_BODY};
 use crate::writer::{Command, Shared, Writer};
 
+/// PINGs with longer payloads are not answered (the spec suggests 8 bytes).
+const MAX_PING_PAYLOAD: usize = 64;
+
 /// What the handshake established about a connection.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -352,7 +355,8 @@ impl SendHalf {
     }
 
     /// Sends BYE after everything queued before it, flushes, and shuts the
-    /// write side down.
+    /// write side down. Frames queued by other handles after the close
+    /// request are discarded.
     ///
     /// # Errors
     /// The connection's error if it had failed.
@@ -495,10 +499,14 @@ impl RecvHalf {
             match f.kind {
                 FrameKind::Ping => {
                     // A full queue means we are busy enough; the peer's next
-                    // ping will be answered.
-                    if let Some(tx) = self.control.upgrade() {
-                        let _ =
-                            tx.try_send(Command::Frame(Frame::new(FrameKind::Pong, 0, f.payload)));
+                    // ping will be answered. The payload is copied (and
+                    // bounded) so a queued PONG never pins a whole record.
+                    if f.payload.len() <= MAX_PING_PAYLOAD {
+                        if let Some(tx) = self.control.upgrade() {
+                            let echo = Bytes::copy_from_slice(&f.payload);
+                            let _ =
+                                tx.try_send(Command::Frame(Frame::new(FrameKind::Pong, 0, echo)));
+                        }
                     }
                     continue;
                 }
