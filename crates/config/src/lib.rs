@@ -128,8 +128,7 @@ pub struct ClientSection {
     /// Milliseconds of silence before the client pings the server.
     #[serde(with = "duration_ms")]
     pub heartbeat_interval: Duration,
-    /// Reconnect when the connection dies (used once auto-reconnect exists,
-    /// issue #6; accepted and validated today).
+    /// Reconnect when the connection dies.
     pub auto_reconnect: bool,
     /// Reconnect attempts before giving up.
     pub max_reconnect_attempts: u32,

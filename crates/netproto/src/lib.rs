@@ -150,5 +150,8 @@ pub fn client_config(
     client.operation_timeout = cfg.client.operation_timeout;
     client.response_timeout = cfg.client.response_timeout;
     client.heartbeat_interval = cfg.client.heartbeat_interval;
+    client.auto_reconnect = cfg.client.auto_reconnect;
+    client.max_reconnect_attempts = cfg.client.max_reconnect_attempts;
+    client.reconnect_delay = cfg.client.reconnect_delay;
     Ok(client)
 }

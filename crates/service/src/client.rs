@@ -1,5 +1,5 @@
-//! The client: one secure connection, many concurrent calls multiplexed by
-//! request id, heartbeat, statistics.
+//! The client: one secure connection at a time, many concurrent calls
+//! multiplexed by request id, heartbeat, statistics, and automatic reconnect.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::error::{Result, ServiceError};
+use crate::reconnect::backoff;
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Message>>>>;
 
@@ -26,6 +27,7 @@ struct Counters {
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
     rtt_ewma_ns: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 /// A snapshot of a client's counters.
@@ -48,19 +50,19 @@ pub struct ClientStats {
     pub bytes_received: u64,
     /// Smoothed round-trip time of calls (exponential moving average).
     pub rtt_estimate: Duration,
+    /// Successful reconnections.
+    pub reconnects: u64,
 }
 
-struct Inner {
+/// One live connection: its sending half, its pending calls, its reader.
+struct Link {
     send: SendHalf,
     pending: Pending,
-    next_id: AtomicU64,
-    counters: Counters,
     closed: OnceLock<ServiceError>,
-    cfg: ClientConfig,
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-impl Drop for Inner {
+impl Drop for Link {
     fn drop(&mut self) {
         if let Ok(mut r) = self.reader.lock() {
             if let Some(task) = r.take() {
@@ -70,7 +72,61 @@ impl Drop for Inner {
     }
 }
 
+impl Link {
+    async fn open(
+        endpoint: &Endpoint,
+        cfg: &ClientConfig,
+        counters: &Arc<Counters>,
+    ) -> Result<Arc<Self>> {
+        let mut conn_cfg = cfg.connection.clone();
+        conn_cfg.connect_timeout = cfg.connection_timeout;
+        conn_cfg.handshake_timeout = cfg.connection_timeout;
+        // The client runs its own heartbeat.
+        conn_cfg.read_idle_timeout = None;
+        let conn = netproto_transport::connect(endpoint, conn_cfg).await?;
+        let (send, recv) = conn.split();
+        let link = Arc::new(Self {
+            send,
+            pending: Mutex::new(HashMap::new()),
+            closed: OnceLock::new(),
+            reader: Mutex::new(None),
+        });
+        let task = tokio::spawn(read_loop(
+            Arc::downgrade(&link),
+            recv,
+            counters.clone(),
+            cfg.heartbeat_interval,
+            cfg.connection_timeout,
+        ));
+        if let Ok(mut r) = link.reader.lock() {
+            *r = Some(task);
+        }
+        Ok(link)
+    }
+
+    fn closed_error(&self) -> Option<ServiceError> {
+        self.closed.get().cloned()
+    }
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    cfg: ClientConfig,
+    link: Mutex<Arc<Link>>,
+    /// Held by the one task that is reconnecting; others wait on it.
+    reconnecting: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+    counters: Arc<Counters>,
+}
+
 /// A client of a netproto server. Cheap to clone; clones share the connection.
+///
+/// With `auto_reconnect` (the default), a call that finds the connection dead
+/// reconnects first (full handshake, the server key verified again) with
+/// exponential backoff and jitter, within the call's response timeout. Calls
+/// in flight on a connection that dies fail with
+/// [`ServiceError::ConnectionClosed`]; they are re-sent only through
+/// [`Client::call_idempotent`].
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -79,6 +135,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
+            .field("endpoint", &self.inner.endpoint)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -90,60 +147,98 @@ impl Client {
     /// # Errors
     /// [`ServiceError::Transport`] (refused, timed out, handshake failed).
     pub async fn connect(endpoint: &Endpoint, cfg: ClientConfig) -> Result<Self> {
-        let mut conn_cfg = cfg.connection.clone();
-        conn_cfg.connect_timeout = cfg.connection_timeout;
-        conn_cfg.handshake_timeout = cfg.connection_timeout;
-        // The client runs its own heartbeat.
-        conn_cfg.read_idle_timeout = None;
-        let conn = netproto_transport::connect(endpoint, conn_cfg).await?;
-        let (send, recv) = conn.split();
-        let inner = Arc::new(Inner {
-            send,
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            counters: Counters::default(),
-            closed: OnceLock::new(),
-            cfg,
-            reader: Mutex::new(None),
-        });
-        let task = tokio::spawn(read_loop(Arc::downgrade(&inner), recv));
-        if let Ok(mut r) = inner.reader.lock() {
-            *r = Some(task);
+        let counters = Arc::new(Counters::default());
+        let link = Link::open(endpoint, &cfg, &counters).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                endpoint: endpoint.clone(),
+                cfg,
+                link: Mutex::new(link),
+                reconnecting: tokio::sync::Mutex::new(()),
+                next_id: AtomicU64::new(1),
+                counters,
+            }),
+        })
+    }
+
+    fn current(&self) -> Option<Arc<Link>> {
+        self.inner.link.lock().ok().map(|l| l.clone())
+    }
+
+    /// The live connection, reconnecting first if it died and
+    /// `auto_reconnect` is on.
+    async fn live_link(&self) -> Result<Arc<Link>> {
+        let link = self.current().ok_or(ServiceError::ConnectionClosed)?;
+        let Some(dead) = link.closed_error() else {
+            return Ok(link);
+        };
+        if !self.inner.cfg.auto_reconnect {
+            return Err(dead);
         }
-        Ok(Self { inner })
+        let _only_one = self.inner.reconnecting.lock().await;
+        // Someone else may have reconnected while we waited.
+        if let Some(l) = self.current() {
+            if l.closed_error().is_none() {
+                return Ok(l);
+            }
+        }
+        let cfg = &self.inner.cfg;
+        let mut last = dead;
+        for attempt in 0..cfg.max_reconnect_attempts {
+            tokio::time::sleep(backoff(
+                cfg.reconnect_delay,
+                attempt,
+                cfg.max_reconnect_delay,
+            ))
+            .await;
+            tracing::info!(endpoint = %self.inner.endpoint, attempt = attempt + 1, "reconnecting");
+            match Link::open(&self.inner.endpoint, cfg, &self.inner.counters).await {
+                Ok(link) => {
+                    if let Ok(mut l) = self.inner.link.lock() {
+                        *l = link.clone();
+                    }
+                    self.inner
+                        .counters
+                        .reconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("netproto_client_reconnects_total").increment(1);
+                    return Ok(link);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt = attempt + 1, "reconnect failed");
+                    last = e;
+                }
+            }
+        }
+        Err(ServiceError::ReconnectFailed {
+            attempts: cfg.max_reconnect_attempts,
+            last: Box::new(last),
+        })
     }
 
-    fn closed_error(&self) -> Option<ServiceError> {
-        self.inner.closed.get().cloned()
-    }
-
-    /// Sends `request` and waits for its response (`response_timeout`).
+    /// Sends `request` and waits for its response. Connecting again (if the
+    /// connection had died) counts against the response timeout.
     ///
     /// # Errors
     /// [`ServiceError::Remote`] if the server answered with ERR (unknown
     /// opcode, bad request, handler failure); [`ServiceError::Timeout`];
-    /// [`ServiceError::ConnectionClosed`] or [`ServiceError::Busy`] when the
-    /// connection is gone.
+    /// [`ServiceError::ConnectionClosed`] if the connection died with the call
+    /// in flight; [`ServiceError::ReconnectFailed`]; [`ServiceError::Busy`].
     pub async fn call(&self, request: Message) -> Result<Message> {
-        if let Some(e) = self.closed_error() {
-            return Err(e);
-        }
         let c = &self.inner.counters;
         c.requests.fetch_add(1, Ordering::Relaxed);
         c.bytes_sent
             .fetch_add(request.encoded_len().unwrap_or(0) as u64, Ordering::Relaxed);
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.inner.pending.lock() {
-            p.insert(id, tx);
-        }
         let started = Instant::now();
-        let result = self.exchange(id, request, rx).await;
+        let wait = self.inner.cfg.response_timeout;
+        let result = if let Ok(r) = tokio::time::timeout(wait, self.call_once(request)).await {
+            r
+        } else {
+            c.timeouts.fetch_add(1, Ordering::Relaxed);
+            Err(ServiceError::Timeout(wait))
+        };
         if result.is_err() {
             c.errors.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut p) = self.inner.pending.lock() {
-                p.remove(&id);
-            }
         } else {
             let sample = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let old = c.rtt_ewma_ns.load(Ordering::Relaxed);
@@ -157,39 +252,51 @@ impl Client {
         result
     }
 
-    async fn exchange(
-        &self,
-        id: u64,
-        request: Message,
-        rx: oneshot::Receiver<Result<Message>>,
-    ) -> Result<Message> {
+    /// As [`Client::call`], but a request whose connection died before the
+    /// answer is sent once more on a new connection. Only for requests that
+    /// are safe to run twice.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_idempotent(&self, request: Message) -> Result<Message> {
+        match self.call(request.clone()).await {
+            Err(ServiceError::ConnectionClosed | ServiceError::Transport(_)) => {
+                self.call(request).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once(&self, request: Message) -> Result<Message> {
+        let link = self.live_link().await?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = link.pending.lock() {
+            p.insert(id, tx);
+        }
+        // Removes the entry however this call ends (error, timeout, drop), so
+        // a late answer finds nobody and is counted instead of misdelivered.
+        let _cleanup = PendingGuard { link: &link, id };
         let op = self.inner.cfg.operation_timeout;
-        tokio::time::timeout(op, self.inner.send.send_message(id, request))
+        tokio::time::timeout(op, link.send.send_message(id, request))
             .await
             .map_err(|_| ServiceError::Timeout(op))??;
-        let wait = self.inner.cfg.response_timeout;
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(self
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(link
                 .closed_error()
                 .unwrap_or(ServiceError::ConnectionClosed)),
-            Err(_) => {
-                self.inner.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(ServiceError::Timeout(wait))
-            }
         }
     }
 
     /// Sends `message` without waiting for an answer (request id 0).
     ///
     /// # Errors
-    /// The connection's error once it is closed.
+    /// The connection's error once it is closed and cannot be re-established.
     pub async fn send(&self, message: Message) -> Result<()> {
-        if let Some(e) = self.closed_error() {
-            return Err(e);
-        }
+        let link = self.live_link().await?;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(self.inner.send.send_message(0, message).await?)
+        Ok(link.send.send_message(0, message).await?)
     }
 
     /// Closes the connection gracefully (BYE after everything queued).
@@ -197,7 +304,8 @@ impl Client {
     /// # Errors
     /// The connection's error if it had already failed.
     pub async fn close(&self) -> Result<()> {
-        Ok(self.inner.send.close().await?)
+        let link = self.current().ok_or(ServiceError::ConnectionClosed)?;
+        Ok(link.send.close().await?)
     }
 
     /// A snapshot of the counters.
@@ -212,22 +320,38 @@ impl Client {
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
             rtt_estimate: Duration::from_nanos(c.rtt_ewma_ns.load(Ordering::Relaxed)),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether the connection has ended.
+    /// Whether the current connection has ended (a later call may reconnect).
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.get().is_some()
+        self.current().is_none_or(|l| l.closed_error().is_some())
+    }
+}
+
+struct PendingGuard<'a> {
+    link: &'a Link,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.link.pending.lock() {
+            p.remove(&self.id);
+        }
     }
 }
 
 /// Routes responses to their calls, answers the heartbeat, and fails every
 /// pending call when the connection ends.
-async fn read_loop(inner: std::sync::Weak<Inner>, mut recv: netproto_transport::RecvHalf) {
-    let (heartbeat, grace) = match inner.upgrade() {
-        Some(i) => (i.cfg.heartbeat_interval, i.cfg.connection_timeout),
-        None => return,
-    };
+async fn read_loop(
+    link: std::sync::Weak<Link>,
+    mut recv: netproto_transport::RecvHalf,
+    counters: Arc<Counters>,
+    heartbeat: Duration,
+    grace: Duration,
+) {
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let end = loop {
@@ -239,13 +363,13 @@ async fn read_loop(inner: std::sync::Weak<Inner>, mut recv: netproto_transport::
                     tracing::warn!("server did not answer the heartbeat; closing");
                     break ServiceError::Timeout(grace);
                 }
-                let Some(i) = inner.upgrade() else { return };
-                let _ = i.send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
+                let Some(l) = link.upgrade() else { return };
+                let _ = l.send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
                 ping_sent = Some(Instant::now());
                 continue;
             }
         };
-        let Some(i) = inner.upgrade() else { return };
+        let Some(l) = link.upgrade() else { return };
         let frame = match frame {
             Ok(f) => f,
             Err(TransportError::ConnectionClosed { .. }) => break ServiceError::ConnectionClosed,
@@ -256,7 +380,7 @@ async fn read_loop(inner: std::sync::Weak<Inner>, mut recv: netproto_transport::
         let id = frame.stream_id;
         let outcome = match frame.kind {
             FrameKind::Data => {
-                i.counters
+                counters
                     .bytes_received
                     .fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
                 Message::decode(&frame.payload).map_err(ServiceError::from)
@@ -280,18 +404,18 @@ async fn read_loop(inner: std::sync::Weak<Inner>, mut recv: netproto_transport::
             // PONG, GOAWAY, ACK: liveness only.
             _ => continue,
         };
-        let waiter = i.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        let waiter = l.pending.lock().ok().and_then(|mut p| p.remove(&id));
         if let Some(tx) = waiter {
-            i.counters.responses.fetch_add(1, Ordering::Relaxed);
+            counters.responses.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(outcome);
         } else {
-            i.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+            counters.late_responses.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(stream_id = id, "dropping response to a call that timed out");
         }
     };
-    if let Some(i) = inner.upgrade() {
-        let _ = i.closed.set(end.clone());
-        let waiters: Vec<_> = i
+    if let Some(l) = link.upgrade() {
+        let _ = l.closed.set(end.clone());
+        let waiters: Vec<_> = l
             .pending
             .lock()
             .map(|mut p| p.drain().collect())

@@ -54,6 +54,15 @@ pub struct ClientConfig {
     /// A silent server is pinged after this (15 s); it then has
     /// `connection_timeout` to answer before every pending call fails.
     pub heartbeat_interval: Duration,
+    /// Reconnect when the connection has died (true).
+    pub auto_reconnect: bool,
+    /// Attempts per reconnection before the call fails (3).
+    pub max_reconnect_attempts: u32,
+    /// Delay before the first attempt, doubled for each next one, with
+    /// jitter (1 s).
+    pub reconnect_delay: Duration,
+    /// Upper bound of the delay between attempts (30 s).
+    pub max_reconnect_delay: Duration,
     /// Handshake, keys, limits and timeouts of the connection.
     pub connection: ConnectionConfig,
 }
@@ -66,6 +75,10 @@ impl ClientConfig {
             operation_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(15),
+            auto_reconnect: true,
+            max_reconnect_attempts: 3,
+            reconnect_delay: Duration::from_secs(1),
+            max_reconnect_delay: Duration::from_secs(30),
             connection,
         }
     }

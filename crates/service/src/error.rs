@@ -32,6 +32,28 @@ pub enum ServiceError {
     /// The server is at `max_connections` and refused us.
     #[error("server busy")]
     Busy,
+    /// Reconnecting failed every attempt; `last` is the final attempt's error.
+    #[error("reconnect failed after {attempts} attempts: {last}")]
+    ReconnectFailed {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed.
+        last: Box<ServiceError>,
+    },
+    /// The pool's circuit breaker is open for this endpoint: failing fast
+    /// without trying to connect.
+    #[error(
+        "circuit open: {failures} consecutive connection failures; retrying after {retry_in:?}"
+    )]
+    CircuitOpen {
+        /// Consecutive failures that opened it.
+        failures: u32,
+        /// Time left until a probe is allowed.
+        retry_in: Duration,
+    },
+    /// No pooled connection became available within the acquire timeout.
+    #[error("no connection available within {0:?}")]
+    PoolTimeout(Duration),
 }
 
 impl From<WireError> for ServiceError {

@@ -11,6 +11,8 @@
 //! * `max_connections`, per-connection `backpressure_limit` (the server stops
 //!   reading instead of queueing), heartbeat with dead-peer cleanup, graceful
 //!   shutdown (GOAWAY, drain with a deadline).
+//! * Auto-reconnect with backoff and jitter, a [`ConnectionPool`] with health
+//!   checks and a circuit breaker.
 //! * `tracing` spans and `metrics` counters; the library installs neither a
 //!   subscriber nor a recorder.
 //!
@@ -53,10 +55,13 @@ mod client;
 mod config;
 mod dispatcher;
 mod error;
+mod pool;
+mod reconnect;
 mod server;
 
 pub use client::{Client, ClientStats};
 pub use config::{ClientConfig, ServerConfig};
 pub use dispatcher::{decode_response, encode_request, Dispatcher, HandlerFuture};
 pub use error::{HandlerError, Result, ServiceError};
+pub use pool::{CircuitState, ConnectionPool, PoolConfig, PoolStats, PooledClient};
 pub use server::{Server, ServerHandle};
