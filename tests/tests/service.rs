@@ -331,7 +331,11 @@ async fn timed_out_call_and_late_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_server_fails_pending_calls() {
     let r = start(|_| {}).await;
-    let client = client(&r).await;
+    // Without auto-reconnect, so the dead connection stays dead (reconnecting
+    // is covered by tests/tests/resilience.rs).
+    let mut cfg = client_config(r.server_key);
+    cfg.auto_reconnect = false;
+    let client = Client::connect(r.handle.endpoint(), cfg).await.unwrap();
     let c = client.clone();
     let pending = tokio::spawn(async move {
         c.call(Message::Custom {
@@ -355,5 +359,8 @@ async fn dead_server_fails_pending_calls() {
         ),
         "{err:?}"
     );
-    assert!(client.call(Message::Ping).await.is_err());
+    assert!(matches!(
+        client.call(Message::Ping).await,
+        Err(ServiceError::ConnectionClosed | ServiceError::Transport(_))
+    ));
 }
