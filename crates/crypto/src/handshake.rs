@@ -75,14 +75,19 @@ impl Default for Capabilities {
 }
 
 impl Capabilities {
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the 10-byte wire form.
+    pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.version);
         out.push(self.compression);
         out.extend_from_slice(&self.max_frame.to_be_bytes());
         out.extend_from_slice(&self.features.to_be_bytes());
     }
 
-    fn decode(src: &[u8]) -> Result<Self> {
+    /// Reads the wire form (trailing bytes ignored).
+    ///
+    /// # Errors
+    /// [`CryptoError::BadPayload`] when truncated or of another version.
+    pub fn decode(src: &[u8]) -> Result<Self> {
         let b = src
             .get(..CAPABILITIES_LEN)
             .ok_or(CryptoError::BadPayload("capabilities truncated"))?;

@@ -7,6 +7,7 @@ use netproto_crypto::{HandshakeConfig, RekeyPolicy, TimestampGuard};
 use netproto_wire::CompressionPolicy;
 
 use crate::endpoint::Endpoint;
+use crate::transport::Connector;
 
 /// Settings of one connection. Defaults are in parentheses.
 #[derive(Debug, Clone)]
@@ -38,6 +39,15 @@ pub struct ConnectionConfig {
     pub compression: CompressionPolicy,
     /// When session keys are replaced.
     pub rekey: RekeyPolicy,
+    /// Opens the stream in [`crate::connect`] instead of the built-in
+    /// TCP/Unix transport; required for `tls://` endpoints (`None`).
+    pub connector: Option<Arc<dyn Connector>>,
+    /// Also run the Noise handshake inside TLS (false). TLS already
+    /// authenticates and encrypts; turning this on adds Noise's identity
+    /// keys and a second layer of encryption at the cost of a second
+    /// handshake and a second AEAD pass. Both sides must agree. Ignored for
+    /// other transports, which always run Noise.
+    pub noise_inside_tls: bool,
 }
 
 impl ConnectionConfig {
@@ -55,14 +65,22 @@ impl ConnectionConfig {
             write_queue: 1024,
             compression: CompressionPolicy::default(),
             rekey: RekeyPolicy::default(),
+            connector: None,
+            noise_inside_tls: false,
         }
     }
 
-    /// Binds the handshake to `endpoint`'s transport (`"tcp"` or `"uds"`);
-    /// both sides must agree or the handshake fails.
+    /// Binds the handshake to `endpoint`'s transport (`"tcp"`, `"uds"` or
+    /// `"tls"`); both sides must agree or the handshake fails.
     #[must_use]
     pub fn for_endpoint(mut self, endpoint: &Endpoint) -> Self {
         self.handshake.transport = endpoint.transport_label().into();
         self
+    }
+
+    /// Whether connections with this configuration run the Noise handshake:
+    /// always, except over TLS with `noise_inside_tls` off.
+    pub fn runs_noise(&self) -> bool {
+        self.handshake.transport != "tls" || self.noise_inside_tls
     }
 }

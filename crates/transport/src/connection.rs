@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use netproto_crypto::{
-    codecs, Capabilities, Mode, Pattern, PublicKey, Receiver, Session, MAX_MESSAGE_LEN,
+    codecs, Capabilities, Mode, Pattern, PublicKey, Receiver, Sender, Session, MAX_MESSAGE_LEN,
     MAX_PLAINTEXT,
 };
 use netproto_wire::{
@@ -30,18 +30,24 @@ const MAX_PING_PAYLOAD: usize = 64;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
-    /// The peer's verified static key (`None` for an anonymous NK client).
+    /// The peer's verified static key (`None` for an anonymous NK client, and
+    /// over TLS without Noise, where TLS authenticated the peer).
     pub peer_key: Option<PublicKey>,
-    /// The handshake hash (identical on both ends; for channel binding).
-    pub handshake_hash: [u8; 32],
+    /// The Noise handshake hash (identical on both ends; for channel
+    /// binding); `None` over TLS without Noise.
+    pub handshake_hash: Option<[u8; 32]>,
     /// Capabilities both sides agreed on.
     pub negotiated: Capabilities,
-    /// The handshake pattern.
-    pub pattern: Pattern,
+    /// The Noise handshake pattern; `None` over TLS without Noise.
+    pub pattern: Option<Pattern>,
+    /// The transport label (`"tcp"`, `"uds"`, `"tls"`).
+    pub transport: String,
     /// Whether we initiated.
     pub initiator: bool,
     /// The codec we compress outgoing records with (if any).
     pub compression: Compression,
+    /// The largest message the peer accepts.
+    pub peer_max: u32,
 }
 
 /// A secure connection. Use it whole, or [`Connection::split`] it into a
@@ -111,39 +117,34 @@ impl Connection {
         let mut wr: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(wr);
         let mut buf = BytesMut::with_capacity(4096);
         let mut decoder = PacketDecoder::new(HANDSHAKE_MAX_BODY);
-        let est = tokio::time::timeout(
-            cfg.handshake_timeout,
-            handshake::run(&mut rd, &mut wr, &mut buf, &mut decoder, &cfg, initiator),
+        let (keys, info) = Self::secure(
+            &mut rd,
+            &mut wr,
+            &mut buf,
+            &mut decoder,
+            &cfg,
+            initiator,
         )
-        .await
-        .map_err(|_| TransportError::Timeout {
-            kind: TimeoutKind::Handshake,
-            after: cfg.handshake_timeout,
-        })??;
+        .await?;
+        let (sender, receiver) = keys.unzip();
 
         let epoch = Instant::now();
-        let (sender, receiver) =
-            Session::new(&est, Mode::Stream, cfg.rekey, Duration::ZERO).split();
-        let codec = cfg.compression.codec;
         let mut compression = cfg.compression;
-        if est.negotiated.compression & codec_bit(codec) == 0 {
+        if info.negotiated.compression & codec_bit(compression.codec) == 0 {
             compression.codec = Compression::None;
         }
         let info = Arc::new(ConnectionInfo {
-            peer_key: est.peer,
-            handshake_hash: est.handshake_hash,
-            negotiated: est.negotiated,
-            pattern: est.pattern,
-            initiator,
             compression: compression.codec,
+            ..info
         });
         tracing::debug!(
-            peer = est
-                .peer
+            peer = info
+                .peer_key
                 .map(|k| k.fingerprint())
                 .as_deref()
                 .unwrap_or("anonymous"),
-            pattern = est.pattern.name(),
+            pattern = info.pattern.map_or("none (TLS)", Pattern::name),
+            transport = %info.transport,
             "secure connection established"
         );
 
@@ -162,7 +163,7 @@ impl Connection {
         };
         tokio::spawn(writer.run(rx, shared.clone()));
         decoder.set_max_body(u32::try_from(MAX_MESSAGE_LEN).unwrap_or(u32::MAX));
-        let peer_max = usize::try_from(est.peer_capabilities.max_frame).unwrap_or(usize::MAX);
+        let peer_max = usize::try_from(info.peer_max).unwrap_or(usize::MAX);
         Ok(Self {
             send: SendHalf {
                 tx: tx.clone(),
@@ -188,6 +189,62 @@ impl Connection {
                 info,
             },
         })
+    }
+
+    /// Runs the Noise handshake, or inside TLS without Noise the capability
+    /// hello, under the handshake timeout.
+    async fn secure(
+        rd: &mut Box<dyn AsyncRead + Send + Sync + Unpin>,
+        wr: &mut Box<dyn AsyncWrite + Send + Sync + Unpin>,
+        buf: &mut BytesMut,
+        decoder: &mut PacketDecoder,
+        cfg: &ConnectionConfig,
+        initiator: bool,
+    ) -> Result<(Option<(Sender, Receiver)>, ConnectionInfo)> {
+        let caps = cfg.handshake.capabilities;
+        let hs_timeout = || TransportError::Timeout {
+            kind: TimeoutKind::Handshake,
+            after: cfg.handshake_timeout,
+        };
+        let (keys, info) = if cfg.runs_noise() {
+            let est = tokio::time::timeout(
+                cfg.handshake_timeout,
+                handshake::run(rd, wr, buf, decoder, cfg, initiator),
+            )
+            .await
+            .map_err(|_| hs_timeout())??;
+            let keys = Session::new(&est, Mode::Stream, cfg.rekey, Duration::ZERO).split();
+            let info = ConnectionInfo {
+                peer_key: est.peer,
+                handshake_hash: Some(est.handshake_hash),
+                negotiated: est.negotiated,
+                pattern: Some(est.pattern),
+                initiator,
+                compression: Compression::None,
+                transport: cfg.handshake.transport.clone(),
+                peer_max: est.peer_capabilities.max_frame,
+            };
+            (Some(keys), info)
+        } else {
+            let peer = tokio::time::timeout(
+                cfg.handshake_timeout,
+                handshake::exchange_hello(rd, wr, buf, decoder, &caps),
+            )
+            .await
+            .map_err(|_| hs_timeout())??;
+            let info = ConnectionInfo {
+                peer_key: None,
+                handshake_hash: None,
+                negotiated: caps.intersect(&peer),
+                pattern: None,
+                initiator,
+                compression: Compression::None,
+                transport: cfg.handshake.transport.clone(),
+                peer_max: peer.max_frame,
+            };
+            (None, info)
+        };
+        Ok((keys, info))
     }
 
     /// What the handshake established.
@@ -396,7 +453,8 @@ pub struct RecvHalf {
     io: Box<dyn AsyncRead + Send + Sync + Unpin>,
     buf: BytesMut,
     decoder: PacketDecoder,
-    receiver: Receiver,
+    /// `None` over TLS without Noise: records are plain inside TLS.
+    receiver: Option<Receiver>,
     body: Bytes,
     partial: Option<Partial>,
     control: mpsc::WeakSender<Command>,
@@ -601,20 +659,26 @@ impl RecvHalf {
                 return Err(TransportError::ConnectionClosed { clean: false });
             }
         };
-        if !flags.encrypted() {
+        if let Some(receiver) = &mut self.receiver {
+            if !flags.encrypted() {
+                return Err(TransportError::Protocol(
+                    "plaintext packet after the handshake",
+                ));
+            }
+            let header = Header::for_body(flags, body.len())?.to_bytes();
+            let len = receiver.open(
+                self.epoch.elapsed(),
+                0,
+                flags.key_phase(),
+                &header,
+                &mut body,
+            )?;
+            body.truncate(len);
+        } else if flags.encrypted() {
             return Err(TransportError::Protocol(
-                "plaintext packet after the handshake",
+                "sealed record on a TLS connection that runs no Noise handshake",
             ));
         }
-        let header = Header::for_body(flags, body.len())?.to_bytes();
-        let len = self.receiver.open(
-            self.epoch.elapsed(),
-            0,
-            flags.key_phase(),
-            &header,
-            &mut body,
-        )?;
-        body.truncate(len);
         self.body = match flags.compression() {
             Compression::None => body.freeze(),
             codec => {

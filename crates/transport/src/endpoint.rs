@@ -1,4 +1,5 @@
-//! Where to connect or listen: `tcp://host:port` or `unix:///path`.
+//! Where to connect or listen: `tcp://host:port`, `unix:///path` or
+//! `tls://host:port`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +21,15 @@ pub enum Endpoint {
     /// A Unix domain socket path (on platforms without Unix sockets, a file
     /// holding the 127.0.0.1 port of the TCP fallback).
     Unix(PathBuf),
+    /// TLS over TCP. Opened by a TLS connector or listener (crate
+    /// netproto-transport-tls); the built-in transport refuses it.
+    Tls {
+        /// Host name (also the TLS server name unless configured otherwise),
+        /// IPv4 address, or IPv6 address without brackets.
+        host: String,
+        /// Port (0 to let the OS choose when listening).
+        port: u16,
+    },
 }
 
 fn bad(input: &str, reason: &'static str) -> TransportError {
@@ -37,7 +47,7 @@ impl FromStr for Endpoint {
             .split_once("://")
             .ok_or_else(|| bad(input, "missing scheme: use tcp://host:port or unix:///path"))?;
         match scheme {
-            "tcp" => {
+            "tcp" | "tls" => {
                 let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
                     let (host, tail) = v6
                         .split_once(']')
@@ -70,9 +80,11 @@ impl FromStr for Endpoint {
                 let port = port
                     .parse::<u16>()
                     .map_err(|_| bad(input, "port is not a number from 0 to 65535"))?;
-                Ok(Self::Tcp {
-                    host: host.to_owned(),
-                    port,
+                let host = host.to_owned();
+                Ok(if scheme == "tls" {
+                    Self::Tls { host, port }
+                } else {
+                    Self::Tcp { host, port }
                 })
             }
             "unix" => {
@@ -84,7 +96,10 @@ impl FromStr for Endpoint {
                 }
                 Ok(Self::Unix(PathBuf::from(rest)))
             }
-            _ => Err(bad(input, "unknown scheme: use tcp:// or unix://")),
+            _ => Err(bad(
+                input,
+                "unknown scheme: use tcp://, unix:// or tls://",
+            )),
         }
     }
 }
@@ -95,6 +110,8 @@ impl fmt::Display for Endpoint {
             Self::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Self::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Self::Unix(p) => write!(f, "unix://{}", p.display()),
+            Self::Tls { host, port } if host.contains(':') => write!(f, "tls://[{host}]:{port}"),
+            Self::Tls { host, port } => write!(f, "tls://{host}:{port}"),
         }
     }
 }
@@ -105,6 +122,18 @@ impl Endpoint {
         match self {
             Self::Tcp { .. } => "tcp",
             Self::Unix(_) => "uds",
+            Self::Tls { .. } => "tls",
+        }
+    }
+
+    /// The TCP endpoint under a TLS one (`None` for other kinds).
+    pub fn tls_to_tcp(&self) -> Option<Self> {
+        match self {
+            Self::Tls { host, port } => Some(Self::Tcp {
+                host: host.clone(),
+                port: *port,
+            }),
+            _ => None,
         }
     }
 }
@@ -140,6 +169,8 @@ mod tests {
             "tcp://[::1]:80",
             "tcp://example.com:0",
             "unix:///tmp/x.sock",
+            "tls://localhost:443",
+            "tls://[::1]:9443",
         ] {
             let e: Endpoint = s.parse().unwrap();
             assert_eq!(e.to_string(), s);
@@ -151,6 +182,12 @@ mod tests {
                 host: "::1".into(),
                 port: 80
             }
+        );
+        let e: Endpoint = "tls://example.com:9443".parse().unwrap();
+        assert_eq!(e.transport_label(), "tls");
+        assert_eq!(
+            e.tls_to_tcp().unwrap().to_string(),
+            "tcp://example.com:9443"
         );
     }
 
@@ -167,6 +204,7 @@ mod tests {
             ("tcp://:80", "empty host"),
             ("unix://relative.sock", "absolute"),
             ("unix://", "empty socket path"),
+            ("tls://host", "missing :port"),
         ];
         for (input, reason) in cases {
             match input.parse::<Endpoint>() {

@@ -22,6 +22,48 @@ pub enum TimeoutKind {
     Connect,
 }
 
+/// Why a TLS handshake failed (reported by netproto-transport-tls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The peer's certificate chain does not lead to a trusted CA.
+    UnknownCa,
+    /// The peer's certificate is expired or not yet valid.
+    Expired,
+    /// The server's certificate is not valid for the name we dialled.
+    NameMismatch,
+    /// The certificate matches none of the configured pins.
+    PinMismatch,
+    /// The server requires a client certificate and none was sent.
+    ClientCertRequired,
+    /// The certificate was refused for another reason (bad signature, wrong
+    /// key usage, revoked, unsupported, or refused by the peer).
+    BadCertificate,
+    /// The peer does not speak TLS (for example a plain netproto client on a
+    /// TLS port, or a TLS client on a plain port).
+    NotTls,
+    /// No protocol version, cipher suite or ALPN protocol in common.
+    NoCommonProtocol,
+    /// Any other TLS failure (see the detail text).
+    Other,
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownCa => "certificate not issued by a trusted CA",
+            Self::Expired => "certificate expired or not yet valid",
+            Self::NameMismatch => "certificate not valid for the server name",
+            Self::PinMismatch => "certificate matches no configured pin",
+            Self::ClientCertRequired => "a client certificate is required",
+            Self::BadCertificate => "certificate refused",
+            Self::NotTls => "peer does not speak TLS",
+            Self::NoCommonProtocol => "no TLS version, cipher suite or ALPN protocol in common",
+            Self::Other => "TLS failure",
+        })
+    }
+}
+
 /// Everything that can go wrong with a connection.
 ///
 /// `Clone`, so one failure can be reported to every handle of a connection.
@@ -98,6 +140,14 @@ pub enum TransportError {
     /// handshake, or interleaved continuation frames).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    /// The TLS handshake failed (TLS transport only).
+    #[error("TLS: {reason}: {detail}")]
+    Tls {
+        /// What kind of failure, to act on.
+        reason: TlsFailure,
+        /// The TLS library's description.
+        detail: String,
+    },
     /// The peer answered a request with an ERR frame.
     #[error("peer error {code:?}: {reason}")]
     Remote {

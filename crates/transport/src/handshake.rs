@@ -1,10 +1,12 @@
 //! Running the netproto handshake over a byte stream: each handshake message
-//! travels as a `HANDSHAKE` frame in a plain packet.
+//! travels as a `HANDSHAKE` frame in a plain packet. Inside TLS without Noise,
+//! the two sides only exchange their capabilities ([`exchange_hello`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use netproto_crypto::{Established, Handshake, MAX_MESSAGE_LEN};
+use netproto_crypto::{Capabilities, Established, Handshake, MAX_MESSAGE_LEN};
+use netproto_wire::WireError;
 use netproto_wire::{FrameKind, FrameLimits, FrameRef, Header, PacketDecoder, PacketFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -39,6 +41,18 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
+/// HANDSHAKE frames of the Noise handshake use stream id 0; the capability
+/// hello exchanged inside TLS without Noise uses 1, so a mismatch of
+/// `noise_inside_tls` is reported as such instead of as a bad message.
+const NOISE_STREAM: u64 = 0;
+const HELLO_STREAM: u64 = 1;
+
+/// A TLS record starts with content type 0x15 (alert) or 0x16 (handshake)
+/// and major version 3.
+fn looks_like_tls(found: [u8; 4]) -> bool {
+    matches!(found[0], 0x15 | 0x16) && found[1] == 0x03
+}
+
 /// Reads until one packet is complete. No timeout: callers wrap it.
 pub(crate) async fn read_packet<R: AsyncRead + Unpin + ?Sized>(
     rd: &mut R,
@@ -46,8 +60,15 @@ pub(crate) async fn read_packet<R: AsyncRead + Unpin + ?Sized>(
     decoder: &mut PacketDecoder,
 ) -> Result<(PacketFlags, BytesMut)> {
     loop {
-        if let Some(p) = decoder.decode_mut(buf)? {
-            return Ok(p);
+        match decoder.decode_mut(buf) {
+            Ok(Some(p)) => return Ok(p),
+            Ok(None) => {}
+            Err(WireError::BadMagic { found }) if looks_like_tls(found) => {
+                return Err(TransportError::Protocol(
+                    "the peer speaks TLS: use a tls:// endpoint",
+                ))
+            }
+            Err(e) => return Err(e.into()),
         }
         let needed = decoder.bytes_needed(buf.len());
         make_read_room(buf, needed);
@@ -55,6 +76,72 @@ pub(crate) async fn read_packet<R: AsyncRead + Unpin + ?Sized>(
             return Err(TransportError::ConnectionClosed { clean: false });
         }
     }
+}
+
+async fn write_handshake_frame<W: AsyncWrite + Unpin + ?Sized>(
+    wr: &mut W,
+    stream_id: u64,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let frame = FrameRef::new(FrameKind::Handshake, stream_id, payload);
+    out.clear();
+    Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(out);
+    frame.encode(out);
+    wr.write_all(out).await?;
+    wr.flush().await?;
+    Ok(())
+}
+
+/// Reads one packet holding exactly one HANDSHAKE frame; returns its stream
+/// id and the packet body with the frame's payload range.
+async fn read_handshake_frame<R: AsyncRead + Unpin + ?Sized>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut PacketDecoder,
+) -> Result<(u64, BytesMut, std::ops::Range<usize>)> {
+    let limits = FrameLimits::with_max_payload(MAX_MESSAGE_LEN);
+    let (flags, body) = read_packet(rd, buf, decoder).await?;
+    if flags != PacketFlags::default() {
+        return Err(TransportError::Protocol(
+            "handshake packets must be plain and uncompressed",
+        ));
+    }
+    let (frame, used) = FrameRef::decode(&body, &limits)?;
+    if frame.kind != FrameKind::Handshake || used != body.len() {
+        return Err(TransportError::Protocol(
+            "expected exactly one HANDSHAKE frame",
+        ));
+    }
+    let stream_id = frame.stream_id;
+    let start = used - frame.payload.len();
+    Ok((stream_id, body, start..used))
+}
+
+/// Inside TLS without Noise: both sides send their capabilities at once and
+/// read the peer's (TLS protects them). Returns the peer's capabilities.
+pub(crate) async fn exchange_hello<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    buf: &mut BytesMut,
+    decoder: &mut PacketDecoder,
+    ours: &Capabilities,
+) -> Result<Capabilities>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut payload = Vec::with_capacity(16);
+    ours.encode(&mut payload);
+    let mut out = Vec::with_capacity(32);
+    write_handshake_frame(wr, HELLO_STREAM, &payload, &mut out).await?;
+    let (stream_id, body, range) = read_handshake_frame(rd, buf, decoder).await?;
+    if stream_id != HELLO_STREAM {
+        return Err(TransportError::Protocol(
+            "the peer runs a Noise handshake inside TLS: noise_inside_tls differs between the two sides",
+        ));
+    }
+    Ok(Capabilities::decode(&body[range])?)
 }
 
 /// Runs the whole handshake (the caller applies the handshake timeout).
@@ -76,32 +163,21 @@ where
         Handshake::responder(cfg.handshake.clone())?
     };
     let mut rng = rand::rngs::OsRng;
-    let limits = FrameLimits::with_max_payload(MAX_MESSAGE_LEN);
     let mut msg = Vec::new();
     let mut out = Vec::new();
     while !hs.is_finished() {
         if hs.is_my_turn() {
             msg.clear();
             hs.write_message(&mut rng, unix_now(), &mut msg)?;
-            let frame = FrameRef::new(FrameKind::Handshake, 0, &msg);
-            out.clear();
-            Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(&mut out);
-            frame.encode(&mut out);
-            wr.write_all(&out).await?;
-            wr.flush().await?;
+            write_handshake_frame(wr, NOISE_STREAM, &msg, &mut out).await?;
         } else {
-            let (flags, body) = read_packet(rd, buf, decoder).await?;
-            if flags != PacketFlags::default() {
+            let (stream_id, body, range) = read_handshake_frame(rd, buf, decoder).await?;
+            if stream_id == HELLO_STREAM {
                 return Err(TransportError::Protocol(
-                    "handshake packets must be plain and uncompressed",
+                    "the peer runs no Noise handshake inside TLS: noise_inside_tls differs between the two sides",
                 ));
             }
-            let (frame, used) = FrameRef::decode(&body, &limits)?;
-            if frame.kind != FrameKind::Handshake || used != body.len() {
-                return Err(TransportError::Protocol(
-                    "expected exactly one HANDSHAKE frame",
-                ));
-            }
+            let payload = &body[range];
             match &cfg.timestamp_guard {
                 Some(guard) => {
                     // A panic elsewhere while holding the lock leaves the guard
@@ -110,9 +186,9 @@ where
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     g.set_now(unix_now());
-                    hs.read_message(frame.payload, Some(&mut g))?;
+                    hs.read_message(payload, Some(&mut g))?;
                 }
-                None => hs.read_message(frame.payload, None)?,
+                None => hs.read_message(payload, None)?,
             }
         }
     }

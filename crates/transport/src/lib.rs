@@ -62,10 +62,14 @@ pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionInfo, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
 pub use error::{Result, TimeoutKind, TransportError};
-pub use transport::{AnyListener, AnyStream, DefaultTransport, Listener, SocketOptions, Transport};
+pub use error::TlsFailure;
+pub use transport::{
+    AnyListener, AnyStream, BoxFuture, Connector, DefaultTransport, IoStream, Listener,
+    SocketOptions, Transport,
+};
 
-/// Connects to `endpoint` with [`DefaultTransport`] and runs the client
-/// handshake: binds the handshake to the endpoint's transport and, unless set,
+/// Connects to `endpoint` with the configured [`Connector`] (or
+/// [`DefaultTransport`] when none is set) and runs the client handshake: binds the handshake to the endpoint's transport and, unless set,
 /// uses the endpoint as the host name for trust-on-first-use verifiers.
 ///
 /// # Errors
@@ -76,14 +80,21 @@ pub async fn connect(endpoint: &Endpoint, cfg: ConnectionConfig) -> Result<Conne
     if cfg.handshake.host.is_none() {
         cfg.handshake.host = Some(endpoint.to_string());
     }
+    let timed_out = || TransportError::Timeout {
+        kind: TimeoutKind::Connect,
+        after: cfg.connect_timeout,
+    };
+    if let Some(connector) = cfg.connector.clone() {
+        let stream = tokio::time::timeout(cfg.connect_timeout, connector.connect(endpoint))
+            .await
+            .map_err(|_| timed_out())??;
+        return Connection::client(stream, cfg).await;
+    }
     let stream = tokio::time::timeout(
         cfg.connect_timeout,
         DefaultTransport::default().connect(endpoint),
     )
     .await
-    .map_err(|_| TransportError::Timeout {
-        kind: TimeoutKind::Connect,
-        after: cfg.connect_timeout,
-    })??;
+    .map_err(|_| timed_out())??;
     Connection::client(stream, cfg).await
 }

@@ -200,6 +200,7 @@ impl Transport for DefaultTransport {
                 stream.set_nodelay(self.options.nodelay)?;
                 Ok(AnyStream::Tcp(stream))
             }
+            Endpoint::Tls { .. } => Err(tls_needs_connector(endpoint)),
         }
     }
 }
@@ -288,8 +289,35 @@ impl AnyListener {
                     options,
                 })
             }
+            Endpoint::Tls { .. } => Err(TransportError::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "tls:// needs a TLS listener (netproto-transport-tls TlsListener)",
+            }),
         }
     }
+}
+
+fn tls_needs_connector(endpoint: &Endpoint) -> TransportError {
+    TransportError::BadEndpoint {
+        input: endpoint.to_string(),
+        reason: "tls:// needs a TLS connector (netproto-transport-tls) in ConnectionConfig::connector",
+    }
+}
+
+/// A byte stream of any kind, for [`Connector`]s.
+pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> IoStream for T {}
+
+/// A boxed future, as [`Connector::connect`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Opens streams for [`crate::connect`] (and so for the service layer's
+/// clients and pools) where the built-in transport does not: a TLS connector
+/// is one. Object-safe, so a [`crate::ConnectionConfig`] can carry one.
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// Opens a stream to `endpoint`; the connect timeout is applied by the
+    /// caller around the whole call.
+    fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Box<dyn IoStream>>>;
 }
 
 #[cfg(unix)]

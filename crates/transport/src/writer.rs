@@ -53,7 +53,8 @@ impl Shared {
 
 pub(crate) struct Writer {
     pub(crate) io: Box<dyn AsyncWrite + Send + Sync + Unpin>,
-    pub(crate) sender: Sender,
+    /// `None` over TLS without Noise: records go out plain inside TLS.
+    pub(crate) sender: Option<Sender>,
     pub(crate) compression: CompressionPolicy,
     pub(crate) write_timeout: Duration,
     pub(crate) epoch: Instant,
@@ -204,14 +205,17 @@ impl Writer {
                 self.out.extend_from_slice(&self.scratch);
             }
         }
-        let now = self.epoch.elapsed();
-        let reservation = self.sender.reserve(now)?;
+        let Some(sender) = &mut self.sender else {
+            let flags = PacketFlags::new(codec, false);
+            let header = Header::for_body(flags, self.out.len() - body_start)?.to_bytes();
+            self.out[start..body_start].copy_from_slice(&header);
+            return Ok(());
+        };
+        let reservation = sender.reserve(self.epoch.elapsed())?;
         let flags = PacketFlags::new(codec, true).with_key_phase(reservation.key_phase());
         let header = Header::for_body(flags, self.out.len() - body_start + TAG_LEN)?.to_bytes();
         self.out[start..body_start].copy_from_slice(&header);
-        let tag = self
-            .sender
-            .seal(reservation, &header, &mut self.out[body_start..])?;
+        let tag = sender.seal(reservation, &header, &mut self.out[body_start..])?;
         self.out.extend_from_slice(&tag);
         Ok(())
     }

@@ -1,0 +1,126 @@
+//! [`TlsConnector`]: opens `tls://` connections for clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use netproto_transport::{
+    AnyStream, BoxFuture, Connector, DefaultTransport, Endpoint, IoStream, TimeoutKind, Transport,
+    TransportError,
+};
+use rustls_pki_types::ServerName;
+use tokio_rustls::client::TlsStream;
+
+use crate::config::TlsClientConfig;
+use crate::error::{handshake_error, TlsError};
+
+/// Connects to `tls://host:port` endpoints: TCP, then a TLS handshake within
+/// the configured timeout, verifying the server by CA chain and/or pins.
+///
+/// Put it in `ConnectionConfig::connector` so that `connect`, the service
+/// layer's `Client` and `ConnectionPool` use it; or use it directly as a
+/// [`Transport`] for raw TLS streams.
+#[derive(Clone)]
+pub struct TlsConnector {
+    inner: tokio_rustls::TlsConnector,
+    server_name: Option<ServerName<'static>>,
+    handshake_timeout: Duration,
+    tcp: DefaultTransport,
+}
+
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnector")
+            .field("server_name", &self.server_name)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(name.to_owned()).map_err(|_| TlsError::BadServerName(name.to_owned()))
+}
+
+impl TlsConnector {
+    /// Builds a connector from settings (reads the CA, pin and client
+    /// certificate files now).
+    ///
+    /// # Errors
+    /// As [`TlsClientConfig::build`]; [`TlsError::BadServerName`].
+    pub fn new(cfg: &TlsClientConfig) -> Result<Self, TlsError> {
+        let mut connector = Self::with_rustls(cfg.build()?, cfg.handshake_timeout);
+        if let Some(name) = &cfg.server_name {
+            connector.server_name = Some(server_name(name)?);
+        }
+        Ok(connector)
+    }
+
+    /// A connector over a rustls configuration built elsewhere.
+    pub fn with_rustls(config: Arc<rustls::ClientConfig>, handshake_timeout: Duration) -> Self {
+        Self {
+            inner: tokio_rustls::TlsConnector::from(config),
+            server_name: None,
+            handshake_timeout,
+            tcp: DefaultTransport::default(),
+        }
+    }
+
+    /// Opens a TLS stream to `endpoint` (`tls://host:port`).
+    ///
+    /// # Errors
+    /// [`TransportError::BadEndpoint`] for other schemes or a host that is no
+    /// valid server name; I/O errors; [`TransportError::Tls`] with the reason
+    /// (unknown CA, expired, name mismatch, pin mismatch, …);
+    /// [`TransportError::Timeout`] ([`TimeoutKind::Handshake`]).
+    pub async fn connect_tls(&self, endpoint: &Endpoint) -> Result<TlsStream<AnyStream>, TransportError> {
+        let (tcp_endpoint, host) = match endpoint {
+            Endpoint::Tls { host, .. } => (endpoint.tls_to_tcp(), host),
+            _ => (None, &String::new()),
+        };
+        let Some(tcp_endpoint) = tcp_endpoint else {
+            return Err(TransportError::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "a TLS connector connects to tls://host:port endpoints",
+            });
+        };
+        let name = match &self.server_name {
+            Some(n) => n.clone(),
+            None => server_name(host).map_err(|_| TransportError::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "the host is not a valid TLS server name; set server_name",
+            })?,
+        };
+        let tcp = self.tcp.connect(&tcp_endpoint).await?;
+        match tokio::time::timeout(self.handshake_timeout, self.inner.connect(name, tcp)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => {
+                let e = handshake_error(e);
+                tracing::warn!(%endpoint, error = %e, "TLS handshake failed");
+                Err(e)
+            }
+            Err(_) => Err(TransportError::Timeout {
+                kind: TimeoutKind::Handshake,
+                after: self.handshake_timeout,
+            }),
+        }
+    }
+}
+
+impl Transport for TlsConnector {
+    type Stream = TlsStream<AnyStream>;
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Self::Stream, TransportError> {
+        self.connect_tls(endpoint).await
+    }
+}
+
+impl Connector for TlsConnector {
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+    ) -> BoxFuture<'a, Result<Box<dyn IoStream>, TransportError>> {
+        Box::pin(async move {
+            let stream: Box<dyn IoStream> = Box::new(self.connect_tls(endpoint).await?);
+            Ok(stream)
+        })
+    }
+}
