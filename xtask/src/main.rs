@@ -1,7 +1,8 @@
 //! Maintainer tasks for the netproto workspace.
 //!
 //! * `cargo xtask ci` — everything CI checks, in order, stopping at the first
-//!   failure: fmt, clippy, tests (unit, integration, doc), rustdoc, the
+//!   failure: installs `openssl` if missing (the TLS interop tests run it),
+//!   fmt, clippy, tests (unit, integration, doc), rustdoc, the
 //!   `no_std` builds for `thumbv7em-none-eabihf`, and a compile check of the
 //!   fuzz targets.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
@@ -108,8 +109,31 @@ fn run_steps(steps: Vec<Step>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a program runs (`prog --version`-style probe).
+fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The TLS interoperability tests drive the system's `openssl`; install it
+/// (Debian/Ubuntu) when missing, as root or through sudo.
+fn openssl_install_step() -> Option<Step> {
+    if runs("openssl", "version") {
+        return None;
+    }
+    let script = "set -e; s=''; [ \"$(id -u)\" = 0 ] || s=sudo; \
+                  $s apt-get update -qq && \
+                  DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq openssl";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]);
+    Some(step("install openssl (TLS interop tests)", cmd))
+}
+
 fn ci() -> Result<(), String> {
-    let mut steps = vec![
+    let mut steps: Vec<Step> = openssl_install_step().into_iter().collect();
+    steps.extend([
         cargo_step("fmt", &["fmt", "--all", "--", "--check"]),
         cargo_step(
             "clippy",
@@ -123,7 +147,7 @@ fn ci() -> Result<(), String> {
                 "warnings",
             ],
         ),
-    ];
+    ]);
     for krate in NO_STD_CRATES {
         steps.push(cargo_step(
             &format!("clippy {krate} (no default features)"),

@@ -200,19 +200,18 @@ impl TlsClientConfig {
     /// key (or the reverse).
     pub fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = provider();
-        let chain = match &self.roots {
-            Roots::File(path) => Some(load_roots(path)?),
-            Roots::WebPki => Some(RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            }),
-            Roots::PinsOnly if self.pins.is_empty() => {
-                return Err(TlsError::Settings(
+        let chain =
+            match &self.roots {
+                Roots::File(path) => Some(load_roots(path)?),
+                Roots::WebPki => Some(RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                }),
+                Roots::PinsOnly if self.pins.is_empty() => return Err(TlsError::Settings(
                     "Roots::PinsOnly needs at least one pin: otherwise any certificate would do"
                         .into(),
-                ))
-            }
-            Roots::PinsOnly => None,
-        };
+                )),
+                Roots::PinsOnly => None,
+            };
         let chain = chain
             .map(|roots| {
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())

@@ -3,15 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::TlsClientConfig;
+use crate::error::{handshake_error, TlsError};
+use crate::stream::TlsClientStream;
 use netproto_transport::{
-    AnyStream, BoxFuture, Connector, DefaultTransport, Endpoint, IoStream, TimeoutKind, Transport,
+    BoxFuture, Connector, DefaultTransport, Endpoint, IoStream, TimeoutKind, Transport,
     TransportError,
 };
 use rustls_pki_types::ServerName;
-use tokio_rustls::client::TlsStream;
-
-use crate::config::TlsClientConfig;
-use crate::error::{handshake_error, TlsError};
 
 /// Connects to `tls://host:port` endpoints: TCP, then a TLS handshake within
 /// the configured timeout, verifying the server by CA chain and/or pins.
@@ -71,7 +70,10 @@ impl TlsConnector {
     /// valid server name; I/O errors; [`TransportError::Tls`] with the reason
     /// (unknown CA, expired, name mismatch, pin mismatch, …);
     /// [`TransportError::Timeout`] ([`TimeoutKind::Handshake`]).
-    pub async fn connect_tls(&self, endpoint: &Endpoint) -> Result<TlsStream<AnyStream>, TransportError> {
+    pub async fn connect_tls(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<TlsClientStream, TransportError> {
         let (tcp_endpoint, host) = match endpoint {
             Endpoint::Tls { host, .. } => (endpoint.tls_to_tcp(), host),
             _ => (None, &String::new()),
@@ -91,7 +93,7 @@ impl TlsConnector {
         };
         let tcp = self.tcp.connect(&tcp_endpoint).await?;
         match tokio::time::timeout(self.handshake_timeout, self.inner.connect(name, tcp)).await {
-            Ok(Ok(tls)) => Ok(tls),
+            Ok(Ok(tls)) => Ok(TlsClientStream::new(tls)),
             Ok(Err(e)) => {
                 let e = handshake_error(e);
                 tracing::warn!(%endpoint, error = %e, "TLS handshake failed");
@@ -106,7 +108,7 @@ impl TlsConnector {
 }
 
 impl Transport for TlsConnector {
-    type Stream = TlsStream<AnyStream>;
+    type Stream = TlsClientStream;
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Self::Stream, TransportError> {
         self.connect_tls(endpoint).await

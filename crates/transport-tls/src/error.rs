@@ -96,9 +96,9 @@ pub(crate) fn classify(e: &rustls::Error) -> TlsFailure {
             _ => TlsFailure::Other,
         },
         E::NoApplicationProtocol | E::PeerIncompatible(_) => TlsFailure::NoCommonProtocol,
-        E::InvalidMessage(InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion) => {
-            TlsFailure::NotTls
-        }
+        E::InvalidMessage(
+            InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
+        ) => TlsFailure::NotTls,
         _ => TlsFailure::Other,
     }
 }
@@ -145,7 +145,10 @@ mod tests {
                 rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure),
                 TlsFailure::PinMismatch,
             ),
-            (rustls::Error::NoCertificatesPresented, TlsFailure::ClientCertRequired),
+            (
+                rustls::Error::NoCertificatesPresented,
+                TlsFailure::ClientCertRequired,
+            ),
             (
                 rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
                 TlsFailure::ClientCertRequired,
@@ -154,12 +157,17 @@ mod tests {
                 rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
                 TlsFailure::NotTls,
             ),
-            (rustls::Error::NoApplicationProtocol, TlsFailure::NoCommonProtocol),
+            (
+                rustls::Error::NoApplicationProtocol,
+                TlsFailure::NoCommonProtocol,
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(classify(&e), want, "{e}");
             let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-            assert!(matches!(handshake_error(io), TransportError::Tls { reason, .. } if reason == want));
+            assert!(
+                matches!(handshake_error(io), TransportError::Tls { reason, .. } if reason == want)
+            );
         }
     }
 }

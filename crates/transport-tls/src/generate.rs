@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::CertificateDer;
 
@@ -210,16 +210,32 @@ impl DevCa {
         subject_alt_names: &[String],
         validity: Validity,
     ) -> Result<GeneratedCert, TlsError> {
-        let cn = subject_alt_names.first().map_or("netproto server", String::as_str);
-        self.issue(cn, subject_alt_names, validity, ExtendedKeyUsagePurpose::ServerAuth)
+        let cn = subject_alt_names
+            .first()
+            .map_or("netproto server", String::as_str);
+        self.issue(
+            cn,
+            subject_alt_names,
+            validity,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     /// Issues a client certificate for mutual TLS, named `common_name`.
     ///
     /// # Errors
     /// [`TlsError::Generate`].
-    pub fn issue_client(&self, common_name: &str, validity: Validity) -> Result<GeneratedCert, TlsError> {
-        self.issue(common_name, &[], validity, ExtendedKeyUsagePurpose::ClientAuth)
+    pub fn issue_client(
+        &self,
+        common_name: &str,
+        validity: Validity,
+    ) -> Result<GeneratedCert, TlsError> {
+        self.issue(
+            common_name,
+            &[],
+            validity,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
     }
 
     fn issue(

@@ -65,6 +65,7 @@ mod generate;
 mod listener;
 mod pem;
 mod pin;
+mod stream;
 mod verify;
 
 pub use config::{Roots, TlsClientConfig, TlsServerConfig, ALPN_NETPROTO};
@@ -74,6 +75,7 @@ pub use generate::{generate_self_signed, DevCa, GeneratedCert, Validity};
 pub use listener::TlsListener;
 pub use pem::{load_certs, load_private_key, load_roots};
 pub use pin::CertPin;
+pub use stream::TlsClientStream;
 
 /// Re-exported so callers can name rustls types without a version mismatch.
 pub use rustls;

@@ -124,7 +124,9 @@ mod tests {
             let pin: CertPin = s.parse().unwrap();
             assert_eq!(pin.to_string(), s);
         }
-        let upper: CertPin = format!("spki-sha256:{}", hex.to_uppercase()).parse().unwrap();
+        let upper: CertPin = format!("spki-sha256:{}", hex.to_uppercase())
+            .parse()
+            .unwrap();
         assert_eq!(upper.to_string(), format!("spki-sha256:{hex}"));
         let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let pin: CertPin = format!("sha256//{b64}").parse().unwrap();
@@ -141,7 +143,10 @@ mod tests {
             "sha256//AAAA",
             "spki-sha256:zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         ] {
-            assert!(matches!(s.parse::<CertPin>(), Err(TlsError::BadPin { .. })), "{s}");
+            assert!(
+                matches!(s.parse::<CertPin>(), Err(TlsError::BadPin { .. })),
+                "{s}"
+            );
         }
     }
 }

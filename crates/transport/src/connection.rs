@@ -117,15 +117,8 @@ impl Connection {
         let mut wr: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(wr);
         let mut buf = BytesMut::with_capacity(4096);
         let mut decoder = PacketDecoder::new(HANDSHAKE_MAX_BODY);
-        let (keys, info) = Self::secure(
-            &mut rd,
-            &mut wr,
-            &mut buf,
-            &mut decoder,
-            &cfg,
-            initiator,
-        )
-        .await?;
+        let (keys, info) =
+            Self::secure(&mut rd, &mut wr, &mut buf, &mut decoder, &cfg, initiator).await?;
         let (sender, receiver) = keys.unzip();
 
         let epoch = Instant::now();

@@ -96,10 +96,7 @@ impl FromStr for Endpoint {
                 }
                 Ok(Self::Unix(PathBuf::from(rest)))
             }
-            _ => Err(bad(
-                input,
-                "unknown scheme: use tcp://, unix:// or tls://",
-            )),
+            _ => Err(bad(input, "unknown scheme: use tcp://, unix:// or tls://")),
         }
     }
 }

@@ -161,7 +161,13 @@ pub enum TransportError {
 }
 
 impl From<std::io::Error> for TransportError {
+    /// A stream may carry a `TransportError` inside an `io::Error` (the TLS
+    /// streams do, for alerts that arrive after the handshake); it is
+    /// unwrapped here so the caller sees the real reason.
     fn from(e: std::io::Error) -> Self {
+        if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Self>()) {
+            return inner.clone();
+        }
         match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Self::ConnectionClosed { clean: false },
             kind => Self::Io {

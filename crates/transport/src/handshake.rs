@@ -173,6 +173,9 @@ where
         } else {
             let (stream_id, body, range) = read_handshake_frame(rd, buf, decoder).await?;
             if stream_id == HELLO_STREAM {
+                // A responder would otherwise close without a word and the
+                // peer would see only an EOF: tell it we expect Noise.
+                let _ = write_handshake_frame(wr, NOISE_STREAM, &[], &mut out).await;
                 return Err(TransportError::Protocol(
                     "the peer runs no Noise handshake inside TLS: noise_inside_tls differs between the two sides",
                 ));

@@ -61,8 +61,8 @@ mod writer;
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionInfo, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
-pub use error::{Result, TimeoutKind, TransportError};
 pub use error::TlsFailure;
+pub use error::{Result, TimeoutKind, TransportError};
 pub use transport::{
     AnyListener, AnyStream, BoxFuture, Connector, DefaultTransport, IoStream, Listener,
     SocketOptions, Transport,

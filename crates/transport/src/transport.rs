@@ -300,7 +300,8 @@ impl AnyListener {
 fn tls_needs_connector(endpoint: &Endpoint) -> TransportError {
     TransportError::BadEndpoint {
         input: endpoint.to_string(),
-        reason: "tls:// needs a TLS connector (netproto-transport-tls) in ConnectionConfig::connector",
+        reason:
+            "tls:// needs a TLS connector (netproto-transport-tls) in ConnectionConfig::connector",
     }
 }
 

@@ -10,6 +10,7 @@
 )]
 
 pub mod service;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
