@@ -22,8 +22,13 @@ impl Drop for Daemon {
 }
 
 fn serve(address: &str) -> Daemon {
+    serve_with(address, &[])
+}
+
+fn serve_with(address: &str, args: &[&str]) -> Daemon {
     let mut child = Command::new(BIN)
         .arg("serve")
+        .args(args)
         .env("NP_SERVER_ADDRESS", address)
         .env("NP_LOGGING_LOG_LEVEL", "warn")
         .stdout(Stdio::piped())
@@ -114,6 +119,122 @@ fn serve_ping_call_over_unix_socket() {
     let daemon = serve(&format!("unix://{}", path.display()));
     assert!(daemon.endpoint.starts_with("unix://"));
     exercise(&daemon);
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netproto-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn cert_and_serve_over_tls_with_a_pin() {
+    let dir = temp_dir("tls");
+    let out = dir.to_str().unwrap();
+    let (code, stdout, err) = run(&["cert", "--out", out]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let pin = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pin  "))
+        .expect("pin printed")
+        .to_owned();
+    // Refuses to overwrite without --force.
+    let (code, _, err) = run(&["cert", "--out", out]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--force"), "{err}");
+
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    let daemon = serve_with(
+        "tls://127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(daemon.endpoint.starts_with("tls://"), "{}", daemon.endpoint);
+    let (code, out, err) = run(&[
+        "ping",
+        &daemon.endpoint,
+        "-c",
+        "2",
+        "-i",
+        "10",
+        "--ca",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 sent, 2 received"), "{out}");
+    // Pinned, with the compiled-in roots (which do not know this cert):
+    // refused as an unknown CA; with --pins-only: served.
+    let (code, _, err) = run(&["call", &daemon.endpoint, "ECHO", "x", "--pin", &pin]);
+    assert_eq!(code, 1);
+    assert!(err.contains("trusted CA"), "{err}");
+    let (code, out, err) = run(&[
+        "call",
+        &daemon.endpoint,
+        "ECHO",
+        "pinned",
+        "--pin",
+        &pin,
+        "--pins-only",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Echo(\"pinned\")"), "{out}");
+    // A wrong pin: refused with its own message.
+    let wrong = "spki-sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let (code, _, err) = run(&[
+        "call",
+        &daemon.endpoint,
+        "PING",
+        "--pin",
+        wrong,
+        "--pins-only",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pin"), "{err}");
+    drop(daemon);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mutual_tls_from_the_command_line() {
+    let dir = temp_dir("mtls");
+    let (code, out, err) = run(&["cert", "--ca", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let daemon = serve_with(
+        "tls://127.0.0.1:0",
+        &[
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+            "--client-ca",
+            &p("ca.pem"),
+        ],
+    );
+    let (code, out, err) = run(&[
+        "call",
+        &daemon.endpoint,
+        "PING",
+        "--ca",
+        &p("ca.pem"),
+        "--client-cert",
+        &p("client.pem"),
+        "--client-key",
+        &p("client.key"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Pong"), "{out}");
+    let (code, _, err) = run(&["call", &daemon.endpoint, "PING", "--ca", &p("ca.pem")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("client certificate is required"), "{err}");
+    drop(daemon);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -217,6 +217,66 @@ impl Default for LoggingSection {
     }
 }
 
+/// The `[tls]` section: used when an address is `tls://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+// A TOML section of independent switches, not a state machine.
+#[allow(clippy::struct_excessive_bools)]
+pub struct TlsSection {
+    /// Server: certificate chain, PEM (leaf first).
+    pub cert_path: String,
+    /// Server: private key of `cert_path`, PEM.
+    pub key_path: String,
+    /// Server: CA bundle for client certificates; set it for mutual TLS.
+    pub client_ca_path: String,
+    /// Server, with `client_ca_path`: refuse clients without a certificate.
+    pub verify_client: bool,
+    /// Client: CA bundle to trust (empty: the compiled-in Mozilla roots).
+    pub ca_path: String,
+    /// Client: name to verify and send as SNI (empty: the address's host).
+    pub server_name: String,
+    /// Client: certificate chain for mutual TLS, PEM.
+    pub client_cert_path: String,
+    /// Client: private key of `client_cert_path`, PEM.
+    pub client_key_path: String,
+    /// Client: certificate pins (`spki-sha256:<hex>`, `cert-sha256:<hex>`,
+    /// `sha256//<base64>`); the server's certificate must match one.
+    pub pins: Vec<String>,
+    /// Client: trust the pins alone, without CA validation.
+    pub pins_only: bool,
+    /// Accept TLS 1.2 as well as 1.3.
+    pub allow_tls12: bool,
+    /// Also run the Noise handshake inside TLS (both sides must agree).
+    pub noise_inside_tls: bool,
+    /// Milliseconds a TLS handshake may take.
+    #[serde(with = "duration_ms")]
+    pub handshake_timeout: Duration,
+    /// Server: TLS handshakes in progress at once.
+    pub max_concurrent_handshakes: usize,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        Self {
+            cert_path: String::new(),
+            key_path: String::new(),
+            client_ca_path: String::new(),
+            verify_client: true,
+            ca_path: String::new(),
+            server_name: String::new(),
+            client_cert_path: String::new(),
+            client_key_path: String::new(),
+            pins: Vec::new(),
+            pins_only: false,
+            allow_tls12: false,
+            noise_inside_tls: false,
+            handshake_timeout: Duration::from_secs(10),
+            max_concurrent_handshakes: 256,
+        }
+    }
+}
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -228,6 +288,8 @@ pub struct NetworkConfig {
     pub client: ClientSection,
     /// `[transport]`.
     pub transport: TransportSection,
+    /// `[tls]`.
+    pub tls: TlsSection,
     /// `[logging]`.
     pub logging: LoggingSection,
 }
@@ -369,6 +431,7 @@ impl NetworkConfig {
                 "must be from 1024 bytes to 4 GiB",
             );
         }
+        self.validate_tls()?;
         if !matches!(
             self.logging.log_level.as_str(),
             "trace" | "debug" | "info" | "warn" | "error"
@@ -377,6 +440,48 @@ impl NetworkConfig {
                 "logging.log_level",
                 "must be trace, debug, info, warn or error",
             );
+        }
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        let bad = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if t.cert_path.is_empty() != t.key_path.is_empty() {
+            return bad(
+                "tls.key_path",
+                "cert_path and key_path must be set together",
+            );
+        }
+        if t.client_cert_path.is_empty() != t.client_key_path.is_empty() {
+            return bad(
+                "tls.client_key_path",
+                "client_cert_path and client_key_path must be set together",
+            );
+        }
+        if t.pins_only && t.pins.is_empty() {
+            return bad("tls.pins_only", "needs at least one pin in tls.pins");
+        }
+        if let Some(p) = t.pins.iter().find(|p| {
+            !(p.starts_with("spki-sha256:")
+                || p.starts_with("cert-sha256:")
+                || p.starts_with("sha256//"))
+        }) {
+            return bad(
+                "tls.pins",
+                &format!("{p:?}: use spki-sha256:<hex>, cert-sha256:<hex> or sha256//<base64>"),
+            );
+        }
+        if t.handshake_timeout.is_zero() {
+            return bad("tls.handshake_timeout", "must be more than 0 ms");
+        }
+        if t.max_concurrent_handshakes == 0 {
+            return bad("tls.max_concurrent_handshakes", "must be at least 1");
         }
         Ok(())
     }
@@ -398,6 +503,7 @@ impl NetworkConfig {
         let s = &self.server;
         let c = &self.client;
         let t = &self.transport;
+        let tls = &self.tls;
         let l = &self.logging;
         format!(
             "[server]\naddress = {:?}\nbackpressure_limit = {}\nconnection_timeout = {}\nheartbeat_interval = {}\n\
@@ -406,6 +512,10 @@ impl NetworkConfig {
              heartbeat_interval = {}\nauto_reconnect = {}\nmax_reconnect_attempts = {}\nreconnect_delay = {}\n\n\
              [transport]\ncompression_enabled = {}\ncompression_algorithm = {:?}\ncompression_threshold = {}\n\
              compression_level = {}\nencryption_enabled = {}\nmax_payload_size = {}\n\n\
+             [tls]\ncert_path = {:?}\nkey_path = {:?}\nclient_ca_path = {:?}\nverify_client = {}\n\
+             ca_path = {:?}\nserver_name = {:?}\nclient_cert_path = {:?}\nclient_key_path = {:?}\n\
+             pins = {:?}\npins_only = {}\nallow_tls12 = {}\nnoise_inside_tls = {}\n\
+             handshake_timeout = {}\nmax_concurrent_handshakes = {}\n\n\
              [logging]\napp_name = {:?}\nlog_level = {:?}\nlog_to_console = {}\nlog_to_file = {}\n\
              log_file_path = {:?}\njson_format = {}\n",
             s.address,
@@ -428,6 +538,20 @@ impl NetworkConfig {
             t.compression_level,
             t.encryption_enabled,
             t.max_payload_size,
+            tls.cert_path,
+            tls.key_path,
+            tls.client_ca_path,
+            tls.verify_client,
+            tls.ca_path,
+            tls.server_name,
+            tls.client_cert_path,
+            tls.client_key_path,
+            tls.pins,
+            tls.pins_only,
+            tls.allow_tls12,
+            tls.noise_inside_tls,
+            ms(tls.handshake_timeout),
+            tls.max_concurrent_handshakes,
             l.app_name,
             l.log_level,
             l.log_to_console,
@@ -443,7 +567,8 @@ pub fn example_config() -> &'static str {
     include_str!("example.toml")
 }
 
-/// `host:port` → `tcp://host:port`; anything with a scheme is kept.
+/// `host:port` → `tcp://host:port`; anything with a scheme (`tcp://`,
+/// `unix://`, `tls://`) is kept.
 pub fn endpoint_string(address: &str) -> String {
     if address.contains("://") {
         address.to_owned()

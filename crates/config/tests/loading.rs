@@ -76,6 +76,10 @@ fn example_config_is_the_defaults() {
     let mut changed = NetworkConfig::default();
     changed.server.max_connections = 7;
     changed.client.response_timeout = Duration::from_millis(1234);
+    changed.tls.pins = vec!["spki-sha256:00ff".into(), "sha256//AAAA".into()];
+    changed.tls.cert_path = "/etc/netproto/cert.pem".into();
+    changed.tls.key_path = "/etc/netproto/key.pem".into();
+    changed.tls.handshake_timeout = Duration::from_millis(2500);
     changed.save_to_file(&path).unwrap();
     assert_eq!(NetworkConfig::from_file(&path).unwrap(), changed);
     std::fs::remove_file(path).unwrap();
@@ -138,6 +142,26 @@ fn errors_name_the_key_and_source() {
         ),
         "{e}"
     );
+    // TLS settings that cannot work.
+    for (toml, key) in [
+        ("[tls]\ncert_path = \"c.pem\"\n", "tls.key_path"),
+        (
+            "[tls]\nclient_cert_path = \"c.pem\"\n",
+            "tls.client_key_path",
+        ),
+        ("[tls]\npins_only = true\n", "tls.pins_only"),
+        ("[tls]\npins = [\"md5:00\"]\n", "tls.pins"),
+        (
+            "[tls]\nmax_concurrent_handshakes = 0\n",
+            "tls.max_concurrent_handshakes",
+        ),
+    ] {
+        let e = NetworkConfig::from_toml(toml).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Invalid { key: k, .. } if k == key),
+            "{toml}: {e}"
+        );
+    }
     // Missing file.
     assert!(matches!(
         NetworkConfig::from_file("/nonexistent/netproto.toml"),

@@ -9,8 +9,9 @@
 //! This crate is the curated public API; the layers below are separate crates
 //! for users who need only one of them: `netproto-wire` (no_std wire format),
 //! `netproto-crypto` (no_std handshake and sessions), `netproto-transport`
-//! (secure connections over TCP and Unix sockets), `netproto-service` (server,
-//! client, dispatcher), `netproto-config` (configuration and logging).
+//! (secure connections over TCP and Unix sockets), `netproto-transport-tls`
+//! (TLS), `netproto-service` (server, client, dispatcher), `netproto-config`
+//! (configuration and logging).
 //!
 //! ## Getting started
 //!
@@ -45,16 +46,29 @@
 //! # }
 //! ```
 //!
+//! ## TLS
+//!
+//! With the `tls` feature, addresses may be `tls://host:port`: [`bind`]
+//! returns a TLS listener built from the `[tls]` section, and
+//! [`client_config`] installs a [`TlsConnector`] when `client.address` is a
+//! TLS address. Inside TLS the Noise handshake is skipped unless
+//! `tls.noise_inside_tls` is set (see docs/SECURITY.md).
+//!
 //! ## Crate features
 //!
-//! None yet. TLS, UDP and cluster transports will arrive behind the features
-//! `tls`, `udp` and `cluster`; they are not part of this release.
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `tls`   | yes     | `tls://` endpoints: [`TlsListener`], [`TlsConnector`], mutual TLS, [`CertPin`], [`generate_self_signed`], [`DevCa`] (rustls, ring provider) |
+//!
+//! UDP and cluster transports are not part of this release; they will arrive
+//! behind the features `udp` and `cluster`. Zstd compression is always
+//! built (the wire crate's `std` feature).
 
 use std::sync::Arc;
 
 pub use netproto_config::{
     endpoint_string, example_config, logging, ClientSection, ConfigError, LoggingSection,
-    NetworkConfig, ServerSection, TransportSection,
+    NetworkConfig, ServerSection, TlsSection, TransportSection,
 };
 pub use netproto_crypto::{
     AllowList, AnyPeer, Capabilities, CryptoError, HandshakeConfig, Keypair, KnownHosts, Pattern,
@@ -65,8 +79,13 @@ pub use netproto_service::{
     Server, ServerConfig, ServerHandle, ServiceError,
 };
 pub use netproto_transport::{
-    connect, AnyListener, Connection, ConnectionConfig, ConnectionInfo, Endpoint, Listener,
-    RecvHalf, SendHalf, TimeoutKind, TransportError,
+    connect, AnyListener, BoxedListener, Connection, ConnectionConfig, ConnectionInfo, Connector,
+    Endpoint, Listener, RecvHalf, SendHalf, SocketOptions, TimeoutKind, TlsFailure, TransportError,
+};
+#[cfg(feature = "tls")]
+pub use netproto_transport_tls::{
+    generate_self_signed, self_signed, CertPin, DevCa, GeneratedCert, Roots, TlsClientConfig,
+    TlsConnector, TlsError, TlsListener, TlsServerConfig, Validity,
 };
 pub use netproto_wire::{
     Compression, CompressionPolicy, ErrorCode, Frame, FrameKind, Headers, Message, WireError,
@@ -91,6 +110,10 @@ pub enum Error {
     /// Configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// TLS settings and certificate files.
+    #[cfg(feature = "tls")]
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 fn connection_config(
@@ -100,6 +123,7 @@ fn connection_config(
 ) -> ConnectionConfig {
     let mut conn = ConnectionConfig::new(HandshakeConfig::new(key, verifier));
     conn.max_message_size = cfg.transport.max_payload_size;
+    conn.noise_inside_tls = cfg.tls.noise_inside_tls;
     if cfg.transport.compression_enabled {
         let codec = if cfg.transport.compression_algorithm == "zstd" {
             Compression::Zstd
@@ -138,8 +162,12 @@ pub fn server_config(
 /// The client settings of `cfg`, with an optional client identity (required
 /// unless the pattern is NK) and the server verifier.
 ///
+/// When `client.address` is `tls://` (feature `tls`), the client also gets
+/// a [`TlsConnector`] from the `[tls]` section (it still opens `tcp://` and
+/// `unix://` endpoints without TLS).
+///
 /// # Errors
-/// None today; a `Result` so that validation can be added without breaking callers.
+/// [`Error::Tls`] for unreadable TLS files or bad pins.
 pub fn client_config(
     cfg: &NetworkConfig,
     key: Option<Keypair>,
@@ -153,5 +181,82 @@ pub fn client_config(
     client.auto_reconnect = cfg.client.auto_reconnect;
     client.max_reconnect_attempts = cfg.client.max_reconnect_attempts;
     client.reconnect_delay = cfg.client.reconnect_delay;
+    #[cfg(feature = "tls")]
+    if endpoint_string(&cfg.client.address).starts_with("tls://") {
+        client.connection.connector = Some(Arc::new(TlsConnector::new(&tls_client_config(cfg)?)?));
+    }
+    Ok(client)
+}
+
+/// Binds `server.address`: TCP, a Unix socket, or (feature `tls`) TLS with
+/// the `[tls]` section's certificate.
+///
+/// # Errors
+/// [`Error::Transport`] for a bad address or a failed bind; [`Error::Tls`]
+/// and [`Error::Config`] for missing or unusable TLS files.
+pub async fn bind(cfg: &NetworkConfig) -> Result<BoxedListener, Error> {
+    let address: Endpoint = endpoint_string(&cfg.server.address).parse()?;
+    #[cfg(feature = "tls")]
+    if matches!(address, Endpoint::Tls { .. }) {
+        let listener = TlsListener::bind(&address, &tls_server_config(cfg)?).await?;
+        return Ok(BoxedListener::new(listener));
+    }
+    let listener = AnyListener::bind(&address, SocketOptions::default()).await?;
+    Ok(BoxedListener::new(listener))
+}
+
+/// The `[tls]` section as server settings.
+///
+/// # Errors
+/// [`Error::Config`] when `tls.cert_path` / `tls.key_path` are not set.
+#[cfg(feature = "tls")]
+pub fn tls_server_config(cfg: &NetworkConfig) -> Result<TlsServerConfig, Error> {
+    let t = &cfg.tls;
+    if t.cert_path.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "tls.cert_path",
+            reason: "a tls:// server needs a certificate (and tls.key_path); \
+                     `netproto cert` makes a development one"
+                .into(),
+        }
+        .into());
+    }
+    let mut server = TlsServerConfig::new(&t.cert_path, &t.key_path);
+    if !t.client_ca_path.is_empty() {
+        server = server.with_client_ca(&t.client_ca_path);
+    }
+    server.verify_client = t.verify_client;
+    server.allow_tls12 = t.allow_tls12;
+    server.handshake_timeout = t.handshake_timeout;
+    server.max_concurrent_handshakes = t.max_concurrent_handshakes;
+    Ok(server)
+}
+
+/// The `[tls]` section as client settings.
+///
+/// # Errors
+/// [`Error::Tls`] for a pin that does not parse.
+#[cfg(feature = "tls")]
+pub fn tls_client_config(cfg: &NetworkConfig) -> Result<TlsClientConfig, Error> {
+    let t = &cfg.tls;
+    let mut client = if t.ca_path.is_empty() {
+        TlsClientConfig::default()
+    } else {
+        TlsClientConfig::with_ca_file(&t.ca_path)
+    };
+    if t.pins_only {
+        client.roots = Roots::PinsOnly;
+    }
+    for pin in &t.pins {
+        client = client.with_pin(pin.parse()?);
+    }
+    if !t.client_cert_path.is_empty() {
+        client = client.with_client_cert(&t.client_cert_path, &t.client_key_path);
+    }
+    if !t.server_name.is_empty() {
+        client.server_name = Some(t.server_name.clone());
+    }
+    client.allow_tls12 = t.allow_tls12;
+    client.handshake_timeout = t.handshake_timeout;
     Ok(client)
 }

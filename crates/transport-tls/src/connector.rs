@@ -16,8 +16,9 @@ use rustls_pki_types::ServerName;
 /// the configured timeout, verifying the server by CA chain and/or pins.
 ///
 /// Put it in `ConnectionConfig::connector` so that `connect`, the service
-/// layer's `Client` and `ConnectionPool` use it; or use it directly as a
-/// [`Transport`] for raw TLS streams.
+/// layer's `Client` and `ConnectionPool` use it (as a [`Connector`] it opens
+/// `tcp://` and `unix://` endpoints too, without TLS); or use it directly as
+/// a [`Transport`] for raw TLS streams.
 #[derive(Clone)]
 pub struct TlsConnector {
     inner: tokio_rustls::TlsConnector,
@@ -121,7 +122,11 @@ impl Connector for TlsConnector {
         endpoint: &'a Endpoint,
     ) -> BoxFuture<'a, Result<Box<dyn IoStream>, TransportError>> {
         Box::pin(async move {
-            let stream: Box<dyn IoStream> = Box::new(self.connect_tls(endpoint).await?);
+            let stream: Box<dyn IoStream> = match endpoint {
+                Endpoint::Tls { .. } => Box::new(self.connect_tls(endpoint).await?),
+                // One connector serves a client that talks to both kinds.
+                _ => Box::new(self.tcp.connect(endpoint).await?),
+            };
             Ok(stream)
         })
     }

@@ -142,17 +142,29 @@ pub fn generate_self_signed(
     cert_path: &Path,
     key_path: &Path,
 ) -> Result<GeneratedCert, TlsError> {
+    let generated = self_signed(common_name, subject_alt_names, Validity::default())?;
+    generated.write(cert_path, key_path)?;
+    Ok(generated)
+}
+
+/// A self-signed server certificate, in memory (see [`generate_self_signed`]).
+///
+/// # Errors
+/// [`TlsError::Generate`] for invalid names.
+pub fn self_signed(
+    common_name: &str,
+    subject_alt_names: &[String],
+    validity: Validity,
+) -> Result<GeneratedCert, TlsError> {
     let key = KeyPair::generate()?;
     let params = leaf_params(
         common_name,
         subject_alt_names,
-        Validity::default(),
+        validity,
         ExtendedKeyUsagePurpose::ServerAuth,
     )?;
     let cert = params.self_signed(&key)?;
-    let generated = finish(&cert, &key);
-    generated.write(cert_path, key_path)?;
-    Ok(generated)
+    Ok(finish(&cert, &key))
 }
 
 /// A development certificate authority, held in memory.

@@ -64,8 +64,8 @@ pub use endpoint::{Endpoint, PeerAddr};
 pub use error::TlsFailure;
 pub use error::{Result, TimeoutKind, TransportError};
 pub use transport::{
-    AnyListener, AnyStream, BoxFuture, Connector, DefaultTransport, IoStream, Listener,
-    SocketOptions, Transport,
+    AnyListener, AnyStream, BoxFuture, BoxedListener, Connector, DefaultTransport, IoStream,
+    Listener, SocketOptions, Transport,
 };
 
 /// Connects to `endpoint` with the configured [`Connector`] (or

@@ -406,3 +406,59 @@ mod fallback {
         })
     }
 }
+
+/// The object-safe face of a [`Listener`], for [`BoxedListener`].
+trait ErasedListener: Send {
+    fn accept_boxed(&mut self) -> BoxFuture<'_, Result<(Box<dyn IoStream>, PeerAddr)>>;
+    fn endpoint(&self) -> &Endpoint;
+}
+
+impl<L: Listener + Send> ErasedListener for L {
+    fn accept_boxed(&mut self) -> BoxFuture<'_, Result<(Box<dyn IoStream>, PeerAddr)>> {
+        Box::pin(async move {
+            let (stream, peer) = self.accept().await?;
+            let stream: Box<dyn IoStream> = Box::new(stream);
+            Ok((stream, peer))
+        })
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        self.local_endpoint()
+    }
+}
+
+/// Any listener behind one type, so a program can choose TCP, Unix sockets
+/// or TLS at run time (from its configuration) and still name one
+/// `Server<BoxedListener>`.
+pub struct BoxedListener {
+    inner: Box<dyn ErasedListener>,
+}
+
+impl std::fmt::Debug for BoxedListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxedListener")
+            .field("endpoint", self.inner.endpoint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoxedListener {
+    /// Boxes `listener`.
+    pub fn new<L: Listener + Send + 'static>(listener: L) -> Self {
+        Self {
+            inner: Box::new(listener),
+        }
+    }
+}
+
+impl Listener for BoxedListener {
+    type Stream = Box<dyn IoStream>;
+
+    async fn accept(&mut self) -> Result<(Self::Stream, PeerAddr)> {
+        self.inner.accept_boxed().await
+    }
+
+    fn local_endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+}
