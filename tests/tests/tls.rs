@@ -21,6 +21,16 @@ fn tls_reason(e: &ServiceError) -> Option<TlsFailure> {
     }
 }
 
+/// Connects and makes one call: with TLS 1.3 a server's refusal of the
+/// client (certificate required, unknown CA, Noise mismatch) arrives after
+/// the client's handshake, so it may surface at the first call.
+async fn refused(server: &common::tls::TlsServer, tls: &TlsClientConfig) -> ServiceError {
+    match connect(server, tls).await {
+        Err(e) => e,
+        Ok(client) => client.call(Message::Ping).await.unwrap_err(),
+    }
+}
+
 async fn echo(client: &netproto_service::Client, text: &str) {
     let reply = client.call(Message::Echo(text.into())).await.unwrap();
     assert_eq!(reply, Message::Echo(text.into()));
@@ -82,7 +92,7 @@ async fn mutual_tls_accepts_ca_signed_clients_and_refuses_others() {
 
     // No certificate: with TLS 1.3 the refusal arrives after the client's
     // handshake, on the first read: it must still be a clear error.
-    let err = connect(&server, &client_tls(&pki)).await.unwrap_err();
+    let err = refused(&server, &client_tls(&pki)).await;
     assert_eq!(
         tls_reason(&err),
         Some(TlsFailure::ClientCertRequired),
@@ -92,7 +102,7 @@ async fn mutual_tls_accepts_ca_signed_clients_and_refuses_others() {
     // A certificate from a CA the server does not trust.
     let rogue = client_tls(&pki)
         .with_client_cert(pki.path("rogue-client.pem"), pki.path("rogue-client.key"));
-    let err = connect(&server, &rogue).await.unwrap_err();
+    let err = refused(&server, &rogue).await;
     assert_eq!(tls_reason(&err), Some(TlsFailure::UnknownCa), "{err}");
 
     // The server kept serving.
@@ -288,7 +298,7 @@ async fn noise_inside_tls_is_a_choice_both_sides_make() {
 
     // Only the server on, or only the client: a clear mismatch error.
     let mismatch = |err: &ServiceError| matches!(err, ServiceError::Transport(TransportError::Protocol(m)) if m.contains("noise_inside_tls"));
-    let err = connect(&server, &client_tls(&pki)).await.unwrap_err();
+    let err = refused(&server, &client_tls(&pki)).await;
     assert!(mismatch(&err), "{err}");
     let plain_server = start(&server_tls(&pki, "server"), |_| {}).await;
     let mut noisy = common::tls::client_cfg(&client_tls(&pki));
@@ -298,4 +308,28 @@ async fn noise_inside_tls_is_a_choice_both_sides_make() {
         .await
         .unwrap_err();
     assert!(mismatch(&err), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_learns_limits_and_codecs_from_the_server_hello() {
+    let pki = pki("hello");
+    let server = start(&server_tls(&pki, "server"), |c| c.max_message_size = 4096).await;
+    let mut cfg = common::tls::client_cfg(&client_tls(&pki));
+    cfg.connection.compression =
+        netproto_wire::CompressionPolicy::new(netproto_wire::Compression::Lz4);
+    let client = netproto_service::Client::connect(&server.endpoint, cfg)
+        .await
+        .unwrap();
+    // The first answer carries the server's hello with it.
+    echo(&client, "first").await;
+    let big = Message::Data(vec![7; 10_000]);
+    match client.call(big).await {
+        Err(ServiceError::Transport(TransportError::MessageTooLarge { max: 4096, .. })) => {}
+        other => panic!("expected a local refusal at the server's limit, got {other:?}"),
+    }
+    // Compressible messages within the limit still make it, compressed or not.
+    for _ in 0..50 {
+        let text = "compress me ".repeat(300);
+        echo(&client, &text).await;
+    }
 }

@@ -47,11 +47,11 @@ impl TlsConnector {
     /// # Errors
     /// As [`TlsClientConfig::build`]; [`TlsError::BadServerName`].
     pub fn new(cfg: &TlsClientConfig) -> Result<Self, TlsError> {
-        let mut connector = Self::with_rustls(cfg.build()?, cfg.handshake_timeout);
-        if let Some(name) = &cfg.server_name {
-            connector.server_name = Some(server_name(name)?);
+        let connector = Self::with_rustls(cfg.build()?, cfg.handshake_timeout);
+        match &cfg.server_name {
+            Some(name) => connector.with_server_name(name),
+            None => Ok(connector),
         }
-        Ok(connector)
     }
 
     /// A connector over a rustls configuration built elsewhere.
@@ -62,6 +62,16 @@ impl TlsConnector {
             handshake_timeout,
             tcp: DefaultTransport::default(),
         }
+    }
+
+    /// Verifies and sends `name` as SNI instead of the endpoint's host (to
+    /// dial an IP address for a named certificate, for example).
+    ///
+    /// # Errors
+    /// [`TlsError::BadServerName`].
+    pub fn with_server_name(mut self, name: &str) -> Result<Self, TlsError> {
+        self.server_name = Some(server_name(name)?);
+        Ok(self)
     }
 
     /// Opens a TLS stream to `endpoint` (`tls://host:port`).

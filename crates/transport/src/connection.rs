@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::config::ConnectionConfig;
 use crate::error::{Result, TimeoutKind, TransportError};
 use crate::handshake::{self, HANDSHAKE_MAX_BODY};
-use crate::writer::{Command, Shared, Writer};
+use crate::writer::{codec_bit, Command, Shared, Writer};
 
 /// PINGs with longer payloads are not answered (the spec suggests 8 bytes).
 const MAX_PING_PAYLOAD: usize = 64;
@@ -45,9 +45,13 @@ pub struct ConnectionInfo {
     /// Whether we initiated.
     pub initiator: bool,
     /// The codec we compress outgoing records with (if any).
+    ///
+    /// A TLS client without Noise does not wait for the server's hello
+    /// (saving a round trip): until it arrives, `negotiated` holds the
+    /// client's own offer, `compression` is `None`, and sends are checked
+    /// against the protocol's default 16 MiB limit; the server's limit and
+    /// codecs apply from its hello on.
     pub compression: Compression,
-    /// The largest message the peer accepts.
-    pub peer_max: u32,
 }
 
 /// A secure connection. Use it whole, or [`Connection::split`] it into a
@@ -62,14 +66,6 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("info", &self.send.info)
             .finish_non_exhaustive()
-    }
-}
-
-fn codec_bit(c: Compression) -> u8 {
-    match c {
-        Compression::Lz4 => codecs::LZ4,
-        Compression::Zstd => codecs::ZSTD,
-        Compression::None => 0,
     }
 }
 
@@ -117,13 +113,23 @@ impl Connection {
         let mut wr: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(wr);
         let mut buf = BytesMut::with_capacity(4096);
         let mut decoder = PacketDecoder::new(HANDSHAKE_MAX_BODY);
-        let (keys, info) =
+        let (keys, info, peer_caps) =
             Self::secure(&mut rd, &mut wr, &mut buf, &mut decoder, &cfg, initiator).await?;
         let (sender, receiver) = keys.unzip();
+        let shared = Arc::new(Shared::default());
+        let hello_pending = peer_caps.is_none();
+        if let Some(caps) = peer_caps {
+            shared.set_peer_caps(caps);
+        }
 
         let epoch = Instant::now();
         let mut compression = cfg.compression;
-        if info.negotiated.compression & codec_bit(compression.codec) == 0 {
+        let mut pending_codec = None;
+        if hello_pending {
+            // Until the server's hello shows which codecs it reads.
+            pending_codec = Some(compression.codec).filter(|c| *c != Compression::None);
+            compression.codec = Compression::None;
+        } else if info.negotiated.compression & codec_bit(compression.codec) == 0 {
             compression.codec = Compression::None;
         }
         let info = Arc::new(ConnectionInfo {
@@ -142,11 +148,12 @@ impl Connection {
         );
 
         let (tx, rx) = mpsc::channel(cfg.write_queue.max(1));
-        let shared = Arc::new(Shared::default());
         let writer = Writer {
             io: wr,
             sender,
             compression,
+            pending_codec,
+            shared: shared.clone(),
             write_timeout: cfg.write_timeout,
             epoch,
             out: Vec::with_capacity(16 * 1024),
@@ -154,14 +161,12 @@ impl Connection {
             msg_buf: Vec::new(),
             record_start: None,
         };
-        tokio::spawn(writer.run(rx, shared.clone()));
+        tokio::spawn(writer.run(rx));
         decoder.set_max_body(u32::try_from(MAX_MESSAGE_LEN).unwrap_or(u32::MAX));
-        let peer_max = usize::try_from(info.peer_max).unwrap_or(usize::MAX);
         Ok(Self {
             send: SendHalf {
                 tx: tx.clone(),
                 shared: shared.clone(),
-                peer_max,
                 info: info.clone(),
             },
             recv: RecvHalf {
@@ -179,6 +184,7 @@ impl Connection {
                 max_message: cfg.max_message_size,
                 epoch,
                 failed: None,
+                hello_pending,
                 info,
             },
         })
@@ -193,13 +199,17 @@ impl Connection {
         decoder: &mut PacketDecoder,
         cfg: &ConnectionConfig,
         initiator: bool,
-    ) -> Result<(Option<(Sender, Receiver)>, ConnectionInfo)> {
+    ) -> Result<(
+        Option<(Sender, Receiver)>,
+        ConnectionInfo,
+        Option<Capabilities>,
+    )> {
         let caps = cfg.handshake.capabilities;
         let hs_timeout = || TransportError::Timeout {
             kind: TimeoutKind::Handshake,
             after: cfg.handshake_timeout,
         };
-        let (keys, info) = if cfg.runs_noise() {
+        let (keys, info, peer) = if cfg.runs_noise() {
             let est = tokio::time::timeout(
                 cfg.handshake_timeout,
                 handshake::run(rd, wr, buf, decoder, cfg, initiator),
@@ -215,29 +225,34 @@ impl Connection {
                 initiator,
                 compression: Compression::None,
                 transport: cfg.handshake.transport.clone(),
-                peer_max: est.peer_capabilities.max_frame,
             };
-            (Some(keys), info)
+            (Some(keys), info, Some(est.peer_capabilities))
         } else {
-            let peer = tokio::time::timeout(
-                cfg.handshake_timeout,
-                handshake::exchange_hello(rd, wr, buf, decoder, &caps),
-            )
+            // A TLS client sends its hello and goes on; the server's hello is
+            // read as the first packet (no round trip).
+            let peer = tokio::time::timeout(cfg.handshake_timeout, async {
+                if initiator {
+                    handshake::write_hello(wr, &caps).await.map(|()| None)
+                } else {
+                    handshake::exchange_hello(rd, wr, buf, decoder, &caps)
+                        .await
+                        .map(Some)
+                }
+            })
             .await
             .map_err(|_| hs_timeout())??;
             let info = ConnectionInfo {
                 peer_key: None,
                 handshake_hash: None,
-                negotiated: caps.intersect(&peer),
+                negotiated: peer.map_or(caps, |p| caps.intersect(&p)),
                 pattern: None,
                 initiator,
                 compression: Compression::None,
                 transport: cfg.handshake.transport.clone(),
-                peer_max: peer.max_frame,
             };
-            (None, info)
+            (None, info, peer)
         };
-        Ok((keys, info))
+        Ok((keys, info, peer))
     }
 
     /// What the handshake established.
@@ -298,7 +313,6 @@ impl Connection {
 pub struct SendHalf {
     tx: mpsc::Sender<Command>,
     shared: Arc<Shared>,
-    peer_max: usize,
     info: Arc<ConnectionInfo>,
 }
 
@@ -311,12 +325,20 @@ impl std::fmt::Debug for SendHalf {
 }
 
 impl SendHalf {
+    /// The peer's message limit (the protocol default until a TLS server's
+    /// hello arrives).
+    fn peer_max(&self) -> usize {
+        let max = self
+            .shared
+            .peer_caps()
+            .map_or(Capabilities::default().max_frame, |c| c.max_frame);
+        usize::try_from(max).unwrap_or(usize::MAX)
+    }
+
     fn check_size(&self, len: usize) -> Result<()> {
-        if len > self.peer_max {
-            return Err(TransportError::MessageTooLarge {
-                len,
-                max: self.peer_max,
-            });
+        let max = self.peer_max();
+        if len > max {
+            return Err(TransportError::MessageTooLarge { len, max });
         }
         Ok(())
     }
@@ -458,6 +480,8 @@ pub struct RecvHalf {
     max_message: usize,
     epoch: Instant,
     failed: Option<TransportError>,
+    /// A TLS client has yet to read the server's hello.
+    hello_pending: bool,
     info: Arc<ConnectionInfo>,
 }
 
@@ -652,6 +676,12 @@ impl RecvHalf {
                 return Err(TransportError::ConnectionClosed { clean: false });
             }
         };
+        if self.hello_pending {
+            self.hello_pending = false;
+            self.shared
+                .set_peer_caps(handshake::parse_hello(flags, &body)?);
+            return Ok(());
+        }
         if let Some(receiver) = &mut self.receiver {
             if !flags.encrypted() {
                 return Err(TransportError::Protocol(

@@ -93,6 +93,24 @@ async fn write_handshake_frame<W: AsyncWrite + Unpin + ?Sized>(
     Ok(())
 }
 
+/// The stream id and payload range of the one HANDSHAKE frame a handshake
+/// packet must hold.
+fn handshake_frame(flags: PacketFlags, body: &[u8]) -> Result<(u64, std::ops::Range<usize>)> {
+    let limits = FrameLimits::with_max_payload(MAX_MESSAGE_LEN);
+    if flags != PacketFlags::default() {
+        return Err(TransportError::Protocol(
+            "handshake packets must be plain and uncompressed",
+        ));
+    }
+    let (frame, used) = FrameRef::decode(body, &limits)?;
+    if frame.kind != FrameKind::Handshake || used != body.len() {
+        return Err(TransportError::Protocol(
+            "expected exactly one HANDSHAKE frame",
+        ));
+    }
+    Ok((frame.stream_id, used - frame.payload.len()..used))
+}
+
 /// Reads one packet holding exactly one HANDSHAKE frame; returns its stream
 /// id and the packet body with the frame's payload range.
 async fn read_handshake_frame<R: AsyncRead + Unpin + ?Sized>(
@@ -100,26 +118,38 @@ async fn read_handshake_frame<R: AsyncRead + Unpin + ?Sized>(
     buf: &mut BytesMut,
     decoder: &mut PacketDecoder,
 ) -> Result<(u64, BytesMut, std::ops::Range<usize>)> {
-    let limits = FrameLimits::with_max_payload(MAX_MESSAGE_LEN);
     let (flags, body) = read_packet(rd, buf, decoder).await?;
-    if flags != PacketFlags::default() {
-        return Err(TransportError::Protocol(
-            "handshake packets must be plain and uncompressed",
-        ));
-    }
-    let (frame, used) = FrameRef::decode(&body, &limits)?;
-    if frame.kind != FrameKind::Handshake || used != body.len() {
-        return Err(TransportError::Protocol(
-            "expected exactly one HANDSHAKE frame",
-        ));
-    }
-    let stream_id = frame.stream_id;
-    let start = used - frame.payload.len();
-    Ok((stream_id, body, start..used))
+    let (stream_id, range) = handshake_frame(flags, &body)?;
+    Ok((stream_id, body, range))
 }
 
-/// Inside TLS without Noise: both sides send their capabilities at once and
-/// read the peer's (TLS protects them). Returns the peer's capabilities.
+/// Inside TLS without Noise each side sends its capabilities in a hello
+/// (TLS protects them). The client does not wait for the server's: it goes
+/// on at once and reads the hello as the first packet ([`parse_hello`]), so
+/// the hello costs no round trip.
+pub(crate) async fn write_hello<W: AsyncWrite + Unpin + ?Sized>(
+    wr: &mut W,
+    ours: &Capabilities,
+) -> Result<()> {
+    let mut payload = Vec::with_capacity(16);
+    ours.encode(&mut payload);
+    let mut out = Vec::with_capacity(32);
+    write_handshake_frame(wr, HELLO_STREAM, &payload, &mut out).await
+}
+
+/// The peer's capabilities from its hello packet.
+pub(crate) fn parse_hello(flags: PacketFlags, body: &[u8]) -> Result<Capabilities> {
+    let (stream_id, range) = handshake_frame(flags, body)?;
+    if stream_id != HELLO_STREAM {
+        return Err(TransportError::Protocol(
+            "the peer runs a Noise handshake inside TLS: noise_inside_tls differs between the two sides",
+        ));
+    }
+    Ok(Capabilities::decode(&body[range])?)
+}
+
+/// The server's side of the hello: sends its own, reads the client's (which
+/// arrives with the client's last TLS handshake message).
 pub(crate) async fn exchange_hello<R, W>(
     rd: &mut R,
     wr: &mut W,
@@ -131,17 +161,9 @@ where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut payload = Vec::with_capacity(16);
-    ours.encode(&mut payload);
-    let mut out = Vec::with_capacity(32);
-    write_handshake_frame(wr, HELLO_STREAM, &payload, &mut out).await?;
-    let (stream_id, body, range) = read_handshake_frame(rd, buf, decoder).await?;
-    if stream_id != HELLO_STREAM {
-        return Err(TransportError::Protocol(
-            "the peer runs a Noise handshake inside TLS: noise_inside_tls differs between the two sides",
-        ));
-    }
-    Ok(Capabilities::decode(&body[range])?)
+    write_hello(wr, ours).await?;
+    let (flags, body) = read_packet(rd, buf, decoder).await?;
+    parse_hello(flags, &body)
 }
 
 /// Runs the whole handshake (the caller applies the handshake timeout).

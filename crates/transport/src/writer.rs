@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use netproto_crypto::{Sender, MAX_PLAINTEXT, TAG_LEN};
+use netproto_crypto::{codecs, Capabilities, Sender, MAX_PLAINTEXT, TAG_LEN};
 use netproto_wire::{
     varint, Compression, CompressionPolicy, Frame, FrameKind, FrameRef, Header, HeadersRef,
     Message, PacketFlags, HEADER_LEN,
@@ -27,13 +27,24 @@ pub(crate) enum Command {
     Close(oneshot::Sender<Result<()>>),
 }
 
-/// State shared between the handles and the writer task.
+/// State shared between the handles, the reader and the writer task.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     error: OnceLock<TransportError>,
+    /// The peer's capabilities: set at the handshake, or for a TLS client
+    /// when the server's hello arrives.
+    peer_caps: OnceLock<Capabilities>,
 }
 
 impl Shared {
+    pub(crate) fn set_peer_caps(&self, caps: Capabilities) {
+        let _ = self.peer_caps.set(caps);
+    }
+
+    pub(crate) fn peer_caps(&self) -> Option<&Capabilities> {
+        self.peer_caps.get()
+    }
+
     pub(crate) fn fail(&self, e: TransportError) {
         let _ = self.error.set(e);
     }
@@ -51,11 +62,24 @@ impl Shared {
     }
 }
 
+/// The capability bit of a codec.
+pub(crate) fn codec_bit(c: Compression) -> u8 {
+    match c {
+        Compression::Lz4 => codecs::LZ4,
+        Compression::Zstd => codecs::ZSTD,
+        Compression::None => 0,
+    }
+}
+
 pub(crate) struct Writer {
     pub(crate) io: Box<dyn AsyncWrite + Send + Sync + Unpin>,
     /// `None` over TLS without Noise: records go out plain inside TLS.
     pub(crate) sender: Option<Sender>,
     pub(crate) compression: CompressionPolicy,
+    /// A codec to switch to once the peer's hello shows it supports it
+    /// (TLS clients, which do not wait for the hello).
+    pub(crate) pending_codec: Option<Compression>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) write_timeout: Duration,
     pub(crate) epoch: Instant,
     pub(crate) out: Vec<u8>,
@@ -65,10 +89,10 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>) {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         if let Err(e) = self.serve(&mut rx).await {
             tracing::debug!(error = %e, "connection writer stopped");
-            shared.fail(e);
+            self.shared.fail(e);
         }
         rx.close();
     }
@@ -194,6 +218,14 @@ impl Writer {
         if self.out.len() == body_start {
             self.out.truncate(start);
             return Ok(());
+        }
+        if let Some(wanted) = self.pending_codec {
+            if let Some(peer) = self.shared.peer_caps() {
+                if peer.compression & codec_bit(wanted) != 0 {
+                    self.compression.codec = wanted;
+                }
+                self.pending_codec = None;
+            }
         }
         let mut codec = Compression::None;
         if self.compression.codec != Compression::None {
