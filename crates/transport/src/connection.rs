@@ -147,6 +147,10 @@ impl Connection {
             "secure connection established"
         );
 
+        let mut out = Vec::with_capacity(16 * 1024);
+        if !cfg.runs_noise() {
+            handshake::hello_packet(&cfg.handshake.capabilities, &mut out)?;
+        }
         let (tx, rx) = mpsc::channel(cfg.write_queue.max(1));
         let writer = Writer {
             io: wr,
@@ -156,7 +160,7 @@ impl Connection {
             shared: shared.clone(),
             write_timeout: cfg.write_timeout,
             epoch,
-            out: Vec::with_capacity(16 * 1024),
+            out,
             scratch: Vec::new(),
             msg_buf: Vec::new(),
             record_start: None,
@@ -228,19 +232,18 @@ impl Connection {
             };
             (Some(keys), info, Some(est.peer_capabilities))
         } else {
-            // A TLS client sends its hello and goes on; the server's hello is
-            // read as the first packet (no round trip).
-            let peer = tokio::time::timeout(cfg.handshake_timeout, async {
-                if initiator {
-                    handshake::write_hello(wr, &caps).await.map(|()| None)
-                } else {
-                    handshake::exchange_hello(rd, wr, buf, decoder, &caps)
+            // The server reads the client's hello; the client does not wait
+            // for the server's (it is read as the first packet).
+            let peer = if initiator {
+                None
+            } else {
+                let read = handshake::read_hello(rd, wr, buf, decoder, &caps);
+                Some(
+                    tokio::time::timeout(cfg.handshake_timeout, read)
                         .await
-                        .map(Some)
-                }
-            })
-            .await
-            .map_err(|_| hs_timeout())??;
+                        .map_err(|_| hs_timeout())??,
+                )
+            };
             let info = ConnectionInfo {
                 peer_key: None,
                 handshake_hash: None,

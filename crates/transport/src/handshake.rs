@@ -124,17 +124,18 @@ async fn read_handshake_frame<R: AsyncRead + Unpin + ?Sized>(
 }
 
 /// Inside TLS without Noise each side sends its capabilities in a hello
-/// (TLS protects them). The client does not wait for the server's: it goes
-/// on at once and reads the hello as the first packet ([`parse_hello`]), so
-/// the hello costs no round trip.
-pub(crate) async fn write_hello<W: AsyncWrite + Unpin + ?Sized>(
-    wr: &mut W,
-    ours: &Capabilities,
-) -> Result<()> {
+/// (TLS protects them). Neither side writes it on its own: it is the first
+/// thing in the writer's buffer and leaves with the first frames (or at once
+/// if there are none), saving a record and a system call. The client does
+/// not wait for the server's hello either: it reads it as its first packet
+/// ([`parse_hello`]), so the hello costs no round trip.
+pub(crate) fn hello_packet(ours: &Capabilities, out: &mut Vec<u8>) -> Result<()> {
     let mut payload = Vec::with_capacity(16);
     ours.encode(&mut payload);
-    let mut out = Vec::with_capacity(32);
-    write_handshake_frame(wr, HELLO_STREAM, &payload, &mut out).await
+    let frame = FrameRef::new(FrameKind::Handshake, HELLO_STREAM, &payload);
+    Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(out);
+    frame.encode(out);
+    Ok(())
 }
 
 /// The peer's capabilities from its hello packet.
@@ -148,9 +149,11 @@ pub(crate) fn parse_hello(flags: PacketFlags, body: &[u8]) -> Result<Capabilitie
     Ok(Capabilities::decode(&body[range])?)
 }
 
-/// The server's side of the hello: sends its own, reads the client's (which
-/// arrives with the client's last TLS handshake message).
-pub(crate) async fn exchange_hello<R, W>(
+/// The server's side of the hello: reads the client's (which arrives with
+/// the client's last TLS handshake message). A client that starts Noise
+/// instead is sent our hello before we fail, so it can report the mismatch
+/// rather than an EOF.
+pub(crate) async fn read_hello<R, W>(
     rd: &mut R,
     wr: &mut W,
     buf: &mut BytesMut,
@@ -161,9 +164,16 @@ where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    write_hello(wr, ours).await?;
     let (flags, body) = read_packet(rd, buf, decoder).await?;
-    parse_hello(flags, &body)
+    let parsed = parse_hello(flags, &body);
+    if parsed.is_err() {
+        let mut out = Vec::with_capacity(32);
+        if hello_packet(ours, &mut out).is_ok() {
+            let _ = wr.write_all(&out).await;
+            let _ = wr.flush().await;
+        }
+    }
+    parsed
 }
 
 /// Runs the whole handshake (the caller applies the handshake timeout).

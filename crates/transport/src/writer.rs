@@ -98,15 +98,21 @@ impl Writer {
     }
 
     async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) -> Result<()> {
+        // A hello waiting in the buffer goes out at once, with whatever is
+        // already queued.
+        let mut hello_waiting = !self.out.is_empty();
         loop {
-            let Some(first) = rx.recv().await else {
-                // Every handle is gone: say goodbye.
-                self.push(FrameKind::Bye, 0, HeadersRef::EMPTY, &[]).await?;
-                self.write_out().await?;
-                let _ = self.io.shutdown().await;
-                return Ok(());
-            };
-            let mut close = self.handle(first).await?;
+            let mut close = None;
+            if !std::mem::take(&mut hello_waiting) {
+                let Some(first) = rx.recv().await else {
+                    // Every handle is gone: say goodbye.
+                    self.push(FrameKind::Bye, 0, HeadersRef::EMPTY, &[]).await?;
+                    self.write_out().await?;
+                    let _ = self.io.shutdown().await;
+                    return Ok(());
+                };
+                close = self.handle(first).await?;
+            }
             while close.is_none() && self.out.len() < BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(cmd) => close = self.handle(cmd).await?,
