@@ -72,7 +72,7 @@ pub use config::{Roots, TlsClientConfig, TlsServerConfig, ALPN_NETPROTO};
 pub use connector::TlsConnector;
 pub use error::TlsError;
 pub use generate::{generate_self_signed, self_signed, DevCa, GeneratedCert, Validity};
-pub use listener::TlsListener;
+pub use listener::{TlsListener, TlsServerStream};
 pub use pem::{load_certs, load_private_key, load_roots};
 pub use pin::CertPin;
 pub use stream::TlsClientStream;

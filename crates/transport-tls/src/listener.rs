@@ -1,49 +1,63 @@
-//! [`TlsListener`]: accepts TCP connections and runs their TLS handshakes
-//! concurrently (bounded, under a timeout), handing out only the ones that
-//! completed.
+//! [`TlsListener`]: accepts TCP connections and hands them out at once as
+//! [`TlsServerStream`]s, whose TLS handshake runs on first use in the task
+//! that serves the connection, bounded and under a timeout.
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use netproto_transport::{
-    AnyListener, AnyStream, Endpoint, Listener, PeerAddr, SocketOptions, TransportError,
+    AnyListener, AnyStream, Endpoint, Listener, PeerAddr, SocketOptions, TimeoutKind,
+    TransportError,
 };
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsServerConfig;
-use crate::error::{handshake_error, TlsError};
+use crate::error::handshake_error;
 use crate::pin::CertPin;
-
-/// Completed handshakes waiting for `accept`; beyond this, handshake tasks
-/// wait (holding their slot), which stops new handshakes from starting.
-const READY_QUEUE: usize = 64;
 
 /// A TLS server socket (`tls://host:port`). Plug it into the service layer
 /// with `Server::with_listener`.
 ///
-/// Each accepted TCP connection gets its own task for the TLS handshake, so
-/// a slow or silent client never delays the others; at most
-/// `max_concurrent_handshakes` run at once, each within `handshake_timeout`.
-/// Failed handshakes are logged (with a [`TransportError::Tls`] reason) and
-/// counted in `netproto_tls_handshake_failures_total`; `accept` returns only
-/// completed ones.
-#[derive(Debug)]
+/// `accept` returns as soon as a TCP connection is in and a handshake slot
+/// is free (at most `max_concurrent_handshakes` handshakes are in progress;
+/// beyond that, `accept` waits and new connections wait in the backlog).
+/// The TLS handshake then runs in whichever task first reads or writes the
+/// stream — the connection's own task, so a slow or silent client never
+/// delays another and no extra task hop is paid — within
+/// `handshake_timeout`. Failed handshakes surface as a
+/// [`TransportError::Tls`] (or a handshake timeout) from that first read or
+/// write and are counted in `netproto_tls_handshake_failures_total{reason}`.
 pub struct TlsListener {
+    tcp: AnyListener,
     endpoint: Endpoint,
-    ready: mpsc::Receiver<(TlsStream<AnyStream>, PeerAddr)>,
-    acceptor: tokio::task::JoinHandle<()>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("endpoint", &self.endpoint)
+            .field("handshake_timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsListener {
     /// Binds `endpoint` (`tls://host:port`) with the given settings.
     ///
     /// # Errors
-    /// [`TlsError`] for unreadable or invalid certificate and key files;
-    /// [`TlsError::Transport`] when the address cannot be bound or the
-    /// endpoint is not `tls://`.
-    pub async fn bind(endpoint: &Endpoint, cfg: &TlsServerConfig) -> Result<Self, TlsError> {
+    /// [`crate::TlsError`] for unreadable or invalid certificate and key
+    /// files; [`crate::TlsError::Transport`] when the address cannot be bound
+    /// or the endpoint is not `tls://`.
+    pub async fn bind(endpoint: &Endpoint, cfg: &TlsServerConfig) -> Result<Self, crate::TlsError> {
         let rustls = cfg.build()?;
         Self::with_rustls(endpoint, rustls, cfg).await
     }
@@ -57,7 +71,7 @@ impl TlsListener {
         endpoint: &Endpoint,
         rustls: Arc<rustls::ServerConfig>,
         cfg: &TlsServerConfig,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, crate::TlsError> {
         let tcp_endpoint = endpoint.tls_to_tcp().ok_or(TransportError::BadEndpoint {
             input: endpoint.to_string(),
             reason: "a TLS listener needs a tls://host:port endpoint",
@@ -70,37 +84,40 @@ impl TlsListener {
             },
             other => other.clone(),
         };
-        let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let acceptor = tokio::spawn(accept_loop(
-            tcp,
-            tokio_rustls::TlsAcceptor::from(rustls),
-            tx,
-            cfg.handshake_timeout,
-            cfg.max_concurrent_handshakes.max(1),
-        ));
         Ok(Self {
+            tcp,
             endpoint,
-            ready,
-            acceptor,
+            acceptor: tokio_rustls::TlsAcceptor::from(rustls),
+            slots: Arc::new(Semaphore::new(cfg.max_concurrent_handshakes.max(1))),
+            timeout: cfg.handshake_timeout,
         })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        // Dropping the loop's JoinSet aborts the handshakes in progress.
-        self.acceptor.abort();
     }
 }
 
 impl Listener for TlsListener {
-    type Stream = TlsStream<AnyStream>;
+    type Stream = TlsServerStream;
 
     async fn accept(&mut self) -> Result<(Self::Stream, PeerAddr), TransportError> {
-        self.ready.recv().await.ok_or(TransportError::Io {
-            kind: std::io::ErrorKind::BrokenPipe,
-            message: "the TLS accept loop has stopped".into(),
-        })
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Io {
+                kind: std::io::ErrorKind::BrokenPipe,
+                message: "the TLS handshake limiter is closed".into(),
+            })?;
+        let (stream, peer) = self.tcp.accept().await?;
+        let stream = TlsServerStream {
+            state: State::Handshaking {
+                accept: Box::new(self.acceptor.accept(stream)),
+                deadline: Box::pin(tokio::time::sleep(self.timeout)),
+                timeout: self.timeout,
+                _slot: slot,
+            },
+            peer: peer.clone(),
+        };
+        Ok((stream, peer))
     }
 
     fn local_endpoint(&self) -> &Endpoint {
@@ -108,65 +125,168 @@ impl Listener for TlsListener {
     }
 }
 
-async fn accept_loop(
-    mut tcp: AnyListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<AnyStream>, PeerAddr)>,
-    timeout: Duration,
-    max_handshakes: usize,
-) {
-    let slots = Arc::new(Semaphore::new(max_handshakes));
-    let mut handshakes = JoinSet::new();
-    loop {
-        while handshakes.try_join_next().is_some() {}
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+enum State {
+    Handshaking {
+        accept: Box<tokio_rustls::Accept<AnyStream>>,
+        deadline: Pin<Box<Sleep>>,
+        timeout: Duration,
+        /// Released when the handshake ends either way.
+        _slot: OwnedSemaphorePermit,
+    },
+    Ready(Box<TlsStream<AnyStream>>),
+    Failed(TransportError),
+}
+
+/// A server-side TLS stream whose handshake runs on first use (see
+/// [`TlsListener`]).
+pub struct TlsServerStream {
+    state: State,
+    peer: PeerAddr,
+}
+
+impl std::fmt::Debug for TlsServerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Handshaking { .. } => "handshaking",
+            State::Ready(_) => "ready",
+            State::Failed(_) => "failed",
         };
-        let (stream, peer) = tokio::select! {
-            accepted = tcp.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead
-                    // of spinning.
-                    tracing::warn!(error = %e, "TLS listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = ready.closed() => return,
+        f.debug_struct("TlsServerStream")
+            .field("peer", &self.peer)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsServerStream {
+    /// Completes the TLS handshake now (reads and writes do it implicitly).
+    ///
+    /// # Errors
+    /// [`TransportError::Tls`] with the reason, or a handshake timeout.
+    pub async fn handshake(&mut self) -> Result<(), TransportError> {
+        std::future::poll_fn(|cx| self.poll_handshake(cx)).await
+    }
+
+    /// The rustls connection once the handshake has completed: version,
+    /// cipher suite, ALPN, the client's certificates.
+    pub fn connection(&self) -> Option<&rustls::ServerConnection> {
+        match &self.state {
+            State::Ready(tls) => Some(tls.get_ref().1),
+            _ => None,
+        }
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        let State::Handshaking {
+            accept,
+            deadline,
+            timeout,
+            ..
+        } = &mut self.state
+        else {
+            return Poll::Ready(match &self.state {
+                State::Failed(e) => Err(e.clone()),
+                _ => Ok(()),
+            });
         };
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        handshakes.spawn(async move {
-            let _slot = slot;
-            let result = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => Ok(tls),
-                Ok(Err(e)) => Err(handshake_error(e)),
-                Err(_) => Err(TransportError::Timeout {
-                    kind: netproto_transport::TimeoutKind::Handshake,
-                    after: timeout,
+        let outcome = match Pin::new(accept.as_mut()).poll(cx) {
+            Poll::Ready(Ok(tls)) => Ok(tls),
+            Poll::Ready(Err(e)) => Err(handshake_error(e)),
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Err(TransportError::Timeout {
+                    kind: TimeoutKind::Handshake,
+                    after: *timeout,
                 }),
-            };
-            match result {
-                Ok(tls) => {
-                    log_accepted(&tls, &peer);
-                    let _ = ready.send((tls, peer)).await;
-                }
-                Err(e) => {
-                    let reason = match &e {
-                        TransportError::Tls { reason, .. } => reason.to_string(),
-                        other => other.to_string(),
-                    };
-                    tracing::warn!(%peer, error = %e, "TLS handshake failed");
-                    metrics::counter!("netproto_tls_handshake_failures_total", "reason" => reason)
-                        .increment(1);
-                }
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        match outcome {
+            Ok(tls) => {
+                log_accepted(&tls, &self.peer);
+                self.state = State::Ready(Box::new(tls));
+                Poll::Ready(Ok(()))
             }
-        });
+            Err(e) => {
+                let reason = match &e {
+                    TransportError::Tls { reason, .. } => reason.to_string(),
+                    other => other.to_string(),
+                };
+                tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                metrics::counter!("netproto_tls_handshake_failures_total", "reason" => reason)
+                    .increment(1);
+                self.state = State::Failed(e.clone());
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// The ready stream, driving the handshake first.
+    fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<&mut TlsStream<AnyStream>>> {
+        match self.poll_handshake(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(std::io::Error::other(e))),
+            Poll::Ready(Ok(())) => match &mut self.state {
+                State::Ready(tls) => Poll::Ready(Ok(tls)),
+                _ => Poll::Ready(Err(std::io::Error::other(TransportError::Protocol(
+                    "TLS stream in an impossible state",
+                )))),
+            },
+        }
+    }
+}
+
+impl AsyncRead for TlsServerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut().poll_ready(cx) {
+            Poll::Ready(Ok(tls)) => Pin::new(tls).poll_read(cx, buf),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for TlsServerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut().poll_ready(cx) {
+            Poll::Ready(Ok(tls)) => Pin::new(tls).poll_write(cx, buf),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut().poll_ready(cx) {
+            Poll::Ready(Ok(tls)) => Pin::new(tls).poll_flush(cx),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            // Nothing to flush yet: just close the socket.
+            State::Handshaking { .. } | State::Failed(_) => Poll::Ready(Ok(())),
+            State::Ready(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
 fn log_accepted(tls: &TlsStream<AnyStream>, peer: &PeerAddr) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let (_, conn) = tls.get_ref();
     let client_cert = conn
         .peer_certificates()
