@@ -10,6 +10,8 @@
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
 
+mod shared;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +24,8 @@ use netproto_transport::{Connection, ConnectionConfig, Endpoint, Listener, RecvH
 use netproto_transport_tls::{
     self_signed, TlsClientConfig, TlsConnector, TlsListener, TlsServerConfig, Validity,
 };
-use netproto_wire::{Frame, FrameKind};
+use netproto_wire::Frame;
+use shared::ACK_EVERY;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -90,28 +93,9 @@ async fn netproto_server(setup: &Setup, bulk_ack_every: Option<u64>) -> Endpoint
         while let Ok((stream, _)) = listener.accept().await {
             let cfg = conn_cfg().for_endpoint(&server_ep);
             tokio::spawn(async move {
-                let Ok(conn) = Connection::server(stream, cfg).await else {
-                    return;
-                };
-                let (send, mut recv) = conn.split();
-                let mut n = 0u64;
-                while let Ok(f) = recv.recv_frame().await {
-                    match bulk_ack_every {
-                        None => {
-                            if send.send_frame(f).await.is_err() {
-                                return;
-                            }
-                        }
-                        Some(k) => {
-                            n += 1;
-                            if n.is_multiple_of(k) {
-                                let ack = Frame::new(FrameKind::Ack, n, Bytes::new());
-                                if send.send_frame(ack).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
+                if let Ok(conn) = Connection::server(stream, cfg).await {
+                    let (send, recv) = conn.split();
+                    shared::netproto_peer(send, recv, bulk_ack_every).await;
                 }
             });
         }
@@ -144,24 +128,9 @@ async fn raw_server(setup: &Setup, bulk_ack_every: Option<u64>) -> std::net::Soc
             s.set_nodelay(true).unwrap();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(s).await else {
-                    return;
-                };
-                let mut framed = Framed::new(tls, LengthDelimitedCodec::new());
-                let mut n = 0u64;
-                while let Some(Ok(msg)) = framed.next().await {
-                    let reply = match bulk_ack_every {
-                        None => Some(msg.freeze()),
-                        Some(k) => {
-                            n += 1;
-                            n.is_multiple_of(k).then(|| Bytes::from_static(b"ack"))
-                        }
-                    };
-                    if let Some(r) = reply {
-                        if framed.send(r).await.is_err() {
-                            return;
-                        }
-                    }
+                if let Ok(tls) = acceptor.accept(s).await {
+                    let framed = Framed::new(tls, LengthDelimitedCodec::new());
+                    shared::framed_peer(framed, bulk_ack_every).await;
                 }
             });
         }
@@ -189,16 +158,7 @@ fn round_trips(c: &mut Criterion) {
         raw_client(&setup, addr).await
     });
     g.bench_function("tokio_rustls_length_delimited", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    raw.send(payload.clone()).await.unwrap();
-                    raw.next().await.unwrap().unwrap();
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(shared::framed_echo(&mut raw, &payload, iters)));
     });
 
     let (send, mut recv) = rt.block_on(async {
@@ -207,23 +167,13 @@ fn round_trips(c: &mut Criterion) {
     });
     g.bench_function("netproto_tls", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    send.send_frame(Frame::data(i, payload.clone()))
-                        .await
-                        .unwrap();
-                    recv.recv_frame().await.unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(shared::netproto_echo(&send, &mut recv, &payload, iters))
         });
     });
     g.finish();
 }
 
 const BULK: usize = 64 * 1024;
-const ACK_EVERY: u64 = 64;
 
 fn bulk(c: &mut Criterion) {
     let rt = runtime();
@@ -238,19 +188,7 @@ fn bulk(c: &mut Criterion) {
         raw_client(&setup, addr).await
     });
     g.bench_function("tokio_rustls_length_delimited", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for _ in 0..ACK_EVERY {
-                        raw.feed(payload.clone()).await.unwrap();
-                    }
-                    SinkExt::<Bytes>::flush(&mut raw).await.unwrap();
-                    raw.next().await.unwrap().unwrap();
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(shared::framed_bulk(&mut raw, &payload, iters)));
     });
 
     let (send, mut recv) = rt.block_on(async {
@@ -259,18 +197,7 @@ fn bulk(c: &mut Criterion) {
     });
     g.bench_function("netproto_tls", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for i in 0..ACK_EVERY {
-                        send.send_frame(Frame::data(i, payload.clone()))
-                            .await
-                            .unwrap();
-                    }
-                    recv.recv_frame().await.unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(shared::netproto_bulk(&send, &mut recv, &payload, iters))
         });
     });
     g.finish();

@@ -9,18 +9,19 @@
 // criterion_group! generates undocumented items.
 #![allow(missing_docs)]
 
+mod shared;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use futures_util::{SinkExt, StreamExt};
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
 use netproto_transport::{
     AnyListener, Connection, ConnectionConfig, DefaultTransport, Listener, RecvHalf, SendHalf,
     SocketOptions, Transport,
 };
-use netproto_wire::{Frame, FrameKind};
+use shared::ACK_EVERY;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -33,8 +34,8 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// A netproto echo server (mode "echo") or sink that acknowledges every
-/// `ack_every` frames with one small frame (mode "bulk").
+/// A netproto echo server (`None`) or sink that acknowledges every
+/// `ack_every` frames, and a client connected to it.
 async fn netproto_pair(bulk_ack_every: Option<u64>) -> (SendHalf, RecvHalf) {
     let server_key = Keypair::generate(&mut rand::rngs::OsRng);
     let server_pub = *server_key.public();
@@ -48,21 +49,8 @@ async fn netproto_pair(bulk_ack_every: Option<u64>) -> (SendHalf, RecvHalf) {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
-        let (send, mut recv) = Connection::server(stream, cfg).await.unwrap().split();
-        let mut n = 0u64;
-        while let Ok(f) = recv.recv_frame().await {
-            match bulk_ack_every {
-                None => send.send_frame(f).await.unwrap(),
-                Some(k) => {
-                    n += 1;
-                    if n.is_multiple_of(k) {
-                        send.send_frame(Frame::new(FrameKind::Ack, n, Bytes::new()))
-                            .await
-                            .unwrap();
-                    }
-                }
-            }
-        }
+        let (send, recv) = Connection::server(stream, cfg).await.unwrap().split();
+        shared::netproto_peer(send, recv, bulk_ack_every).await;
     });
     let stream = DefaultTransport::default().connect(&ep).await.unwrap();
     let cfg = ConnectionConfig::new(HandshakeConfig::new(
@@ -78,19 +66,7 @@ async fn raw_pair(bulk_ack_every: Option<u64>) -> Framed<TcpStream, LengthDelimi
     tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
-        let mut framed = Framed::new(s, LengthDelimitedCodec::new());
-        let mut n = 0u64;
-        while let Some(Ok(msg)) = framed.next().await {
-            match bulk_ack_every {
-                None => framed.send(msg.freeze()).await.unwrap(),
-                Some(k) => {
-                    n += 1;
-                    if n.is_multiple_of(k) {
-                        framed.send(Bytes::from_static(b"ack")).await.unwrap();
-                    }
-                }
-            }
-        }
+        shared::framed_peer(Framed::new(s, LengthDelimitedCodec::new()), bulk_ack_every).await;
     });
     let s = TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
@@ -104,38 +80,18 @@ fn round_trips(c: &mut Criterion) {
 
     let mut raw = rt.block_on(raw_pair(None));
     g.bench_function("raw_tokio_length_delimited", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    raw.send(payload.clone()).await.unwrap();
-                    raw.next().await.unwrap().unwrap();
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(shared::framed_echo(&mut raw, &payload, iters)));
     });
-
     let (send, mut recv) = rt.block_on(netproto_pair(None));
     g.bench_function("netproto", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    send.send_frame(Frame::data(i, payload.clone()))
-                        .await
-                        .unwrap();
-                    recv.recv_frame().await.unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(shared::netproto_echo(&send, &mut recv, &payload, iters))
         });
     });
     g.finish();
 }
 
 const BULK: usize = 64 * 1024;
-const ACK_EVERY: u64 = 64;
 
 fn bulk(c: &mut Criterion) {
     let rt = runtime();
@@ -146,36 +102,12 @@ fn bulk(c: &mut Criterion) {
 
     let mut raw = rt.block_on(raw_pair(Some(ACK_EVERY)));
     g.bench_function("raw_tokio_length_delimited", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for _ in 0..ACK_EVERY {
-                        raw.feed(payload.clone()).await.unwrap();
-                    }
-                    SinkExt::<Bytes>::flush(&mut raw).await.unwrap();
-                    raw.next().await.unwrap().unwrap();
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(shared::framed_bulk(&mut raw, &payload, iters)));
     });
-
     let (send, mut recv) = rt.block_on(netproto_pair(Some(ACK_EVERY)));
     g.bench_function("netproto", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for i in 0..ACK_EVERY {
-                        send.send_frame(Frame::data(i, payload.clone()))
-                            .await
-                            .unwrap();
-                    }
-                    recv.recv_frame().await.unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(shared::netproto_bulk(&send, &mut recv, &payload, iters))
         });
     });
     g.finish();

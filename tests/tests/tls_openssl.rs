@@ -27,6 +27,29 @@ fn openssl() -> Command {
     cmd
 }
 
+/// Collects lines until one contains `needle` (true), the output ends or
+/// `within` passes (false).
+async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    needle: &str,
+    within: Duration,
+) -> (String, bool) {
+    let mut out = String::new();
+    let found = tokio::time::timeout(within, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            out.push_str(&line);
+            out.push('\n');
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    (out, found)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -55,22 +78,10 @@ async fn s_client(pki: &Pki, port: u16, extra: &[String]) -> String {
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
-    let mut out = String::new();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let summary = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            out.push_str(&line);
-            out.push('\n');
-            if line.contains("Verify return code") {
-                break;
-            }
-        }
-    })
-    .await;
-    assert!(
-        summary.is_ok(),
-        "s_client printed no session summary:\n{out}"
-    );
+    let (out, summary) =
+        read_until(&mut lines, "Verify return code", Duration::from_secs(10)).await;
+    assert!(summary, "s_client printed no session summary:\n{out}");
     // Give a refusal that arrives after the handshake (TLS 1.3) time to be
     // read and reported, then end the session.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -199,33 +210,15 @@ async fn s_server(pki: &Pki, extra: &[&str]) -> (Child, u16) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.as_mut().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("ACCEPT") {
-                return;
-            }
-        }
-        panic!("s_server ended before accepting");
-    })
-    .await;
-    assert!(ready.is_ok(), "s_server did not start");
+    let (out, ready) = read_until(&mut lines, "ACCEPT", Duration::from_secs(10)).await;
+    assert!(ready, "s_server did not start:\n{out}");
     (child, port)
 }
 
 /// What `s_server` printed until `needle` appeared (or it ended, or 3 s).
 async fn s_server_output(mut child: Child, needle: &str) -> String {
-    let mut out = String::new();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            out.push_str(&line);
-            out.push('\n');
-            if line.contains(needle) {
-                break;
-            }
-        }
-    })
-    .await;
+    let (out, _) = read_until(&mut lines, needle, Duration::from_secs(3)).await;
     let _ = child.kill().await;
     out
 }
