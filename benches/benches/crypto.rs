@@ -1,7 +1,7 @@
 //! netproto-crypto next to `snow` in the same run: the full XX handshake
 //! (both sides, in memory) and record seal+open at several sizes.
 //!
-//! Run with `cargo xtask bench` (or `cargo bench -p netproto-benches --bench crypto`).
+//! Run with `cargo xtask criterion` (or `cargo bench -p netproto-benches --bench crypto`).
 
 // Benchmark inputs are built here, not received: a failure is a bug to see at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -3,7 +3,7 @@
 //! in the same run: 64 B echo round trips, 64 KiB one-way bulk, and
 //! sequential handshakes (TCP connect + TLS + netproto hello + one echo).
 //!
-//! Run with `cargo xtask bench -- tls_` (or `cargo bench -p netproto-benches --bench tls`).
+//! Run with `cargo xtask criterion -- tls_` (or `cargo bench -p netproto-benches --bench tls`).
 
 // Benchmark inputs are built here, not received: a failure is a bug to see at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -2,7 +2,7 @@
 //! `LengthDelimitedCodec` (the floor), measured in the same run:
 //! 64 B echo round trips and 64 KiB one-way bulk transfer.
 //!
-//! Run with `cargo xtask bench` (or `cargo bench -p netproto-benches --bench transport`).
+//! Run with `cargo xtask criterion` (or `cargo bench -p netproto-benches --bench transport`).
 
 // Benchmark inputs are built here, not received: a failure is a bug to see at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of netproto-wire: frame encode/decode, header
 //! parse, varints, and LZ4/Zstd on a JSON-like payload.
 //!
-//! Run with `cargo xtask bench` (or `cargo bench -p netproto-benches`).
+//! Run with `cargo xtask criterion` (or `cargo bench -p netproto-benches`).
 
 // Benchmark inputs are built here, not received: a failure is a bug to see at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

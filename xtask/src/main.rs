@@ -7,7 +7,9 @@
 //!   fuzz targets.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
 //!   nightly toolchain, installing cargo-fuzz first if it is missing.
-//! * `cargo xtask bench [criterion args]` — every criterion benchmark.
+//! * `cargo xtask bench [args]` — the perf harness, `netproto bench`, in a
+//!   release build (`--quick`, `--runs N`, `--json FILE`, `--only W1,W3`).
+//! * `cargo xtask criterion [criterion args]` — every criterion benchmark.
 //! * `cargo xtask deny` — cargo-deny's license, ban and source checks
 //!   (installing cargo-deny first if it is missing).
 
@@ -35,10 +37,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("criterion") => criterion(&args[1..]),
         Some("deny") => deny(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fuzz <target> <seconds> | bench [args] | deny>\n\
+                "usage: cargo xtask <ci | fuzz <target> <seconds> | bench [args] | criterion [args] | deny>\n\
                  fuzz targets: {}",
                 FUZZ_TARGETS.join(", ")
             );
@@ -273,10 +276,18 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     run_steps(steps)
 }
 
-fn bench(args: &[String]) -> Result<(), String> {
-    // `cargo xtask bench -- --foo` hands us the separator too.
+fn criterion(args: &[String]) -> Result<(), String> {
+    // `cargo xtask criterion -- --foo` hands us the separator too.
     let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     let mut c = cargo();
     c.args(["bench", "-p", "netproto-benches", "--"]).args(args);
     run_steps(vec![step("criterion benches", c)])
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "netproto-cli", "--", "bench"])
+        .args(args);
+    run_steps(vec![step("netproto bench (the perf harness)", c)])
 }

@@ -110,6 +110,27 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the performance harness: every workload against netproto and
+    /// against baselines measured in the same run (docs/BENCHMARKS.md).
+    Bench {
+        /// Passes per figure (the table shows the median and min–max);
+        /// default 3, or 1 with --quick.
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Tiny sizes and durations: checks that the harness works (seconds),
+        /// measures nothing.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Run only these workloads (W1 … W6), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// The child server of the W5 benchmark (used by `bench`).
+    #[command(hide = true)]
+    BenchPeer,
     /// Print an example configuration or check a file.
     Config {
         #[command(subcommand)]
@@ -157,6 +178,7 @@ struct Trust {
 enum Failure {
     Runtime(Error),
     Config(Error),
+    Bench(String),
 }
 
 impl From<Error> for Failure {
@@ -187,6 +209,10 @@ fn main() -> ExitCode {
             let (code, e) = match failure {
                 Failure::Config(e) => (3, e),
                 Failure::Runtime(e) => (1, e),
+                Failure::Bench(message) => {
+                    eprintln!("netproto: bench: {message}");
+                    return ExitCode::from(1);
+                }
             };
             eprintln!("netproto: {e}");
             if cli.verbose {
@@ -237,6 +263,15 @@ async fn run(command: Command) -> Result<(), Failure> {
             trust,
         } => call(&endpoint, &opcode, payload, &trust).await,
         Command::Keygen { out } => keygen(&out),
+        Command::Bench {
+            runs,
+            quick,
+            json,
+            only,
+        } => bench(runs, quick, json.as_deref(), only).await,
+        Command::BenchPeer => netproto_bench::run_peer()
+            .await
+            .map_err(|e| Failure::Bench(e.to_string())),
         Command::Cert {
             out,
             sans,
@@ -457,6 +492,43 @@ fn keygen(out: &Path) -> Result<(), Failure> {
     println!("wrote {} (mode 0600)", out.display());
     println!("public key  {}", key.public());
     println!("fingerprint {}", key.public().fingerprint());
+    Ok(())
+}
+
+async fn bench(
+    runs: Option<usize>,
+    quick: bool,
+    json: Option<&Path>,
+    only: Vec<String>,
+) -> Result<(), Failure> {
+    let mut opts = if quick {
+        netproto_bench::Options::quick()
+    } else {
+        netproto_bench::Options::full()
+    };
+    if let Some(n) = runs {
+        opts.runs = n;
+    }
+    opts.only = only;
+    opts.peer_exe = std::env::current_exe().ok();
+    let bar = progress("bench", "starting", 0);
+    let report = netproto_bench::run(&opts, &|step| {
+        bar.set_length(step.total as u64);
+        bar.set_position(step.done as u64);
+        bar.set_message(step.label);
+    })
+    .await
+    .map_err(|e| Failure::Bench(e.to_string()))?;
+    bar.finish_and_clear();
+    print!("{}", report.table());
+    if let Some(path) = json {
+        let text = report
+            .to_json()
+            .map_err(|e| Failure::Bench(e.to_string()))?;
+        std::fs::write(path, text)
+            .map_err(|e| Failure::Bench(format!("{}: {e}", path.display())))?;
+        println!("\nwrote {}", path.display());
+    }
     Ok(())
 }
 

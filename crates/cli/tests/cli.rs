@@ -294,3 +294,36 @@ fn keygen_and_config_commands() {
     assert_eq!(run(&["no-such-command"]).0, 2, "usage errors exit with 2");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The harness's quick mode: checks that every workload runs against every
+/// system and that the JSON has its stable keys (not the speed: no timing
+/// is asserted).
+#[test]
+fn bench_quick_runs_every_workload() {
+    let json = std::env::temp_dir().join(format!("netproto-bench-{}.json", std::process::id()));
+    let (code, out, err) = run(&["bench", "--quick", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    for figure in [
+        "W1 p50",
+        "W2 msg/s",
+        "W3 MB/s",
+        "W4 sequential",
+        "W5 RSS/idle conn",
+        "W6 req/s",
+    ] {
+        assert!(out.contains(figure), "{figure} missing:\n{out}");
+    }
+    let text = std::fs::read_to_string(&json).unwrap();
+    for key in [
+        "\"measurements\"",
+        "\"ratios\"",
+        "\"targets\"",
+        "\"median\"",
+        "\"netproto-tls\"",
+        "\"rustls-chacha\"",
+        "\"snow-tcp\"",
+    ] {
+        assert!(text.contains(key), "{key} missing from the JSON");
+    }
+    std::fs::remove_file(json).unwrap();
+}

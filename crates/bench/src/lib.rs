@@ -1,0 +1,210 @@
+//! # netproto-bench
+//!
+//! The performance harness behind `netproto bench`: each workload runs
+//! against netproto (TCP, Unix socket, TLS) and, in the same run on the same
+//! machine, against baselines written here — raw tokio TCP and Unix sockets
+//! with `LengthDelimitedCodec` (the floor), `snow` Noise_XX over TCP (u16
+//! framing, one record per message) and tokio-rustls (ring; AES-256-GCM and
+//! ChaCha20-Poly1305 suites). Client and server share one process and a
+//! multi-threaded runtime, TCP_NODELAY on; W5's server is a child process so
+//! that its memory can be read on its own.
+//!
+//! | id | workload | figure |
+//! |----|----------|--------|
+//! | W1 | ping-pong, 64 B each way, 20,000 round trips after 1,000 warm-up | p50, p99, p99.9 (µs) |
+//! | W2 | pipelined echo, 64 B, 128 in flight, one connection, 5 s | messages/s |
+//! | W3 | one-way 64 KiB messages, 5 s | MB/s |
+//! | W4 | 500 × (connect + handshake + first 64 B echo), sequential and 8 concurrent connectors | handshakes/s |
+//! | W5 | 10,000 idle connections, then 1,000 of them echoing | server RSS per idle connection, messages/s, p99 |
+//! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection | requests/s |
+//!
+//! Every figure is the median of `runs` passes with min–max, and each
+//! netproto figure is also given as a ratio to each baseline of the same
+//! workload. `quick` shrinks every workload so a pass ends in seconds: it
+//! checks that the harness works, not the speed.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), netproto_bench::BenchError> {
+//! let report = netproto_bench::run(&netproto_bench::Options::quick(), &|_| {}).await?;
+//! println!("{}", report.table());
+//! # Ok(())
+//! # }
+//! ```
+
+mod report;
+mod scale;
+mod systems;
+mod workloads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use report::{Measurement, Ratio, Report};
+pub use scale::run_peer;
+pub use systems::System;
+
+use systems::Fixture;
+use workloads::Plan;
+
+/// What went wrong while benchmarking.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// Setting a system up failed (files, certificates, the peer process).
+    #[error("setup: {0}")]
+    Setup(String),
+    /// A connection closed in the middle of a workload.
+    #[error("connection closed during the workload")]
+    Closed,
+    /// I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A netproto connection failed.
+    #[error(transparent)]
+    Transport(#[from] netproto_transport::TransportError),
+    /// A netproto service call failed.
+    #[error(transparent)]
+    Service(#[from] netproto_service::ServiceError),
+    /// TLS settings.
+    #[error(transparent)]
+    Tls(#[from] netproto_transport_tls::TlsError),
+    /// rustls refused a configuration.
+    #[error("rustls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The snow baseline failed.
+    #[error("snow: {0}")]
+    Snow(String),
+}
+
+/// Which workloads to run, how often, how big.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Passes per figure (3).
+    pub runs: usize,
+    /// Small sizes and short durations (a smoke test, not a measurement).
+    pub quick: bool,
+    /// Workloads to run (`["W1", …]`; empty: all).
+    pub only: Vec<String>,
+    /// The `netproto` executable for W5's child server; W5 is skipped
+    /// without it.
+    pub peer_exe: Option<PathBuf>,
+}
+
+impl Options {
+    /// Three full passes of everything.
+    pub fn full() -> Self {
+        Self {
+            runs: 3,
+            quick: false,
+            only: Vec::new(),
+            peer_exe: None,
+        }
+    }
+
+    /// One quick pass of everything.
+    pub fn quick() -> Self {
+        Self {
+            runs: 1,
+            quick: true,
+            ..Self::full()
+        }
+    }
+
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w.eq_ignore_ascii_case(workload))
+    }
+}
+
+/// Progress: one call per finished (workload, system, pass).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Step {
+    /// Steps finished so far.
+    pub done: usize,
+    /// Steps in the whole run.
+    pub total: usize,
+    /// What just finished.
+    pub label: String,
+}
+
+const W1_W4: [&str; 4] = ["W1", "W2", "W3", "W4"];
+
+/// Runs the selected workloads and returns the figures.
+///
+/// # Errors
+/// The first workload that fails (a benchmark that cannot run is not
+/// reported as a number).
+pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Report, BenchError> {
+    let plan = if opts.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let fx = Arc::new(Fixture::new()?);
+    let runs = opts.runs.max(1);
+    let mut report = Report::new(opts.quick, runs);
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|s| cfg!(unix) || !matches!(s, System::RawUds | System::NetprotoUds))
+        .collect();
+    let per_pass = W1_W4.iter().filter(|w| opts.wants(w)).count() * systems.len()
+        + usize::from(opts.wants("W5") && opts.peer_exe.is_some())
+        + usize::from(opts.wants("W6"));
+    let total = per_pass * runs;
+    let mut done = 0;
+    let mut step = |label: String| {
+        done += 1;
+        progress(Step { done, total, label });
+    };
+    for pass in 0..runs {
+        for &system in &systems {
+            if opts.wants("W1") {
+                let [p50, p99, p999] = workloads::ping_pong(system, &fx, plan).await?;
+                report.record("W1", "p50", "µs", system, pass, p50);
+                report.record("W1", "p99", "µs", system, pass, p99);
+                report.record("W1", "p99.9", "µs", system, pass, p999);
+                step(format!("W1 {}", system.key()));
+            }
+            if opts.wants("W2") {
+                let v = workloads::pipelined(system, &fx, plan).await?;
+                report.record("W2", "msg/s", "msg/s", system, pass, v);
+                step(format!("W2 {}", system.key()));
+            }
+            if opts.wants("W3") {
+                let v = workloads::bulk(system, &fx, plan).await?;
+                report.record("W3", "MB/s", "MB/s", system, pass, v);
+                step(format!("W3 {}", system.key()));
+            }
+            if opts.wants("W4") {
+                let [seq, conc] = workloads::handshakes(system, &fx, plan).await?;
+                report.record("W4", "sequential", "hs/s", system, pass, seq);
+                report.record("W4", "8 concurrent", "hs/s", system, pass, conc);
+                step(format!("W4 {}", system.key()));
+            }
+        }
+        if let (true, Some(exe)) = (opts.wants("W5"), &opts.peer_exe) {
+            let (idle, active) = if opts.quick {
+                (200, 50)
+            } else {
+                (10_000, 1_000)
+            };
+            let s = scale::scale(exe, idle, active, plan.timed).await?;
+            let sys = System::NetprotoTcp;
+            report.record("W5", "RSS/idle conn", "bytes", sys, pass, s.rss_per_idle);
+            #[allow(clippy::cast_precision_loss)] // at most a few 10,000
+            report.record("W5", "idle conns", "conns", sys, pass, s.idle as f64);
+            report.record("W5", "active msg/s", "msg/s", sys, pass, s.msgs_per_sec);
+            report.record("W5", "active p99", "µs", sys, pass, s.p99_us);
+            let _ = s.active;
+            step("W5 netproto-tcp".into());
+        }
+        if opts.wants("W6") {
+            let v = workloads::dispatcher(&fx, plan).await?;
+            report.record("W6", "req/s", "req/s", System::NetprotoTcp, pass, v);
+            step("W6 netproto-tcp".into());
+        }
+    }
+    report.finish();
+    Ok(report)
+}

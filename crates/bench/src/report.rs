@@ -1,0 +1,338 @@
+//! Figures, ratios, targets; the table and the JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::systems::System;
+
+/// One figure of one system over all passes.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Measurement {
+    /// `W1` … `W6`.
+    pub workload: &'static str,
+    /// `p50`, `msg/s`, …
+    pub metric: &'static str,
+    /// `µs`, `msg/s`, `MB/s`, `hs/s`, `bytes`, …
+    pub unit: &'static str,
+    /// The system's key (`netproto-tcp`, `raw-tcp`, …).
+    pub system: &'static str,
+    /// Whether a larger value is better.
+    pub higher_is_better: bool,
+    /// One value per pass.
+    pub values: Vec<f64>,
+    /// Median of `values`.
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    #[serde(skip)]
+    netproto: bool,
+}
+
+/// A netproto median divided by a baseline median of the same figure.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Ratio {
+    /// Workload.
+    pub workload: &'static str,
+    /// Figure.
+    pub metric: &'static str,
+    /// The netproto system.
+    pub system: &'static str,
+    /// The baseline.
+    pub baseline: &'static str,
+    /// netproto ÷ baseline (for times lower is better, for rates higher).
+    pub ratio: f64,
+}
+
+/// One of the issue's speed targets, checked.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Target {
+    /// What is compared.
+    pub what: String,
+    /// The measured value (a ratio, or bytes for W5).
+    pub value: f64,
+    /// The bound, as text (`<= 1.15`).
+    pub bound: String,
+    /// Whether it holds.
+    pub met: bool,
+}
+
+/// Everything one `run` measured.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// Quick mode (not a measurement).
+    pub quick: bool,
+    /// Passes per figure.
+    pub runs: usize,
+    /// Logical CPUs of this machine.
+    pub cpus: usize,
+    /// Every figure.
+    pub measurements: Vec<Measurement>,
+    /// netproto against each baseline.
+    pub ratios: Vec<Ratio>,
+    /// The targets of the performance issue.
+    pub targets: Vec<Target>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+impl Report {
+    pub(crate) fn new(quick: bool, runs: usize) -> Self {
+        Self {
+            quick,
+            runs,
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            measurements: Vec::new(),
+            ratios: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    pub(crate) fn record(
+        &mut self,
+        workload: &'static str,
+        metric: &'static str,
+        unit: &'static str,
+        system: System,
+        _pass: usize,
+        value: f64,
+    ) {
+        let key = system.key();
+        if let Some(m) = self
+            .measurements
+            .iter_mut()
+            .find(|m| m.workload == workload && m.metric == metric && m.system == key)
+        {
+            m.values.push(value);
+            return;
+        }
+        self.measurements.push(Measurement {
+            workload,
+            metric,
+            unit,
+            system: key,
+            higher_is_better: !matches!(unit, "µs" | "bytes"),
+            values: vec![value],
+            median: 0.0,
+            min: 0.0,
+            max: 0.0,
+            netproto: system.is_netproto(),
+        });
+    }
+
+    /// The median of a figure, if measured.
+    pub fn median(&self, workload: &str, metric: &str, system: &str) -> Option<f64> {
+        self.measurements
+            .iter()
+            .find(|m| m.workload == workload && m.metric == metric && m.system == system)
+            .map(|m| m.median)
+    }
+
+    pub(crate) fn finish(&mut self) {
+        for m in &mut self.measurements {
+            m.median = median(&m.values);
+            m.min = m.values.iter().copied().fold(f64::INFINITY, f64::min);
+            m.max = m.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        }
+        let mut ratios = Vec::new();
+        for np in self.measurements.iter().filter(|m| m.netproto) {
+            for base in self
+                .measurements
+                .iter()
+                .filter(|b| !b.netproto && b.workload == np.workload && b.metric == np.metric)
+            {
+                if base.median > 0.0 {
+                    ratios.push(Ratio {
+                        workload: np.workload,
+                        metric: np.metric,
+                        system: np.system,
+                        baseline: base.system,
+                        ratio: np.median / base.median,
+                    });
+                }
+            }
+        }
+        self.ratios = ratios;
+        self.check_targets();
+    }
+
+    fn ratio(&self, workload: &str, metric: &str, baseline: &str) -> Option<f64> {
+        self.ratios
+            .iter()
+            .find(|r| {
+                r.workload == workload
+                    && r.metric == metric
+                    && r.system == "netproto-tcp"
+                    && r.baseline == baseline
+            })
+            .map(|r| r.ratio)
+    }
+
+    fn check_targets(&mut self) {
+        // (workload, metric, baseline, bound, at most?)
+        let ratio_targets = [
+            ("W1", "p50", "raw-tcp", 1.15, true),
+            ("W1", "p99", "raw-tcp", 1.3, true),
+            ("W2", "msg/s", "raw-tcp", 0.8, false),
+            ("W2", "msg/s", "rustls-aes", 1.0, false),
+            ("W3", "MB/s", "rustls-chacha", 1.0, false),
+            ("W3", "MB/s", "raw-tcp", 0.9, false),
+            ("W4", "sequential", "snow-tcp", 1.1, false),
+            ("W4", "sequential", "rustls-aes", 1.0, false),
+            ("W4", "8 concurrent", "snow-tcp", 1.1, false),
+            ("W4", "8 concurrent", "rustls-aes", 1.0, false),
+        ];
+        let mut targets = Vec::new();
+        for (w, metric, base, bound, at_most) in ratio_targets {
+            if let Some(value) = self.ratio(w, metric, base) {
+                targets.push(Target {
+                    what: format!("{w} {metric}: netproto-tcp ÷ {base}"),
+                    value,
+                    bound: format!("{} {bound}", if at_most { "<=" } else { ">=" }),
+                    met: if at_most {
+                        value <= bound
+                    } else {
+                        value >= bound
+                    },
+                });
+            }
+        }
+        if let Some(rss) = self.median("W5", "RSS/idle conn", "netproto-tcp") {
+            targets.push(Target {
+                what: "W5 server RSS per idle connection (bytes)".into(),
+                value: rss,
+                bound: "<= 8192".into(),
+                met: rss <= 8192.0,
+            });
+        }
+        if let (Some(w6), Some(w2)) = (
+            self.median("W6", "req/s", "netproto-tcp"),
+            self.median("W2", "msg/s", "netproto-tcp"),
+        ) {
+            targets.push(Target {
+                what: "W6 req/s ÷ W2 netproto-tcp msg/s".into(),
+                value: w6 / w2,
+                bound: ">= 0.5".into(),
+                met: w6 / w2 >= 0.5,
+            });
+        }
+        self.targets = targets;
+    }
+
+    /// The report as pretty JSON (stable keys: the field names above).
+    ///
+    /// # Errors
+    /// Never in practice (serialising plain data).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+
+    /// A plain-text table: per figure, every system's median and min–max,
+    /// and each netproto figure's ratio to each baseline.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "netproto bench: {} pass(es){}, {} CPUs; median [min–max]; ratios are netproto ÷ baseline",
+            self.runs,
+            if self.quick { ", QUICK (smoke test, not a measurement)" } else { "" },
+            self.cpus
+        );
+        let mut figures: Vec<(&str, &str)> = Vec::new();
+        for m in &self.measurements {
+            if !figures.contains(&(m.workload, m.metric)) {
+                figures.push((m.workload, m.metric));
+            }
+        }
+        for (workload, metric) in figures {
+            let rows: Vec<&Measurement> = self
+                .measurements
+                .iter()
+                .filter(|m| m.workload == workload && m.metric == metric)
+                .collect();
+            let Some(first) = rows.first() else { continue };
+            let baselines: Vec<&str> = rows
+                .iter()
+                .filter(|m| !m.netproto)
+                .map(|m| m.system)
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n{workload} {metric} ({}, {} is better)",
+                first.unit,
+                if first.higher_is_better {
+                    "higher"
+                } else {
+                    "lower"
+                }
+            );
+            let mut header = format!("  {:<14} {:>12} {:>25}", "system", "median", "min–max");
+            for b in &baselines {
+                let _ = write!(header, " {:>14}", format!("÷{b}"));
+            }
+            let _ = writeln!(out, "{header}");
+            for m in rows {
+                let mut line = format!(
+                    "  {:<14} {:>12} {:>25}",
+                    m.system,
+                    fmt_value(m.median),
+                    format!("{}–{}", fmt_value(m.min), fmt_value(m.max))
+                );
+                if m.netproto {
+                    for b in &baselines {
+                        let r = self.ratios.iter().find(|r| {
+                            r.workload == workload
+                                && r.metric == metric
+                                && r.system == m.system
+                                && r.baseline == *b
+                        });
+                        let _ = write!(
+                            line,
+                            " {:>14}",
+                            r.map_or("—".into(), |r| format!("{:.2}×", r.ratio))
+                        );
+                    }
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(out, "\ntargets (netproto-tcp unless named):");
+            for t in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "  [{}] {:<48} {:>10} (target {})",
+                    if t.met { "met" } else { "NOT met" },
+                    t.what,
+                    fmt_value(t.value),
+                    t.bound
+                );
+            }
+        }
+        out
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}

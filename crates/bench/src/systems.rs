@@ -1,0 +1,668 @@
+//! The systems under test — netproto over TCP, Unix sockets and TLS, and the
+//! baselines written here: raw tokio TCP/UDS with `LengthDelimitedCodec`,
+//! `snow` Noise_XX over TCP (u16 framing, one record per message), and
+//! tokio-rustls with the AES-256-GCM or the ChaCha20-Poly1305 suite — all
+//! behind one message interface so every workload times them the same way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned, PublicKey};
+use netproto_transport::{
+    AnyListener, Connection, ConnectionConfig, Endpoint, Listener, RecvHalf, SendHalf,
+    SocketOptions,
+};
+use netproto_transport_tls::{
+    self_signed, TlsClientConfig, TlsConnector, TlsListener, TlsServerConfig, Validity,
+};
+use netproto_wire::Frame;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use crate::BenchError;
+use rustls::crypto::ring::cipher_suite as suites;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// The sending side of a message link.
+pub(crate) trait Tx: Send {
+    /// Queues one message (it may wait in a buffer until [`Tx::flush`]).
+    fn send<'a>(&'a mut self, msg: &'a [u8]) -> BoxFuture<'a, Result<()>>;
+    /// Pushes queued messages out.
+    fn flush(&mut self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// The receiving side: the next message's length. Cancel-safe (partial
+/// input stays buffered), so peers can poll it opportunistically.
+pub(crate) trait Rx: Send {
+    fn recv(&mut self) -> BoxFuture<'_, Result<usize>>;
+}
+
+pub(crate) struct Link {
+    pub(crate) tx: Box<dyn Tx>,
+    pub(crate) rx: Box<dyn Rx>,
+}
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[non_exhaustive]
+pub enum System {
+    /// Raw tokio TCP, `LengthDelimitedCodec` (the floor).
+    RawTcp,
+    /// Raw tokio Unix socket, `LengthDelimitedCodec`.
+    RawUds,
+    /// snow Noise_XX_25519_ChaChaPoly_SHA256 over TCP, u16 framing.
+    Snow,
+    /// tokio-rustls, TLS 1.3 TLS_AES_256_GCM_SHA384, `LengthDelimitedCodec`.
+    RustlsAes,
+    /// tokio-rustls, TLS 1.3 TLS_CHACHA20_POLY1305_SHA256.
+    RustlsChaCha,
+    /// netproto over TCP (Noise XX).
+    NetprotoTcp,
+    /// netproto over a Unix socket (Noise XX).
+    NetprotoUds,
+    /// netproto over TLS (rustls defaults, no Noise inside).
+    NetprotoTls,
+}
+
+impl System {
+    /// Every system, baselines first.
+    pub const ALL: [Self; 8] = [
+        Self::RawTcp,
+        Self::RawUds,
+        Self::Snow,
+        Self::RustlsAes,
+        Self::RustlsChaCha,
+        Self::NetprotoTcp,
+        Self::NetprotoUds,
+        Self::NetprotoTls,
+    ];
+
+    /// The stable key used in tables and JSON.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::RawTcp => "raw-tcp",
+            Self::RawUds => "raw-uds",
+            Self::Snow => "snow-tcp",
+            Self::RustlsAes => "rustls-aes",
+            Self::RustlsChaCha => "rustls-chacha",
+            Self::NetprotoTcp => "netproto-tcp",
+            Self::NetprotoUds => "netproto-uds",
+            Self::NetprotoTls => "netproto-tls",
+        }
+    }
+
+    /// Whether this is one of ours (the others are baselines).
+    pub fn is_netproto(self) -> bool {
+        matches!(
+            self,
+            Self::NetprotoTcp | Self::NetprotoUds | Self::NetprotoTls
+        )
+    }
+}
+
+/// What a server peer does with what it receives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PeerMode {
+    /// Send every message back.
+    Echo,
+    /// Count bytes; send a 4-byte acknowledgement per `ack_bytes`.
+    Sink { ack_bytes: u64 },
+}
+
+/// Keys, certificates and TLS configurations shared by a whole run.
+pub(crate) struct Fixture {
+    dir: PathBuf,
+    server_key: Keypair,
+    server_pub: PublicKey,
+    tls_server: TlsServerConfig,
+    netproto_tls_server: Arc<rustls::ServerConfig>,
+    netproto_tls_client: Arc<rustls::ClientConfig>,
+    aes: (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>),
+    chacha: (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>),
+    snow_server: Vec<u8>,
+    next_socket: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rustls_pair(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    suite: rustls::SupportedCipherSuite,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> {
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![suite],
+        ..rustls::crypto::ring::default_provider()
+    });
+    let chain = netproto_transport_tls::load_certs(cert)?;
+    let private = netproto_transport_tls::load_private_key(key)?;
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)?;
+    let roots = netproto_transport_tls::load_roots(cert)?;
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((Arc::new(server), Arc::new(client)))
+}
+
+impl Fixture {
+    pub(crate) fn new() -> Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("netproto-bench-{}-{id}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        self_signed("localhost", &["localhost".into()], Validity::days(1))?.write(&cert, &key)?;
+        let tls_server = TlsServerConfig::new(&cert, &key);
+        let server_key = Keypair::generate(&mut rand::rngs::OsRng);
+        let snow_server = snow_builder()
+            .generate_keypair()
+            .map_err(|e| BenchError::Setup(e.to_string()))?
+            .private;
+        Ok(Self {
+            server_pub: *server_key.public(),
+            server_key,
+            netproto_tls_server: tls_server.build()?,
+            netproto_tls_client: TlsClientConfig::with_ca_file(&cert).build()?,
+            aes: rustls_pair(&cert, &key, suites::TLS13_AES_256_GCM_SHA384)?,
+            chacha: rustls_pair(&cert, &key, suites::TLS13_CHACHA20_POLY1305_SHA256)?,
+            tls_server,
+            snow_server,
+            next_socket: std::sync::atomic::AtomicU64::new(0),
+            dir,
+        })
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        let n = self
+            .next_socket
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir.join(format!("s{n}.sock"))
+    }
+
+    pub(crate) fn server_key(&self) -> &Keypair {
+        &self.server_key
+    }
+
+    fn netproto_client_cfg(&self, transport: &Endpoint) -> Result<ConnectionConfig> {
+        let mut cfg = ConnectionConfig::new(HandshakeConfig::new(
+            Some(Keypair::generate(&mut rand::rngs::OsRng)),
+            Arc::new(Pinned(self.server_pub)),
+        ));
+        if matches!(transport, Endpoint::Tls { .. }) {
+            // Dial the address, check the certificate's name.
+            let connector = TlsConnector::with_rustls(
+                self.netproto_tls_client.clone(),
+                Duration::from_secs(10),
+            )
+            .with_server_name("localhost")?;
+            cfg.connector = Some(Arc::new(connector));
+        }
+        Ok(cfg.for_endpoint(transport))
+    }
+
+    fn netproto_server_cfg(&self, endpoint: &Endpoint) -> ConnectionConfig {
+        ConnectionConfig::new(HandshakeConfig::new(
+            Some(self.server_key.clone()),
+            Arc::new(AnyPeer),
+        ))
+        .for_endpoint(endpoint)
+    }
+}
+
+fn snow_params() -> snow::params::NoiseParams {
+    // A constant that parses; a failure here is a bug in this file.
+    "Noise_XX_25519_ChaChaPoly_SHA256"
+        .parse()
+        .unwrap_or_else(|_| unreachable!("valid Noise parameters"))
+}
+
+fn snow_builder() -> snow::Builder<'static> {
+    snow::Builder::new(snow_params())
+}
+
+// ---------------------------------------------------------------- links
+
+struct FramedTx<W>(FramedWrite<W, LengthDelimitedCodec>);
+struct FramedRx<R>(FramedRead<R, LengthDelimitedCodec>);
+
+impl<W: AsyncWrite + Unpin + Send> Tx for FramedTx<W> {
+    fn send<'a>(&'a mut self, msg: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { Ok(self.0.feed(Bytes::copy_from_slice(msg)).await?) })
+    }
+    fn flush(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Ok(SinkExt::<Bytes>::flush(&mut self.0).await?) })
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send> Rx for FramedRx<R> {
+    fn recv(&mut self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async move {
+            match self.0.next().await {
+                Some(frame) => Ok(frame?.len()),
+                None => Err(BenchError::Closed),
+            }
+        })
+    }
+}
+
+fn framed_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Link {
+    let (r, w) = tokio::io::split(stream);
+    Link {
+        tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),
+        rx: Box::new(FramedRx(FramedRead::new(r, LengthDelimitedCodec::new()))),
+    }
+}
+
+fn tcp_link(stream: TcpStream) -> Link {
+    let (r, w) = stream.into_split();
+    Link {
+        tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),
+        rx: Box::new(FramedRx(FramedRead::new(r, LengthDelimitedCodec::new()))),
+    }
+}
+
+#[cfg(unix)]
+fn uds_link(stream: tokio::net::UnixStream) -> Link {
+    let (r, w) = stream.into_split();
+    Link {
+        tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),
+        rx: Box::new(FramedRx(FramedRead::new(r, LengthDelimitedCodec::new()))),
+    }
+}
+
+struct NetprotoTx(SendHalf);
+struct NetprotoRx(RecvHalf);
+
+impl Tx for NetprotoTx {
+    fn send<'a>(&'a mut self, msg: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .send_frame(Frame::data(0, Bytes::copy_from_slice(msg)))
+                .await?)
+        })
+    }
+    fn flush(&mut self) -> BoxFuture<'_, Result<()>> {
+        // The writer task sends on its own; nothing waits in our hands.
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Rx for NetprotoRx {
+    fn recv(&mut self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async move { Ok(self.0.recv_frame().await?.payload.len()) })
+    }
+}
+
+fn netproto_link(conn: Connection) -> Link {
+    let (send, recv) = conn.split();
+    netproto_halves(send, recv)
+}
+
+pub(crate) fn netproto_halves(send: SendHalf, recv: RecvHalf) -> Link {
+    Link {
+        tx: Box::new(NetprotoTx(send)),
+        rx: Box::new(NetprotoRx(recv)),
+    }
+}
+
+/// snow records: `len u16 BE | ciphertext`, one record per message (split
+/// into several when a message exceeds one Noise message).
+struct SnowTx {
+    w: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LengthDelimitedCodec>,
+    state: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    buf: Vec<u8>,
+}
+
+struct SnowRx {
+    r: FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>,
+    state: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    buf: Vec<u8>,
+}
+
+const SNOW_MAX_PLAIN: usize = 65535 - 16;
+
+fn u16_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .max_frame_length(65535)
+        .new_codec()
+}
+
+impl Tx for SnowTx {
+    fn send<'a>(&'a mut self, msg: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for chunk in msg
+                .chunks(SNOW_MAX_PLAIN)
+                .chain(msg.is_empty().then_some(&[][..]))
+            {
+                self.buf.resize(chunk.len() + 16, 0);
+                let n = self
+                    .state
+                    .write_message(self.nonce, chunk, &mut self.buf)
+                    .map_err(|e| BenchError::Snow(e.to_string()))?;
+                self.nonce += 1;
+                self.w.feed(Bytes::copy_from_slice(&self.buf[..n])).await?;
+            }
+            Ok(())
+        })
+    }
+    fn flush(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { Ok(SinkExt::<Bytes>::flush(&mut self.w).await?) })
+    }
+}
+
+impl Rx for SnowRx {
+    fn recv(&mut self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async move {
+            let Some(frame) = self.r.next().await else {
+                return Err(BenchError::Closed);
+            };
+            let frame = frame?;
+            self.buf.resize(frame.len(), 0);
+            let n = self
+                .state
+                .read_message(self.nonce, &frame, &mut self.buf)
+                .map_err(|e| BenchError::Snow(e.to_string()))?;
+            self.nonce += 1;
+            Ok(n)
+        })
+    }
+}
+
+async fn snow_write(stream: &mut TcpStream, msg: &[u8]) -> Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| BenchError::Snow("message too long".into()))?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(msg).await?;
+    Ok(())
+}
+
+async fn snow_read(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+    stream.read_exact(buf).await?;
+    Ok(())
+}
+
+/// Runs snow's XX handshake over `stream` and returns the transport link.
+async fn snow_handshake(mut stream: TcpStream, initiator: bool, static_key: &[u8]) -> Result<Link> {
+    let snow_err = |e: snow::Error| BenchError::Snow(e.to_string());
+    let builder = snow_builder()
+        .local_private_key(static_key)
+        .map_err(snow_err)?;
+    let mut hs = if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    }
+    .map_err(snow_err)?;
+    let (mut out, mut incoming, mut scratch) = (vec![0u8; 1024], Vec::new(), vec![0u8; 1024]);
+    while !hs.is_handshake_finished() {
+        if hs.is_my_turn() {
+            let n = hs.write_message(&[], &mut out).map_err(snow_err)?;
+            snow_write(&mut stream, &out[..n]).await?;
+        } else {
+            snow_read(&mut stream, &mut incoming).await?;
+            hs.read_message(&incoming, &mut scratch).map_err(snow_err)?;
+        }
+    }
+    let state = Arc::new(hs.into_stateless_transport_mode().map_err(snow_err)?);
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    Ok(Link {
+        tx: Box::new(SnowTx {
+            w: FramedWrite::new(w, u16_codec()),
+            state: state.clone(),
+            nonce: 0,
+            buf: Vec::new(),
+        }),
+        rx: Box::new(SnowRx {
+            r: FramedRead::new(r, u16_codec()),
+            state,
+            nonce: 0,
+            buf: Vec::new(),
+        }),
+    })
+}
+
+// ---------------------------------------------------------------- peers
+
+/// Serves one link: echoes (flushing once per burst of already-arrived
+/// messages, the same policy for every system) or sinks with acks.
+pub(crate) async fn serve_peer(mut link: Link, mode: PeerMode) {
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut received = 0u64;
+    loop {
+        let Ok(n) = link.rx.recv().await else { return };
+        match mode {
+            PeerMode::Echo => {
+                if n > scratch.len() {
+                    scratch.resize(n, 0);
+                }
+                if link.tx.send(&scratch[..n]).await.is_err() {
+                    return;
+                }
+                while let Some(more) = link.rx.recv().now_or_never() {
+                    let Ok(n) = more else { return };
+                    if n > scratch.len() {
+                        scratch.resize(n, 0);
+                    }
+                    if link.tx.send(&scratch[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                if link.tx.flush().await.is_err() {
+                    return;
+                }
+            }
+            PeerMode::Sink { ack_bytes } => {
+                received += n as u64;
+                while received >= ack_bytes {
+                    received -= ack_bytes;
+                    if link.tx.send(&[0; 4]).await.is_err() || link.tx.flush().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A listening server for one system; stops when dropped.
+pub(crate) struct Server {
+    pub(crate) target: Target,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Uds(PathBuf),
+    Netproto(Endpoint),
+}
+
+fn spawn_peer(link: Link, mode: PeerMode) {
+    tokio::spawn(serve_peer(link, mode));
+}
+
+/// Starts a server for `system` whose connections are served in `mode`.
+#[allow(clippy::too_many_lines)] // one arm per system, each short
+pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) -> Result<Server> {
+    let fx = fx.clone();
+    match system {
+        System::RawTcp | System::Snow | System::RustlsAes | System::RustlsChaCha => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let task = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    let _ = s.set_nodelay(true);
+                    let fx = fx.clone();
+                    tokio::spawn(async move {
+                        let link = match system {
+                            System::RawTcp => Some(tcp_link(s)),
+                            System::Snow => snow_handshake(s, false, &fx.snow_server).await.ok(),
+                            _ => {
+                                let cfg = if system == System::RustlsAes {
+                                    fx.aes.0.clone()
+                                } else {
+                                    fx.chacha.0.clone()
+                                };
+                                let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                                acceptor.accept(s).await.ok().map(framed_link)
+                            }
+                        };
+                        if let Some(link) = link {
+                            serve_peer(link, mode).await;
+                        }
+                    });
+                }
+            });
+            Ok(Server {
+                target: Target::Tcp(addr),
+                task,
+            })
+        }
+        #[cfg(unix)]
+        System::RawUds => {
+            let path = fx.socket_path();
+            let listener = tokio::net::UnixListener::bind(&path)?;
+            let task = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    spawn_peer(uds_link(s), mode);
+                }
+            });
+            Ok(Server {
+                target: Target::Uds(path),
+                task,
+            })
+        }
+        System::NetprotoTcp | System::NetprotoUds => {
+            let endpoint: Endpoint = if system == System::NetprotoTcp {
+                "tcp://127.0.0.1:0".parse()?
+            } else {
+                format!("unix://{}", fx.socket_path().display()).parse()?
+            };
+            let mut listener = AnyListener::bind(&endpoint, SocketOptions::default()).await?;
+            let local = listener.local_endpoint().clone();
+            let cfg = fx.netproto_server_cfg(&local);
+            let task = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    let cfg = cfg.clone();
+                    tokio::spawn(async move {
+                        if let Ok(conn) = Connection::server(s, cfg).await {
+                            serve_peer(netproto_link(conn), mode).await;
+                        }
+                    });
+                }
+            });
+            Ok(Server {
+                target: Target::Netproto(local),
+                task,
+            })
+        }
+        System::NetprotoTls => {
+            let mut listener = TlsListener::with_rustls(
+                &"tls://127.0.0.1:0".parse()?,
+                fx.netproto_tls_server.clone(),
+                &fx.tls_server,
+            )
+            .await?;
+            let local = listener.local_endpoint().clone();
+            let cfg = fx.netproto_server_cfg(&local);
+            let task = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    let cfg = cfg.clone();
+                    tokio::spawn(async move {
+                        if let Ok(conn) = Connection::server(s, cfg).await {
+                            serve_peer(netproto_link(conn), mode).await;
+                        }
+                    });
+                }
+            });
+            Ok(Server {
+                target: Target::Netproto(local),
+                task,
+            })
+        }
+        #[cfg(not(unix))]
+        System::RawUds => Err(BenchError::Setup(
+            "Unix sockets are not available here".into(),
+        )),
+    }
+}
+
+/// Connects a client of `system` to `server` (handshake included).
+pub(crate) async fn connect(system: System, fx: &Fixture, target: &Target) -> Result<Link> {
+    match (system, target) {
+        (System::RawTcp, Target::Tcp(addr)) => {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            Ok(tcp_link(s))
+        }
+        #[cfg(unix)]
+        (System::RawUds, Target::Uds(path)) => {
+            Ok(uds_link(tokio::net::UnixStream::connect(path).await?))
+        }
+        (System::Snow, Target::Tcp(addr)) => {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let key = snow_builder()
+                .generate_keypair()
+                .map_err(|e| BenchError::Snow(e.to_string()))?
+                .private;
+            snow_handshake(s, true, &key).await
+        }
+        (System::RustlsAes | System::RustlsChaCha, Target::Tcp(addr)) => {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let cfg = if system == System::RustlsAes {
+                fx.aes.1.clone()
+            } else {
+                fx.chacha.1.clone()
+            };
+            let name = rustls::pki_types::ServerName::try_from("localhost")
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, s)
+                .await?;
+            Ok(framed_link(tls))
+        }
+        (System::NetprotoTcp | System::NetprotoUds | System::NetprotoTls, Target::Netproto(ep)) => {
+            let conn = netproto_transport::connect(ep, fx.netproto_client_cfg(ep)?).await?;
+            Ok(netproto_link(conn))
+        }
+        _ => Err(BenchError::Setup(format!(
+            "{} cannot connect to {target:?}",
+            system.key()
+        ))),
+    }
+}
