@@ -143,7 +143,8 @@ pub(crate) async fn scale(
             links.push(t.await.map_err(|e| BenchError::Setup(e.to_string()))??);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past the transport's idle release (1 s), as a real idle fleet would be.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = rss_bytes(pid)?;
     #[allow(clippy::cast_precision_loss)]
     let rss_per_idle = (after - before) / idle.max(1) as f64;

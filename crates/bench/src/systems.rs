@@ -451,7 +451,7 @@ async fn snow_handshake(mut stream: TcpStream, initiator: bool, static_key: &[u8
 /// Serves one link: echoes (flushing once per burst of already-arrived
 /// messages, the same policy for every system) or sinks with acks.
 pub(crate) async fn serve_peer(mut link: Link, mode: PeerMode) {
-    let mut scratch = vec![0u8; 64 * 1024];
+    let mut scratch = Vec::new();
     let mut received = 0u64;
     loop {
         let Ok(n) = link.rx.recv().await else { return };

@@ -144,7 +144,7 @@ async fn windowed(
     }
     // A slow build may not have completed one acknowledgement yet: wait
     // for it (bounded) rather than report zero.
-    let patience = deadline + Duration::from_secs(60);
+    let patience = deadline + Duration::from_mins(1);
     while outcome.is_ok() && acked.load(Ordering::Relaxed) == 0 && Instant::now() < patience {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

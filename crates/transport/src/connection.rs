@@ -25,6 +25,10 @@ use crate::writer::{codec_bit, Command, Shared, Writer};
 
 /// PINGs with longer payloads are not answered (the spec suggests 8 bytes).
 const MAX_PING_PAYLOAD: usize = 64;
+/// A connection idle this long gives its buffers back.
+pub(crate) const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// The first read after an idle release goes to the stack, this big.
+const WAKE_READ: usize = 256;
 
 /// What the handshake established about a connection.
 #[derive(Debug, Clone)]
@@ -111,7 +115,7 @@ impl Connection {
         let (rd, wr) = tokio::io::split(stream);
         let mut rd: Box<dyn AsyncRead + Send + Sync + Unpin> = Box::new(rd);
         let mut wr: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(wr);
-        let mut buf = BytesMut::with_capacity(4096);
+        let mut buf = BytesMut::with_capacity(handshake::FIRST_BUFFER);
         let mut decoder = PacketDecoder::new(HANDSHAKE_MAX_BODY);
         let (keys, info, peer_caps) =
             Self::secure(&mut rd, &mut wr, &mut buf, &mut decoder, &cfg, initiator).await?;
@@ -147,7 +151,8 @@ impl Connection {
             "secure connection established"
         );
 
-        let mut out = Vec::with_capacity(16 * 1024);
+        // Grown on demand and given back when idle (writer.rs).
+        let mut out = Vec::new();
         if !cfg.runs_noise() {
             handshake::hello_packet(&cfg.handshake.capabilities, &mut out)?;
         }
@@ -214,9 +219,11 @@ impl Connection {
             after: cfg.handshake_timeout,
         };
         let (keys, info, peer) = if cfg.runs_noise() {
+            // Boxed: the handshake's state is large and short-lived; inline,
+            // it would stay part of every connection task's size for good.
             let est = tokio::time::timeout(
                 cfg.handshake_timeout,
-                handshake::run(rd, wr, buf, decoder, cfg, initiator),
+                Box::pin(handshake::run(rd, wr, buf, decoder, cfg, initiator)),
             )
             .await
             .map_err(|_| hs_timeout())??;
@@ -645,6 +652,31 @@ impl RecvHalf {
         Ok(None)
     }
 
+    /// Reads more bytes into the receive buffer. Between packets, a buffer
+    /// that sat unused for [`IDLE_RELEASE`] is given back, and the next bytes
+    /// are read into a small stack buffer first, so an idle connection holds
+    /// no receive buffer at all.
+    async fn read_more(&mut self, between_packets: bool) -> std::io::Result<usize> {
+        if between_packets && self.buf.is_empty() {
+            if self.buf.capacity() > 0 {
+                let needed = self.decoder.bytes_needed(0);
+                handshake::make_read_room(&mut self.buf, needed);
+                let read = self.io.read_buf(&mut self.buf);
+                if let Ok(read) = tokio::time::timeout(IDLE_RELEASE, read).await {
+                    return read;
+                }
+                self.buf = BytesMut::new();
+            }
+            let mut first = [0u8; WAKE_READ];
+            let n = self.io.read(&mut first).await?;
+            self.buf.extend_from_slice(&first[..n]);
+            return Ok(n);
+        }
+        let needed = self.decoder.bytes_needed(self.buf.len());
+        handshake::make_read_room(&mut self.buf, needed);
+        self.io.read_buf(&mut self.buf).await
+    }
+
     /// Reads, authenticates and decrypts the next record into `self.body`.
     async fn read_record(&mut self) -> Result<()> {
         // The packet deadline counts only time spent waiting here for the
@@ -666,9 +698,7 @@ impl RecvHalf {
                 self.read_idle_timeout
                     .map(|t| (Instant::now() + t, TimeoutKind::ReadIdle, t))
             };
-            let needed = self.decoder.bytes_needed(self.buf.len());
-            handshake::make_read_room(&mut self.buf, needed);
-            let read = self.io.read_buf(&mut self.buf);
+            let read = self.read_more(!in_packet);
             let n = match deadline {
                 Some((at, kind, after)) => tokio::time::timeout_at(at, read)
                     .await

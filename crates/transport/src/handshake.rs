@@ -19,7 +19,10 @@ use crate::error::{Result, TransportError};
 pub(crate) const HANDSHAKE_MAX_BODY: u32 = (MAX_MESSAGE_LEN + 8) as u32;
 /// Most bytes reserved for one read.
 const READ_CHUNK: usize = 64 * 1024 + 16;
-/// Grow the receive buffer by at least this much at a time, so that many
+/// The first allocation of a receive buffer (enough for any handshake
+/// message and many small records).
+pub(crate) const FIRST_BUFFER: usize = 1024;
+/// Grow a busy receive buffer by at least this much at a time, so that many
 /// small records share one allocation.
 const GROW_BY: usize = 16 * 1024;
 /// Do not read into less spare room than this.
@@ -28,10 +31,18 @@ const MIN_READ: usize = 512;
 /// Makes room for the next read without reallocating while the buffer still
 /// has room: `BytesMut::reserve` reallocates whenever earlier records that
 /// share the allocation are still alive, so it is called only when needed.
+/// A fresh buffer starts small (a handshake and a few records fit); once it
+/// must grow, it grows by [`GROW_BY`] so that many records share one
+/// allocation.
 pub(crate) fn make_read_room(buf: &mut BytesMut, needed: usize) {
     let needed = needed.clamp(1, READ_CHUNK);
     if buf.capacity() - buf.len() < needed.max(MIN_READ) {
-        buf.reserve(needed.max(GROW_BY));
+        let grow = if buf.capacity() == 0 {
+            FIRST_BUFFER
+        } else {
+            GROW_BY
+        };
+        buf.reserve(needed.max(grow));
     }
 }
 

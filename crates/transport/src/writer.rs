@@ -14,6 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::connection::IDLE_RELEASE;
 use crate::error::{Result, TimeoutKind, TransportError};
 
 /// Stop collecting queued commands once this much is ready to write.
@@ -104,7 +105,7 @@ impl Writer {
         loop {
             let mut close = None;
             if !std::mem::take(&mut hello_waiting) {
-                let Some(first) = rx.recv().await else {
+                let Some(first) = self.next_command(rx).await else {
                     // Every handle is gone: say goodbye.
                     self.push(FrameKind::Bye, 0, HeadersRef::EMPTY, &[]).await?;
                     self.write_out().await?;
@@ -126,6 +127,20 @@ impl Writer {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits for the next command; buffers that sat unused for
+    /// `IDLE_RELEASE` are given back first.
+    async fn next_command(&mut self, rx: &mut mpsc::Receiver<Command>) -> Option<Command> {
+        if self.out.capacity() + self.scratch.capacity() + self.msg_buf.capacity() > 0 {
+            if let Ok(cmd) = tokio::time::timeout(IDLE_RELEASE, rx.recv()).await {
+                return cmd;
+            }
+            self.out = Vec::new();
+            self.scratch = Vec::new();
+            self.msg_buf = Vec::new();
+        }
+        rx.recv().await
     }
 
     async fn handle(&mut self, cmd: Command) -> Result<Option<oneshot::Sender<Result<()>>>> {
@@ -276,7 +291,7 @@ impl Writer {
                 after: self.write_timeout,
             })??;
         self.out.clear();
-        // Idle connections give back large buffers.
+        // A burst does not pin a huge buffer (idle ones are freed entirely).
         if self.out.capacity() > 4 * BATCH_BYTES {
             self.out.shrink_to(BATCH_BYTES);
         }
