@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask ci` — everything CI checks, in order, stopping at the first
 //!   failure: installs `openssl` if missing (the TLS interop tests run it),
-//!   fmt, clippy, tests (unit, integration, doc), rustdoc, the
+//!   fmt, clippy, tests (unit, integration, doc; the crypto suite again with
+//!   the portable AEAD backend), rustdoc, the
 //!   `no_std` builds for `thumbv7em-none-eabihf`, and a compile check of the
 //!   fuzz targets.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
@@ -167,6 +168,12 @@ fn ci() -> Result<(), String> {
         ));
     }
     steps.push(cargo_step("test", &["test", "--workspace", "--locked"]));
+    // The workspace build turns on netproto-crypto's `ring` backend; the
+    // portable backend (the no_std one) gets the crypto suite on its own.
+    steps.push(cargo_step(
+        "crypto tests, portable AEAD backend",
+        &["test", "-p", "netproto-crypto", "--locked"],
+    ));
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])
         .env("RUSTDOCFLAGS", "-D warnings");

@@ -39,17 +39,18 @@ pub(crate) fn counter_nonce(n: u64) -> [u8; 12] {
 }
 
 /// ChaCha20-Poly1305 seal in place with an explicit 12-byte nonce; returns the tag.
+/// With the `ring` feature, through ring's assembly implementation;
+/// otherwise RustCrypto's portable one. Same cipher, same bytes.
 pub(crate) fn chacha_seal(
     key: &[u8; KEY_LEN],
     nonce: &[u8; 12],
     ad: &[u8],
     buf: &mut [u8],
 ) -> Result<[u8; TAG_LEN]> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf)
-        .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
-    Ok(tag.into())
+    #[cfg(feature = "ring")]
+    return ring_backend::seal(key, nonce, ad, buf);
+    #[cfg(not(feature = "ring"))]
+    return portable::seal(key, nonce, ad, buf);
 }
 
 /// ChaCha20-Poly1305 open in place with an explicit 12-byte nonce.
@@ -60,10 +61,91 @@ pub(crate) fn chacha_open(
     buf: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<()> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
-    cipher
-        .decrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf, Tag::from_slice(tag))
-        .map_err(|_| CryptoError::Decrypt)
+    #[cfg(feature = "ring")]
+    return ring_backend::open(key, nonce, ad, buf, tag);
+    #[cfg(not(feature = "ring"))]
+    return portable::open(key, nonce, ad, buf, tag);
+}
+
+/// RustCrypto's ChaCha20-Poly1305 (`no_std`, portable). Kept, and tested,
+/// with the `ring` feature too: the `no_std` build uses it.
+#[cfg_attr(feature = "ring", allow(dead_code))]
+pub(crate) mod portable {
+    use super::{ChaCha20Poly1305, CryptoError, Key, Nonce, Result, Tag, KEY_LEN, TAG_LEN};
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+
+    pub(crate) fn seal(
+        key: &[u8; KEY_LEN],
+        nonce: &[u8; 12],
+        ad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf)
+            .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
+        Ok(tag.into())
+    }
+
+    pub(crate) fn open(
+        key: &[u8; KEY_LEN],
+        nonce: &[u8; 12],
+        ad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+        cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf, Tag::from_slice(tag))
+            .map_err(|_| CryptoError::Decrypt)
+    }
+}
+
+/// ring's ChaCha20-Poly1305 (assembly; the implementation rustls uses).
+#[cfg(feature = "ring")]
+pub(crate) mod ring_backend {
+    use super::{CryptoError, Result, KEY_LEN, TAG_LEN};
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+
+    fn key(k: &[u8; KEY_LEN]) -> Result<LessSafeKey> {
+        UnboundKey::new(&CHACHA20_POLY1305, k)
+            .map(LessSafeKey::new)
+            .map_err(|_| CryptoError::Decrypt)
+    }
+
+    pub(crate) fn seal(
+        k: &[u8; KEY_LEN],
+        nonce: &[u8; 12],
+        ad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let tag = key(k)?
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(ad), buf)
+            .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    pub(crate) fn open(
+        k: &[u8; KEY_LEN],
+        nonce: &[u8; 12],
+        ad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        let tag = ring::aead::Tag::from(*tag);
+        key(k)?
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(ad),
+                tag,
+                buf,
+                0..,
+            )
+            .map(|_| ())
+            .map_err(|_| CryptoError::Decrypt)
+    }
 }
 
 /// XChaCha20-Poly1305 seal in place with a 24-byte nonce.
@@ -134,6 +216,16 @@ mod wycheproof_tests {
 
     #[test]
     fn chacha20poly1305() {
+        check_chacha20poly1305(super::portable::seal, super::portable::open);
+        #[cfg(feature = "ring")]
+        check_chacha20poly1305(super::ring_backend::seal, super::ring_backend::open);
+    }
+
+    type Seal = fn(&[u8; 32], &[u8; 12], &[u8], &mut [u8]) -> Result<[u8; 16]>;
+    type Open = fn(&[u8; 32], &[u8; 12], &[u8], &mut [u8], &[u8; 16]) -> Result<()>;
+
+    /// Every Wycheproof ChaCha20-Poly1305 vector through one backend.
+    fn check_chacha20poly1305(chacha_seal: Seal, chacha_open: Open) {
         let set =
             wycheproof::aead::TestSet::load(wycheproof::aead::TestName::ChaCha20Poly1305).unwrap();
         let mut checked = 0;
@@ -165,6 +257,41 @@ mod wycheproof_tests {
             }
         }
         assert!(checked > 250, "only {checked} vectors");
+    }
+
+    /// The two backends produce the same bytes for random inputs (and each
+    /// opens the other's records).
+    #[cfg(feature = "ring")]
+    #[test]
+    fn backends_agree() {
+        use alloc::vec;
+        use alloc::vec::Vec;
+        use rand::{Rng, RngCore};
+        let mut rng = rand::thread_rng();
+        for (round, len) in [0usize, 1, 15, 16, 32, 63, 64, 65, 255, 1024, 16_383, 65_519]
+            .into_iter()
+            .enumerate()
+        {
+            let (mut key, mut nonce) = ([0u8; 32], [0u8; 12]);
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut nonce);
+            if round % 2 == 0 {
+                // The REKEY nonce, 2^64 - 1.
+                nonce = super::counter_nonce(u64::MAX);
+            }
+            let ad: Vec<u8> = (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect();
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut plain);
+            let (mut a, mut b) = (plain.clone(), plain.clone());
+            let ta = super::portable::seal(&key, &nonce, &ad, &mut a).unwrap();
+            let tb = super::ring_backend::seal(&key, &nonce, &ad, &mut b).unwrap();
+            assert_eq!(a, b, "len {len}");
+            assert_eq!(ta, tb, "len {len}");
+            super::ring_backend::open(&key, &nonce, &ad, &mut a, &ta).unwrap();
+            super::portable::open(&key, &nonce, &ad, &mut b, &tb).unwrap();
+            assert_eq!(a, plain);
+            assert_eq!(b, plain);
+        }
     }
 
     #[test]

@@ -306,7 +306,7 @@ impl Receiver {
                 return Err(CryptoError::KeyExpired);
             }
             self.current.open(counter, ad, record)?
-        } else if let Some(len) = self.open_with_previous(now, counter, ad, record) {
+        } else if let Some(len) = self.open_with_previous(now, counter, ad, record)? {
             len
         } else {
             // The first record under the peer's next key: authenticate
@@ -320,21 +320,36 @@ impl Receiver {
         Ok(len)
     }
 
-    /// A late record under the previous key. ChaCha20-Poly1305 checks the tag
-    /// before decrypting, so a failed attempt leaves `record` untouched for the
-    /// next key to try.
+    /// A late record under the previous key. A failed attempt must leave
+    /// `record` as it was for the next key to try, and not every backend
+    /// guarantees that (ring overwrites the buffer on a bad tag), so the
+    /// attempt works on a copy — only records in the other key phase, that
+    /// is around a rekey, pay for it.
     fn open_with_previous(
         &self,
         now: Duration,
         counter: u64,
         ad: &[u8],
         record: &mut [u8],
-    ) -> Option<usize> {
-        let prev = self.previous.as_ref()?;
+    ) -> Result<Option<usize>> {
+        let Some(prev) = self.previous.as_ref() else {
+            return Ok(None);
+        };
         if self.expired(prev, now) {
-            return None;
+            return Ok(None);
         }
-        prev.open(counter, ad, record).ok()
+        let mut attempt = alloc::vec::Vec::new();
+        attempt
+            .try_reserve_exact(record.len())
+            .map_err(|_| CryptoError::TooLong { len: record.len() })?;
+        attempt.extend_from_slice(record);
+        Ok(match prev.open(counter, ad, &mut attempt) {
+            Ok(len) => {
+                record.copy_from_slice(&attempt);
+                Some(len)
+            }
+            Err(_) => None,
+        })
     }
 }
 
