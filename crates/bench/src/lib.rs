@@ -86,6 +86,9 @@ pub struct Options {
     pub quick: bool,
     /// Workloads to run (`["W1", …]`; empty: all).
     pub only: Vec<String>,
+    /// Systems to run (keys such as `netproto-tcp`; empty: all). Ratios
+    /// need the baselines in the same run.
+    pub systems: Vec<String>,
     /// The `netproto` executable for W5's child server; W5 is skipped
     /// without it.
     pub peer_exe: Option<PathBuf>,
@@ -98,6 +101,7 @@ impl Options {
             runs: 3,
             quick: false,
             only: Vec::new(),
+            systems: Vec::new(),
             peer_exe: None,
         }
     }
@@ -147,6 +151,7 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
     let systems: Vec<System> = System::ALL
         .into_iter()
         .filter(|s| cfg!(unix) || !matches!(s, System::RawUds | System::NetprotoUds))
+        .filter(|s| opts.systems.is_empty() || opts.systems.iter().any(|k| k == s.key()))
         .collect();
     let per_pass = W1_W4.iter().filter(|w| opts.wants(w)).count() * systems.len()
         + usize::from(opts.wants("W5") && opts.peer_exe.is_some())

@@ -127,6 +127,10 @@ enum Command {
         /// Run only these workloads (W1 … W6), comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Run only these systems (raw-tcp, raw-uds, snow-tcp, rustls-aes,
+        /// rustls-chacha, netproto-tcp, netproto-uds, netproto-tls).
+        #[arg(long, value_delimiter = ',')]
+        systems: Vec<String>,
     },
     /// The child server of the W5 benchmark (used by `bench`).
     #[command(hide = true)]
@@ -268,7 +272,8 @@ async fn run(command: Command) -> Result<(), Failure> {
             quick,
             json,
             only,
-        } => bench(runs, quick, json.as_deref(), only).await,
+            systems,
+        } => bench(runs, quick, json.as_deref(), only, systems).await,
         Command::BenchPeer => netproto_bench::run_peer()
             .await
             .map_err(|e| Failure::Bench(e.to_string())),
@@ -500,6 +505,7 @@ async fn bench(
     quick: bool,
     json: Option<&Path>,
     only: Vec<String>,
+    systems: Vec<String>,
 ) -> Result<(), Failure> {
     let mut opts = if quick {
         netproto_bench::Options::quick()
@@ -510,6 +516,7 @@ async fn bench(
         opts.runs = n;
     }
     opts.only = only;
+    opts.systems = systems;
     opts.peer_exe = std::env::current_exe().ok();
     let bar = progress("bench", "starting", 0);
     let report = netproto_bench::run(&opts, &|step| {

@@ -17,7 +17,22 @@ use crate::error::HandlerError;
 /// The boxed future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Message, HandlerError>> + Send>>;
 
-type Handler = Arc<dyn Fn(Message) -> HandlerFuture + Send + Sync>;
+type AsyncHandler = Arc<dyn Fn(Message) -> HandlerFuture + Send + Sync>;
+type SyncHandler = Arc<dyn Fn(Message) -> Result<Message, HandlerError> + Send + Sync>;
+
+#[derive(Clone)]
+enum Handler {
+    /// Run on the connection's task, no task spawned (`register`).
+    Sync(SyncHandler),
+    /// Run in a task of its own (`register_async`, `route`).
+    Async(AsyncHandler),
+}
+
+/// A request after routing: answered already, or still to run.
+pub(crate) enum Routed {
+    Done(Result<Message, HandlerError>),
+    Pending(HandlerFuture),
+}
 
 /// Maps opcodes (`"PING"`, `"ECHO"`, a `Custom` command, …) to handlers.
 #[derive(Clone, Default)]
@@ -40,18 +55,16 @@ impl Dispatcher {
     }
 
     /// Registers a synchronous handler for `opcode`, replacing any earlier one.
+    ///
+    /// The server runs it on the connection's own task, without spawning
+    /// (the cheapest path), so it must be quick and must not block: use
+    /// [`Dispatcher::register_async`] for handlers that wait on anything.
     pub fn register<F>(&mut self, opcode: &str, handler: F) -> &mut Self
     where
         F: Fn(Message) -> Result<Message, HandlerError> + Send + Sync + 'static,
     {
-        let handler = Arc::new(handler);
-        self.routes.insert(
-            opcode.to_owned(),
-            Arc::new(move |msg| {
-                let handler = handler.clone();
-                Box::pin(async move { handler(msg) })
-            }),
-        );
+        self.routes
+            .insert(opcode.to_owned(), Handler::Sync(Arc::new(handler)));
         self
     }
 
@@ -63,7 +76,7 @@ impl Dispatcher {
     {
         self.routes.insert(
             opcode.to_owned(),
-            Arc::new(move |msg| Box::pin(handler(msg))),
+            Handler::Async(Arc::new(move |msg| Box::pin(handler(msg)))),
         );
         self
     }
@@ -83,7 +96,7 @@ impl Dispatcher {
         let command = opcode.to_owned();
         self.routes.insert(
             opcode.to_owned(),
-            Arc::new(move |msg| {
+            Handler::Async(Arc::new(move |msg| {
                 let handler = handler.clone();
                 let command = command.clone();
                 Box::pin(async move {
@@ -101,7 +114,7 @@ impl Dispatcher {
                     })?;
                     Ok(Message::Custom { command, payload })
                 })
-            }),
+            })),
         );
         self
     }
@@ -114,16 +127,24 @@ impl Dispatcher {
     /// Runs the handler for `message`'s opcode; an unknown opcode is an
     /// `UNKNOWN_OPCODE` error.
     pub fn dispatch(&self, message: Message) -> HandlerFuture {
-        if let Some(h) = self.routes.get(message.opcode()) {
-            return h(message);
+        match self.route_message(message) {
+            Routed::Pending(fut) => fut,
+            Routed::Done(result) => Box::pin(async move { result }),
         }
-        let op = message.opcode().to_owned();
-        Box::pin(async move {
-            Err(HandlerError {
+    }
+
+    /// Runs a synchronous handler (or answers an unknown opcode) now, or
+    /// returns the future of an async one. A panic in a synchronous handler
+    /// propagates to the caller, which catches it.
+    pub(crate) fn route_message(&self, message: Message) -> Routed {
+        match self.routes.get(message.opcode()) {
+            Some(Handler::Sync(h)) => Routed::Done(h(message)),
+            Some(Handler::Async(h)) => Routed::Pending(h(message)),
+            None => Routed::Done(Err(HandlerError {
                 code: ErrorCode::UNKNOWN_OPCODE,
-                reason: format!("no handler for opcode {op:?}"),
-            })
-        })
+                reason: format!("no handler for opcode {:?}", message.opcode()),
+            })),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::ServerConfig;
-use crate::dispatcher::Dispatcher;
+use crate::dispatcher::{Dispatcher, HandlerFuture, Routed};
 use crate::error::{HandlerError, Result};
 
 /// Most connections being refused (handshake, then "busy") at once; beyond
@@ -251,6 +251,11 @@ impl ConnectionTask {
         let mut ping_sent: Option<Instant> = None;
         let mut last_stream = 0u64;
         let token = self.handle.token.clone();
+        // One heartbeat timer for the connection's life: a frame only moves
+        // `last_rx`; the timer is re-armed when it fires early. (Resetting it
+        // per frame cost a timer-wheel update per request.)
+        let heartbeat = tokio::time::sleep_until(last_rx + self.cfg.heartbeat_interval);
+        tokio::pin!(heartbeat);
         let end = loop {
             // With `backpressure_limit` requests in flight no permit is free:
             // we stop reading and TCP pushes back on the client.
@@ -263,20 +268,26 @@ impl ConnectionTask {
                     Err(_) => break End::Shutdown,
                 },
             };
-            let wake = match ping_sent {
-                None => last_rx + self.cfg.heartbeat_interval,
-                Some(at) => at + self.cfg.connection_timeout,
-            };
             let frame = tokio::select! {
                 biased;
                 () = token.cancelled() => break End::Shutdown,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                () = tokio::time::sleep_until(wake) => {
+                () = &mut heartbeat => {
+                    let due = match ping_sent {
+                        None => last_rx + self.cfg.heartbeat_interval,
+                        Some(at) => at + self.cfg.connection_timeout,
+                    };
+                    if Instant::now() < due {
+                        heartbeat.as_mut().reset(due);
+                        continue;
+                    }
                     if ping_sent.is_some() {
                         break End::Silent;
                     }
                     let _ = send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
-                    ping_sent = Some(Instant::now());
+                    let now = Instant::now();
+                    ping_sent = Some(now);
+                    heartbeat.as_mut().reset(now + self.cfg.connection_timeout);
                     continue;
                 }
                 f = recv.recv_frame() => match f {
@@ -285,24 +296,57 @@ impl ConnectionTask {
                 },
             };
             last_rx = Instant::now();
-            ping_sent = None;
+            if ping_sent.take().is_some() {
+                heartbeat
+                    .as_mut()
+                    .reset(last_rx + self.cfg.heartbeat_interval);
+            }
             if frame.kind != FrameKind::Data {
                 // PONG, ACK, GOAWAY, ERR from a client: liveness only.
                 continue;
             }
             last_stream = last_stream.max(frame.stream_id);
             metrics::counter!("netproto_bytes_in_total").increment(frame.payload.len() as u64);
-            let dispatcher = self.dispatcher.clone();
-            let send = send.clone();
             let span = tracing::debug_span!("request", stream_id = frame.stream_id);
-            tasks.spawn(
-                async move {
-                    let _permit = permit;
-                    handle_request(&dispatcher, &send, frame).await;
+            let (request, routed) = span.in_scope(|| begin_request(&self.dispatcher, &frame));
+            match routed {
+                // Answered already (sync handler, bad request, unknown
+                // opcode): reply from here, no task.
+                Routed::Done(outcome) => {
+                    drop(permit);
+                    // The answer may wait for room in the write queue (a
+                    // client that does not read); shutdown must not.
+                    tokio::select! {
+                        biased;
+                        () = token.cancelled() => break End::Shutdown,
+                        () = finish_request(&send, &request, outcome).instrument(span) => {}
+                    }
                 }
-                .instrument(span),
-            );
+                Routed::Pending(fut) => {
+                    let send = send.clone();
+                    tasks.spawn(
+                        async move {
+                            let _permit = permit;
+                            let outcome = run_handler(&request, fut).await;
+                            finish_request(&send, &request, outcome).await;
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
         };
+        self.end(end, &send, tasks, last_stream).await;
+    }
+
+    /// Drains or abandons what is in flight, as the way the connection ended
+    /// calls for.
+    async fn end(
+        &self,
+        end: End,
+        send: &netproto_transport::SendHalf,
+        mut tasks: JoinSet<()>,
+        last_stream: u64,
+    ) {
         match end {
             End::Shutdown => {
                 let grace = self
@@ -346,39 +390,77 @@ impl ConnectionTask {
     }
 }
 
-/// Decodes, dispatches and answers one request. Panics in the handler are
-/// caught and answered with ERR INTERNAL.
-async fn handle_request(
-    dispatcher: &Dispatcher,
-    send: &netproto_transport::SendHalf,
-    frame: Frame,
-) {
+/// What is known of a request once it is decoded and routed.
+struct Request {
+    stream_id: u64,
+    opcode: String,
+    started: Instant,
+}
+
+/// Decodes and routes one request; synchronous handlers run right here
+/// (their panics caught and answered with ERR INTERNAL).
+fn begin_request(dispatcher: &Dispatcher, frame: &Frame) -> (Request, Routed) {
     let stream_id = frame.stream_id;
     let started = Instant::now();
-    let (opcode, outcome) = match Message::decode(&frame.payload) {
+    let (opcode, work) = match Message::decode(&frame.payload) {
         Err(e) => (
             "invalid".to_owned(),
-            Err(HandlerError::bad_request(format!(
+            Routed::Done(Err(HandlerError::bad_request(format!(
                 "request does not decode: {e}"
-            ))),
+            )))),
         ),
         Ok(msg) => {
-            let known = dispatcher.handles(msg.opcode());
-            let opcode = if known {
+            let opcode = if dispatcher.handles(msg.opcode()) {
                 msg.opcode().to_owned()
             } else {
                 "unknown".to_owned()
             };
-            let result = AssertUnwindSafe(dispatcher.dispatch(msg))
-                .catch_unwind()
-                .await;
-            let outcome = result.unwrap_or_else(|_| {
-                tracing::error!(opcode, stream_id, "handler panicked");
-                Err(HandlerError::internal("handler panicked"))
-            });
-            (opcode, outcome)
+            let routed =
+                std::panic::catch_unwind(AssertUnwindSafe(|| dispatcher.route_message(msg)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!(opcode, stream_id, "handler panicked");
+                        Routed::Done(Err(HandlerError::internal("handler panicked")))
+                    });
+            (opcode, routed)
         }
     };
+    (
+        Request {
+            stream_id,
+            opcode,
+            started,
+        },
+        work,
+    )
+}
+
+/// Awaits an async handler (catching its panics).
+async fn run_handler(request: &Request, fut: HandlerFuture) -> Result<Message, HandlerError> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                opcode = request.opcode,
+                stream_id = request.stream_id,
+                "handler panicked"
+            );
+            Err(HandlerError::internal("handler panicked"))
+        })
+}
+
+/// Records and answers one request.
+async fn finish_request(
+    send: &netproto_transport::SendHalf,
+    request: &Request,
+    outcome: Result<Message, HandlerError>,
+) {
+    let Request {
+        stream_id,
+        opcode,
+        started,
+    } = request;
+    let stream_id = *stream_id;
     let label = if outcome.is_ok() { "ok" } else { "error" };
     metrics::counter!("netproto_requests_total", "opcode" => opcode.clone(), "outcome" => label)
         .increment(1);
