@@ -278,9 +278,11 @@ impl Client {
         // a late answer finds nobody and is counted instead of misdelivered.
         let _cleanup = PendingGuard { link: &link, id };
         let op = self.inner.cfg.operation_timeout;
-        tokio::time::timeout(op, link.send.send_message(id, request))
-            .await
-            .map_err(|_| ServiceError::Timeout(op))??;
+        match link.send.send_message_within(id, request, op).await {
+            Ok(()) => {}
+            Err(TransportError::Backpressure) => return Err(ServiceError::Timeout(op)),
+            Err(e) => return Err(e.into()),
+        }
         match rx.await {
             Ok(r) => r,
             Err(_) => Err(link
@@ -354,18 +356,28 @@ async fn read_loop(
 ) {
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
+    // One timer for the connection's life, re-armed when it fires early: a
+    // response only moves `last_rx` (no timer-wheel update per response).
+    let timer = tokio::time::sleep_until(last_rx + heartbeat);
+    tokio::pin!(timer);
     let end = loop {
-        let wake = ping_sent.map_or(last_rx + heartbeat, |at| at + grace);
         let frame = tokio::select! {
             f = recv.recv_frame() => f,
-            () = tokio::time::sleep_until(wake) => {
+            () = &mut timer => {
+                let due = ping_sent.map_or(last_rx + heartbeat, |at| at + grace);
+                if Instant::now() < due {
+                    timer.as_mut().reset(due);
+                    continue;
+                }
                 if ping_sent.is_some() {
                     tracing::warn!("server did not answer the heartbeat; closing");
                     break ServiceError::Timeout(grace);
                 }
                 let Some(l) = link.upgrade() else { return };
                 let _ = l.send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
-                ping_sent = Some(Instant::now());
+                let now = Instant::now();
+                ping_sent = Some(now);
+                timer.as_mut().reset(now + grace);
                 continue;
             }
         };
@@ -376,7 +388,9 @@ async fn read_loop(
             Err(e) => break ServiceError::Transport(e),
         };
         last_rx = Instant::now();
-        ping_sent = None;
+        if ping_sent.take().is_some() {
+            timer.as_mut().reset(last_rx + heartbeat);
+        }
         let id = frame.stream_id;
         let outcome = match frame.kind {
             FrameKind::Data => {

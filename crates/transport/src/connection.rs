@@ -406,6 +406,34 @@ impl SendHalf {
             .map_err(|_| self.closed())
     }
 
+    /// Queues a [`Message`] as a DATA frame, waiting at most `limit` for
+    /// room in the write queue. Only a full queue arms a timer.
+    ///
+    /// # Errors
+    /// [`TransportError::Backpressure`] if the queue stayed full for `limit`
+    /// (nothing was queued); otherwise as [`SendHalf::send_message`].
+    pub async fn send_message_within(
+        &self,
+        stream_id: u64,
+        message: Message,
+        limit: Duration,
+    ) -> Result<()> {
+        if let Some(e) = self.shared.failed() {
+            return Err(e);
+        }
+        self.check_size(message.encoded_len()?)?;
+        match self.tx.try_send(Command::Message { stream_id, message }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.closed()),
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                match tokio::time::timeout(limit, self.tx.send(cmd)).await {
+                    Ok(sent) => sent.map_err(|_| self.closed()),
+                    Err(_) => Err(TransportError::Backpressure),
+                }
+            }
+        }
+    }
+
     /// Queues a frame; waits while the write queue is full. Large payloads
     /// are split into continuation frames automatically.
     ///
