@@ -514,6 +514,29 @@ fn spawn_peer(link: Link, mode: PeerMode) {
     tokio::spawn(serve_peer(link, mode));
 }
 
+/// Accepts netproto connections on `listener`, each served in `mode`.
+fn netproto_server<L>(mut listener: L, fx: &Fixture, mode: PeerMode) -> Server
+where
+    L: Listener + Send + 'static,
+{
+    let local = listener.local_endpoint().clone();
+    let cfg = fx.netproto_server_cfg(&local);
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = Connection::server(s, cfg).await {
+                    serve_peer(netproto_link(conn), mode).await;
+                }
+            });
+        }
+    });
+    Server {
+        target: Target::Netproto(local),
+        task,
+    }
+}
+
 /// Starts a server for `system` whose connections are served in `mode`.
 #[allow(clippy::too_many_lines)] // one arm per system, each short
 pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) -> Result<Server> {
@@ -571,47 +594,17 @@ pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) ->
             } else {
                 format!("unix://{}", fx.socket_path().display()).parse()?
             };
-            let mut listener = AnyListener::bind(&endpoint, SocketOptions::default()).await?;
-            let local = listener.local_endpoint().clone();
-            let cfg = fx.netproto_server_cfg(&local);
-            let task = tokio::spawn(async move {
-                while let Ok((s, _)) = listener.accept().await {
-                    let cfg = cfg.clone();
-                    tokio::spawn(async move {
-                        if let Ok(conn) = Connection::server(s, cfg).await {
-                            serve_peer(netproto_link(conn), mode).await;
-                        }
-                    });
-                }
-            });
-            Ok(Server {
-                target: Target::Netproto(local),
-                task,
-            })
+            let listener = AnyListener::bind(&endpoint, SocketOptions::default()).await?;
+            Ok(netproto_server(listener, &fx, mode))
         }
         System::NetprotoTls => {
-            let mut listener = TlsListener::with_rustls(
+            let listener = TlsListener::with_rustls(
                 &"tls://127.0.0.1:0".parse()?,
                 fx.netproto_tls_server.clone(),
                 &fx.tls_server,
             )
             .await?;
-            let local = listener.local_endpoint().clone();
-            let cfg = fx.netproto_server_cfg(&local);
-            let task = tokio::spawn(async move {
-                while let Ok((s, _)) = listener.accept().await {
-                    let cfg = cfg.clone();
-                    tokio::spawn(async move {
-                        if let Ok(conn) = Connection::server(s, cfg).await {
-                            serve_peer(netproto_link(conn), mode).await;
-                        }
-                    });
-                }
-            });
-            Ok(Server {
-                target: Target::Netproto(local),
-                task,
-            })
+            Ok(netproto_server(listener, &fx, mode))
         }
         #[cfg(not(unix))]
         System::RawUds => Err(BenchError::Setup(
