@@ -2,8 +2,10 @@
 //! sessions call them. The Wycheproof tests at the bottom run through these
 //! same functions.
 
+use chacha20poly1305::aead::generic_array::typenum::Unsigned;
+use chacha20poly1305::aead::generic_array::GenericArray;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey as DalekPublic, StaticSecret};
@@ -67,12 +69,56 @@ pub(crate) fn chacha_open(
     return portable::open(key, nonce, ad, buf, tag);
 }
 
+/// Seal in place with any RustCrypto AEAD of this crate (ChaCha20-Poly1305,
+/// XChaCha20-Poly1305): a 32-byte key, a nonce of the cipher's size, a
+/// 16-byte tag. Sizes are checked, never assumed (no panic path).
+fn rustcrypto_seal<C: KeyInit + AeadInPlace>(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8],
+    ad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; TAG_LEN]> {
+    if nonce.len() != C::NonceSize::USIZE {
+        return Err(CryptoError::Decrypt);
+    }
+    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::Decrypt)?;
+    let tag = cipher
+        .encrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf)
+        .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
+    let mut out = [0u8; TAG_LEN];
+    let n = tag.len().min(TAG_LEN);
+    out[..n].copy_from_slice(&tag[..n]);
+    Ok(out)
+}
+
+/// Open in place with any RustCrypto AEAD of this crate; the tag is checked
+/// before anything is decrypted.
+fn rustcrypto_open<C: KeyInit + AeadInPlace>(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8],
+    ad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<()> {
+    if nonce.len() != C::NonceSize::USIZE || tag.len() != C::TagSize::USIZE {
+        return Err(CryptoError::Decrypt);
+    }
+    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::Decrypt)?;
+    cipher
+        .decrypt_in_place_detached(
+            GenericArray::from_slice(nonce),
+            ad,
+            buf,
+            GenericArray::from_slice(tag),
+        )
+        .map_err(|_| CryptoError::Decrypt)
+}
+
 /// RustCrypto's ChaCha20-Poly1305 (`no_std`, portable). Kept, and tested,
 /// with the `ring` feature too: the `no_std` build uses it.
 #[cfg_attr(feature = "ring", allow(dead_code))]
 pub(crate) mod portable {
-    use super::{ChaCha20Poly1305, CryptoError, Key, Nonce, Result, Tag, KEY_LEN, TAG_LEN};
-    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use super::{rustcrypto_open, rustcrypto_seal, ChaCha20Poly1305, Result, KEY_LEN, TAG_LEN};
 
     pub(crate) fn seal(
         key: &[u8; KEY_LEN],
@@ -80,11 +126,7 @@ pub(crate) mod portable {
         ad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
-        let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf)
-            .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
-        Ok(tag.into())
+        rustcrypto_seal::<ChaCha20Poly1305>(key, nonce, ad, buf)
     }
 
     pub(crate) fn open(
@@ -94,10 +136,7 @@ pub(crate) mod portable {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<()> {
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
-        cipher
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf, Tag::from_slice(tag))
-            .map_err(|_| CryptoError::Decrypt)
+        rustcrypto_open::<ChaCha20Poly1305>(key, nonce, ad, buf, tag)
     }
 }
 
@@ -155,11 +194,7 @@ pub(crate) fn xchacha_seal(
     ad: &[u8],
     buf: &mut [u8],
 ) -> Result<[u8; TAG_LEN]> {
-    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
-    let tag = cipher
-        .encrypt_in_place_detached(XNonce::from_slice(nonce), ad, buf)
-        .map_err(|_| CryptoError::TooLong { len: buf.len() })?;
-    Ok(tag.into())
+    rustcrypto_seal::<XChaCha20Poly1305>(key, nonce, ad, buf)
 }
 
 /// XChaCha20-Poly1305 open in place with a 24-byte nonce.
@@ -170,10 +205,7 @@ pub(crate) fn xchacha_open(
     buf: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<()> {
-    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
-    cipher
-        .decrypt_in_place_detached(XNonce::from_slice(nonce), ad, buf, Tag::from_slice(tag))
-        .map_err(|_| CryptoError::Decrypt)
+    rustcrypto_open::<XChaCha20Poly1305>(key, nonce, ad, buf, tag)
 }
 
 /// SHA-256 over the concatenation of `parts`.
