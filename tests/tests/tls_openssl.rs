@@ -14,7 +14,9 @@ use netproto_transport_tls::{CertPin, TlsConnector, TlsListener};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn openssl() -> Command {
+/// Starts `openssl` with `args` and `extra`, all three standard streams
+/// piped; the child is killed when dropped.
+fn spawn_openssl(args: &[&str], extra: &[&str]) -> Child {
     let probe = std::process::Command::new("openssl")
         .arg("version")
         .output();
@@ -22,9 +24,15 @@ fn openssl() -> Command {
         probe.is_ok_and(|o| o.status.success()),
         "the openssl command is missing: .ci/run installs it (apt-get install openssl)"
     );
-    let mut cmd = Command::new("openssl");
-    cmd.kill_on_drop(true);
-    cmd
+    Command::new("openssl")
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }
 
 /// Collects lines until one contains `needle` (true), the output ends or
@@ -61,22 +69,25 @@ fn free_port() -> u16 {
 /// Runs `s_client` against `port` until its session summary is printed,
 /// then closes its input; returns everything it printed.
 async fn s_client(pki: &Pki, port: u16, extra: &[String]) -> String {
-    let mut child = openssl()
-        .args([
+    let connect = format!("127.0.0.1:{port}");
+    let ca = pki.path("ca.pem");
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut child = spawn_openssl(
+        &[
             "s_client",
             "-connect",
-            &format!("127.0.0.1:{port}"),
+            &connect,
             "-tls1_3",
-        ])
-        .args(["-CAfile", pki.path("ca.pem").to_str().unwrap()])
-        .args(["-verify_return_error", "-verify_hostname", "localhost"])
-        .args(["-alpn", "netproto/1"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-alpn",
+            "netproto/1",
+        ],
+        &extra,
+    );
     let stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (out, summary) =
@@ -193,22 +204,25 @@ async fn openssl_s_client_with_and_without_client_certificate() {
 /// Starts `s_server` on a free port and waits until it accepts.
 async fn s_server(pki: &Pki, extra: &[&str]) -> (Child, u16) {
     let port = free_port();
-    let mut child = openssl()
-        .args([
+    let accept = format!("127.0.0.1:{port}");
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let mut child = spawn_openssl(
+        &[
             "s_server",
             "-accept",
-            &format!("127.0.0.1:{port}"),
+            &accept,
             "-tls1_3",
-        ])
-        .args(["-cert", pki.path("server.pem").to_str().unwrap()])
-        .args(["-key", pki.path("server.key").to_str().unwrap()])
-        .args(["-alpn", "netproto/1", "-naccept", "1"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "-cert",
+            cert.to_str().unwrap(),
+            "-key",
+            key.to_str().unwrap(),
+            "-alpn",
+            "netproto/1",
+            "-naccept",
+            "1",
+        ],
+        extra,
+    );
     let mut lines = BufReader::new(child.stdout.as_mut().unwrap()).lines();
     let (out, ready) = read_until(&mut lines, "ACCEPT", Duration::from_secs(10)).await;
     assert!(ready, "s_server did not start:\n{out}");

@@ -176,9 +176,7 @@ pub(crate) async fn scale(
     all.sort_unstable();
     #[allow(clippy::cast_precision_loss)]
     let msgs_per_sec = all.len() as f64 / elapsed.as_secs_f64();
-    let p99_us = all
-        .get((all.len().saturating_sub(1) * 99) / 100)
-        .map_or(0.0, |d| d.as_secs_f64() * 1e6);
+    let p99_us = crate::workloads::percentile(&all, 0.99);
     drop(links);
     drop(child.stdin.take());
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;

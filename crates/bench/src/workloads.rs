@@ -56,7 +56,8 @@ const BULK: usize = 64 * 1024;
 /// The bulk sink acknowledges every this many messages.
 const BULK_ACK_EVERY: usize = 64;
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile of sorted samples, in µs.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

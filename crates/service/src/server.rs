@@ -319,7 +319,7 @@ impl ConnectionTask {
                     tokio::select! {
                         biased;
                         () = token.cancelled() => break End::Shutdown,
-                        () = finish_request(&send, &request, outcome).instrument(span) => {}
+                        () = finish_request(&send, request, outcome).instrument(span) => {}
                     }
                 }
                 Routed::Pending(fut) => {
@@ -328,7 +328,7 @@ impl ConnectionTask {
                         async move {
                             let _permit = permit;
                             let outcome = run_handler(&request, fut).await;
-                            finish_request(&send, &request, outcome).await;
+                            finish_request(&send, request, outcome).await;
                         }
                         .instrument(span),
                     );
@@ -452,7 +452,7 @@ async fn run_handler(request: &Request, fut: HandlerFuture) -> Result<Message, H
 /// Records and answers one request.
 async fn finish_request(
     send: &netproto_transport::SendHalf,
-    request: &Request,
+    request: Request,
     outcome: Result<Message, HandlerError>,
 ) {
     let Request {
@@ -460,19 +460,18 @@ async fn finish_request(
         opcode,
         started,
     } = request;
-    let stream_id = *stream_id;
     let label = if outcome.is_ok() { "ok" } else { "error" };
-    metrics::counter!("netproto_requests_total", "opcode" => opcode.clone(), "outcome" => label)
-        .increment(1);
-    metrics::histogram!("netproto_request_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
     tracing::debug!(
         opcode,
         stream_id,
         outcome = label,
-        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
+    metrics::counter!("netproto_requests_total", "opcode" => opcode, "outcome" => label)
+        .increment(1);
+    metrics::histogram!("netproto_request_duration_seconds").record(elapsed.as_secs_f64());
     if stream_id == 0 {
         // One-way message: nobody waits for an answer.
         return;

@@ -85,11 +85,8 @@ impl TlsConnector {
         &self,
         endpoint: &Endpoint,
     ) -> Result<TlsClientStream, TransportError> {
-        let (tcp_endpoint, host) = match endpoint {
-            Endpoint::Tls { host, .. } => (endpoint.tls_to_tcp(), host),
-            _ => (None, &String::new()),
-        };
-        let Some(tcp_endpoint) = tcp_endpoint else {
+        let (Endpoint::Tls { host, .. }, Some(tcp_endpoint)) = (endpoint, endpoint.tls_to_tcp())
+        else {
             return Err(TransportError::BadEndpoint {
                 input: endpoint.to_string(),
                 reason: "a TLS connector connects to tls://host:port endpoints",

@@ -218,7 +218,7 @@ impl Connection {
             kind: TimeoutKind::Handshake,
             after: cfg.handshake_timeout,
         };
-        let (keys, info, peer) = if cfg.runs_noise() {
+        let (keys, noise, negotiated, peer) = if cfg.runs_noise() {
             // Boxed: the handshake's state is large and short-lived; inline,
             // it would stay part of every connection task's size for good.
             let est = tokio::time::timeout(
@@ -228,16 +228,13 @@ impl Connection {
             .await
             .map_err(|_| hs_timeout())??;
             let keys = Session::new(&est, Mode::Stream, cfg.rekey, Duration::ZERO).split();
-            let info = ConnectionInfo {
-                peer_key: est.peer,
-                handshake_hash: Some(est.handshake_hash),
-                negotiated: est.negotiated,
-                pattern: Some(est.pattern),
-                initiator,
-                compression: Compression::None,
-                transport: cfg.handshake.transport.clone(),
-            };
-            (Some(keys), info, Some(est.peer_capabilities))
+            let noise = (est.peer, est.handshake_hash, est.pattern);
+            (
+                Some(keys),
+                Some(noise),
+                est.negotiated,
+                Some(est.peer_capabilities),
+            )
         } else {
             // The server reads the client's hello; the client does not wait
             // for the server's (it is read as the first packet).
@@ -251,16 +248,16 @@ impl Connection {
                         .map_err(|_| hs_timeout())??,
                 )
             };
-            let info = ConnectionInfo {
-                peer_key: None,
-                handshake_hash: None,
-                negotiated: peer.map_or(caps, |p| caps.intersect(&p)),
-                pattern: None,
-                initiator,
-                compression: Compression::None,
-                transport: cfg.handshake.transport.clone(),
-            };
-            (None, info, peer)
+            (None, None, peer.map_or(caps, |p| caps.intersect(&p)), peer)
+        };
+        let info = ConnectionInfo {
+            peer_key: noise.and_then(|(key, _, _)| key),
+            handshake_hash: noise.map(|(_, hash, _)| hash),
+            negotiated,
+            pattern: noise.map(|(_, _, pattern)| pattern),
+            initiator,
+            compression: Compression::None,
+            transport: cfg.handshake.transport.clone(),
         };
         Ok((keys, info, peer))
     }
@@ -314,6 +311,12 @@ impl Connection {
     pub fn split(self) -> (SendHalf, RecvHalf) {
         (self.send, self.recv)
     }
+}
+
+/// Why a command was not queued.
+enum Queued {
+    Full(Command),
+    Closed,
 }
 
 /// The sending side: a cheap, cloneable handle onto the connection's writer
@@ -422,15 +425,12 @@ impl SendHalf {
             return Err(e);
         }
         self.check_size(message.encoded_len()?)?;
-        match self.tx.try_send(Command::Message { stream_id, message }) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.closed()),
-            Err(mpsc::error::TrySendError::Full(cmd)) => {
-                match tokio::time::timeout(limit, self.tx.send(cmd)).await {
-                    Ok(sent) => sent.map_err(|_| self.closed()),
-                    Err(_) => Err(TransportError::Backpressure),
-                }
-            }
+        match self.try_queue(Command::Message { stream_id, message }) {
+            Err(Queued::Full(cmd)) => match tokio::time::timeout(limit, self.tx.send(cmd)).await {
+                Ok(sent) => sent.map_err(|_| self.closed()),
+                Err(_) => Err(TransportError::Backpressure),
+            },
+            other => other.map_err(|e| self.queue_error(&e)),
         }
     }
 
@@ -456,12 +456,23 @@ impl SendHalf {
     /// [`SendHalf::send_frame`].
     pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
         self.check_frame(&frame)?;
-        self.tx
-            .try_send(Command::Frame(frame))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => TransportError::Backpressure,
-                mpsc::error::TrySendError::Closed(_) => self.closed(),
-            })
+        self.try_queue(Command::Frame(frame))
+            .map_err(|e| self.queue_error(&e))
+    }
+
+    /// Queues without waiting; a full queue hands the command back.
+    fn try_queue(&self, cmd: Command) -> std::result::Result<(), Queued> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(cmd) => Queued::Full(cmd),
+            mpsc::error::TrySendError::Closed(_) => Queued::Closed,
+        })
+    }
+
+    fn queue_error(&self, e: &Queued) -> TransportError {
+        match e {
+            Queued::Full(_) => TransportError::Backpressure,
+            Queued::Closed => self.closed(),
+        }
     }
 
     /// Sends BYE after everything queued before it, flushes, and shuts the

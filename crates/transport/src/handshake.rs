@@ -89,16 +89,22 @@ pub(crate) async fn read_packet<R: AsyncRead + Unpin + ?Sized>(
     }
 }
 
+/// Appends a plain packet holding one HANDSHAKE frame.
+fn handshake_packet(stream_id: u64, payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let frame = FrameRef::new(FrameKind::Handshake, stream_id, payload);
+    Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(out);
+    frame.encode(out);
+    Ok(())
+}
+
 async fn write_handshake_frame<W: AsyncWrite + Unpin + ?Sized>(
     wr: &mut W,
     stream_id: u64,
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let frame = FrameRef::new(FrameKind::Handshake, stream_id, payload);
     out.clear();
-    Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(out);
-    frame.encode(out);
+    handshake_packet(stream_id, payload, out)?;
     wr.write_all(out).await?;
     wr.flush().await?;
     Ok(())
@@ -143,10 +149,7 @@ async fn read_handshake_frame<R: AsyncRead + Unpin + ?Sized>(
 pub(crate) fn hello_packet(ours: &Capabilities, out: &mut Vec<u8>) -> Result<()> {
     let mut payload = Vec::with_capacity(16);
     ours.encode(&mut payload);
-    let frame = FrameRef::new(FrameKind::Handshake, HELLO_STREAM, &payload);
-    Header::for_body(PacketFlags::default(), frame.encoded_len())?.write(out);
-    frame.encode(out);
-    Ok(())
+    handshake_packet(HELLO_STREAM, &payload, out)
 }
 
 /// The peer's capabilities from its hello packet.
