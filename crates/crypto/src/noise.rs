@@ -146,6 +146,15 @@ pub struct HandshakeState {
 }
 
 impl HandshakeState {
+    /// The tokens of the current message (none once the pattern is done).
+    fn tokens(&self) -> &'static [Token] {
+        self.pattern
+            .messages()
+            .get(self.index)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Starts a handshake.
     ///
     /// `local` is our static key (required unless we are an NK initiator);
@@ -281,12 +290,7 @@ impl HandshakeState {
             return Err(CryptoError::TooLong { len: expected });
         }
         let start = out.len();
-        let tokens = self
-            .pattern
-            .messages()
-            .get(self.index)
-            .copied()
-            .unwrap_or_default();
+        let tokens = self.tokens();
         let result = (|| {
             for &token in tokens {
                 match token {
@@ -336,12 +340,7 @@ impl HandshakeState {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        let tokens = self
-            .pattern
-            .messages()
-            .get(self.index)
-            .copied()
-            .unwrap_or_default();
+        let tokens = self.tokens();
         let mut rest = message;
         for &token in tokens {
             match token {

@@ -75,3 +75,21 @@ pub async fn stop(r: Running, grace: Duration) {
         .unwrap()
         .unwrap();
 }
+
+/// Awaits a call that was in flight when its connection died: it must fail
+/// (within 5 s) as a lost connection, not hang or succeed.
+pub async fn expect_lost(call: tokio::task::JoinHandle<netproto_service::Result<Message>>) {
+    let err = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the call ended")
+        .expect("the call task")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            netproto_service::ServiceError::ConnectionClosed
+                | netproto_service::ServiceError::Transport(_)
+        ),
+        "{err:?}"
+    );
+}
