@@ -20,7 +20,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::{SinkExt, StreamExt};
 use netproto_crypto::{AnyPeer, HandshakeConfig};
-use netproto_transport::{Connection, ConnectionConfig, Endpoint, Listener, RecvHalf, SendHalf};
+use netproto_testkit::serve_connections;
+use netproto_transport::{ConnectionConfig, Endpoint, Listener, RecvHalf, SendHalf};
 use netproto_transport_tls::{
     self_signed, TlsClientConfig, TlsConnector, TlsListener, TlsServerConfig, Validity,
 };
@@ -76,7 +77,7 @@ fn conn_cfg() -> ConnectionConfig {
 /// A netproto-over-TLS server: echoes frames, or in bulk mode acknowledges
 /// every `ack_every` frames. Returns the endpoint to dial.
 async fn netproto_server(setup: &Setup, bulk_ack_every: Option<u64>) -> Endpoint {
-    let mut listener = TlsListener::with_rustls(
+    let listener = TlsListener::with_rustls(
         &"tls://127.0.0.1:0".parse().unwrap(),
         setup.server_rustls.clone(),
         &setup.server,
@@ -88,24 +89,16 @@ async fn netproto_server(setup: &Setup, bulk_ack_every: Option<u64>) -> Endpoint
     };
     // Dial the address, verify the name, as the baseline does.
     let endpoint = format!("tls://127.0.0.1:{port}").parse().unwrap();
-    let server_ep = listener.local_endpoint().clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let cfg = conn_cfg().for_endpoint(&server_ep);
-            tokio::spawn(async move {
-                if let Ok(conn) = Connection::server(stream, cfg).await {
-                    let (send, recv) = conn.split();
-                    shared::netproto_peer(send, recv, bulk_ack_every).await;
-                }
-            });
-        }
+    serve_connections(listener, conn_cfg(), move |conn| {
+        let (send, recv) = conn.split();
+        shared::netproto_peer(send, recv, bulk_ack_every)
     });
     endpoint
 }
 
 async fn netproto_client(setup: &Setup, endpoint: &Endpoint) -> (SendHalf, RecvHalf) {
     let mut cfg = conn_cfg();
-    cfg.connector = Some(Arc::new(
+    cfg.dialer = Some(Arc::new(
         TlsConnector::with_rustls(setup.client_rustls.clone(), Duration::from_secs(10))
             .with_server_name("localhost")
             .unwrap(),

@@ -11,16 +11,12 @@
 
 mod shared;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
-use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, DefaultTransport, Listener, RecvHalf, SendHalf,
-    SocketOptions, Transport,
-};
+use netproto_testkit::{serve_connections, Keys};
+use netproto_transport::{Accept, AnyListener, RecvHalf, SendHalf, SocketOptions};
 use shared::ACK_EVERY;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -37,27 +33,22 @@ fn runtime() -> Runtime {
 /// A netproto echo server (`None`) or sink that acknowledges every
 /// `ack_every` frames, and a client connected to it.
 async fn netproto_pair(bulk_ack_every: Option<u64>) -> (SendHalf, RecvHalf) {
-    let server_key = Keypair::generate(&mut rand::rngs::OsRng);
-    let server_pub = *server_key.public();
-    let mut listener = AnyListener::bind(
+    let keys = Keys::new();
+    let listener = AnyListener::bind(
         &"tcp://127.0.0.1:0".parse().unwrap(),
         SocketOptions::default(),
     )
     .await
     .unwrap();
-    let ep = listener.local_endpoint().clone();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
-        let (send, recv) = Connection::server(stream, cfg).await.unwrap().split();
-        shared::netproto_peer(send, recv, bulk_ack_every).await;
+    let ep = Accept::local_endpoint(&listener).clone();
+    serve_connections(listener, keys.server_config(), move |conn| {
+        let (send, recv) = conn.split();
+        shared::netproto_peer(send, recv, bulk_ack_every)
     });
-    let stream = DefaultTransport::default().connect(&ep).await.unwrap();
-    let cfg = ConnectionConfig::new(HandshakeConfig::new(
-        Some(Keypair::generate(&mut rand::rngs::OsRng)),
-        Arc::new(Pinned(server_pub)),
-    ));
-    Connection::client(stream, cfg).await.unwrap().split()
+    netproto_transport::connect(&ep, keys.client_config())
+        .await
+        .unwrap()
+        .split()
 }
 
 async fn raw_pair(bulk_ack_every: Option<u64>) -> Framed<TcpStream, LengthDelimitedCodec> {

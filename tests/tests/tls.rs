@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::tls::{client_tls, conn_cfg, connect, pki, server_tls, start};
 use netproto_service::{ConnectionPool, PoolConfig, ServiceError};
-use netproto_transport::{TlsFailure, TransportError};
+use netproto_transport::{ProtocolViolation, TlsFailure, TransportError};
 use netproto_transport_tls::{CertPin, Roots, TlsClientConfig, TlsConnector};
 use netproto_wire::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -194,7 +194,10 @@ async fn wrong_protocol_on_either_side_is_a_clear_error() {
             .await
             .unwrap_err();
     assert!(
-        matches!(err, TransportError::Protocol(m) if m.contains("speaks TLS")),
+        matches!(
+            err,
+            TransportError::Protocol(ProtocolViolation::PeerSpeaksTls)
+        ),
         "{err}"
     );
 
@@ -205,7 +208,7 @@ async fn wrong_protocol_on_either_side_is_a_clear_error() {
         _ => unreachable!(),
     };
     let mut cfg = conn_cfg();
-    cfg.connector = Some(Arc::new(TlsConnector::new(&client_tls(&pki)).unwrap()));
+    cfg.dialer = Some(Arc::new(TlsConnector::new(&client_tls(&pki)).unwrap()));
     let err = netproto_transport::connect(
         &format!("tls://localhost:{plain_port}").parse().unwrap(),
         cfg,
@@ -297,7 +300,14 @@ async fn noise_inside_tls_is_a_choice_both_sides_make() {
     echo(&client, "double").await;
 
     // Only the server on, or only the client: a clear mismatch error.
-    let mismatch = |err: &ServiceError| matches!(err, ServiceError::Transport(TransportError::Protocol(m)) if m.contains("noise_inside_tls"));
+    let mismatch = |err: &ServiceError| {
+        matches!(
+            err,
+            ServiceError::Transport(TransportError::Protocol(
+                ProtocolViolation::NoiseInsideTlsMismatch { .. }
+            ))
+        )
+    };
     let err = refused(&server, &client_tls(&pki)).await;
     assert!(mismatch(&err), "{err}");
     let plain_server = start(&server_tls(&pki, "server"), |_| {}).await;

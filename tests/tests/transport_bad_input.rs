@@ -259,8 +259,11 @@ async fn wrong_server_key_is_refused_by_client() {
 
 #[tokio::test]
 async fn idle_connection_times_out() {
-    let mut server =
-        raw_server(|cfg| cfg.read_idle_timeout = Some(Duration::from_millis(300))).await;
+    let mut server = raw_server(|cfg| {
+        cfg.keep_alive = None;
+        cfg.idle_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
     let _conn = common::client(&server.endpoint, server.server_key)
         .await
         .unwrap();

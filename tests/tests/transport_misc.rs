@@ -106,8 +106,8 @@ async fn message_api_roundtrip() {
             payload: vec![9; 100_000],
         },
     ] {
-        conn.send(m.clone()).await.unwrap();
-        assert_eq!(conn.recv().await.unwrap(), m);
+        common::send_message(&conn, &m).await.unwrap();
+        assert_eq!(common::recv_message(&mut conn).await.unwrap(), m);
     }
     assert!(conn.info().peer_key.is_some());
     conn.close().await.unwrap();
@@ -118,33 +118,31 @@ async fn message_api_roundtrip() {
 /// in a write timeout instead of growing memory.
 #[tokio::test]
 async fn peer_that_stops_reading_causes_backpressure_then_write_timeout() {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use netproto_crypto::AnyPeer;
-    use netproto_transport::{Connection, Listener, TimeoutKind};
+    use netproto_testkit::{serve_connections, Keys};
+    use netproto_transport::{Connection, TimeoutKind};
 
-    let server_key = common::key();
-    let server_pub = *server_key.public();
-    let mut listener = AnyListener::bind(
+    let keys = Keys::new();
+    let server_pub = keys.server_public();
+    let listener = AnyListener::bind(
         &"tcp://127.0.0.1:0".parse().unwrap(),
         SocketOptions::default(),
     )
     .await
     .unwrap();
-    let ep = listener.local_endpoint().clone();
+    let ep = netproto_transport::Accept::local_endpoint(&listener).clone();
     let (hold_tx, mut hold_rx) = tokio::sync::mpsc::channel::<Connection>(1);
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let cfg =
-            common::config(server_key, Arc::new(AnyPeer)).for_endpoint(listener.local_endpoint());
-        let conn = Connection::server(stream, cfg).await.unwrap();
-        // Keep the connection open without ever reading from it.
-        hold_tx.send(conn).await.unwrap();
-        std::future::pending::<()>().await;
+    // Keeps the connection open without ever reading from it.
+    let _server = serve_connections(listener, keys.server_config(), move |conn| {
+        let hold_tx = hold_tx.clone();
+        async move {
+            let _ = hold_tx.send(conn).await;
+        }
     });
     let conn = common::client_with(&ep, server_pub, |cfg| {
-        cfg.write_queue = 8;
+        // What the old 8-slot message queue held of these 64 KiB frames.
+        cfg.send_buffer = 8 * 64 * 1024;
         cfg.write_timeout = Duration::from_millis(500);
     })
     .await
@@ -165,7 +163,7 @@ async fn peer_that_stops_reading_causes_backpressure_then_write_timeout() {
         tokio::task::yield_now().await;
     };
     assert_eq!(backpressure, TransportError::Backpressure);
-    // Kernel buffers plus the 8-slot queue hold a few MiB at most.
+    // Kernel buffers plus the 512 KiB send buffer hold a few MiB at most.
     assert!(
         queued < 2_000,
         "{queued} frames accepted before backpressure"

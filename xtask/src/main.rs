@@ -30,6 +30,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "reassembly",
     "handshake_messages",
     "datagram_session",
+    "core_input",
 ];
 
 fn main() -> ExitCode {

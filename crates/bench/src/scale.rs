@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netproto_crypto::{HandshakeConfig, Keypair, Pinned, PublicKey};
-use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, Endpoint, Listener, SocketOptions,
-};
+use netproto_testkit::serve_connections;
+use netproto_transport::{Accept, AnyListener, ConnectionConfig, Endpoint, SocketOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::systems::{serve_peer, Link, PeerMode, Result};
@@ -31,9 +30,9 @@ pub(crate) struct Scale {
 pub async fn run_peer() -> std::result::Result<(), BenchError> {
     let key = Keypair::generate(&mut rand::rngs::OsRng);
     let public = *key.public();
-    let mut listener =
+    let listener =
         AnyListener::bind(&"tcp://127.0.0.1:0".parse()?, SocketOptions::default()).await?;
-    let local = listener.local_endpoint().clone();
+    let local = Accept::local_endpoint(&listener).clone();
     let Endpoint::Tcp { port, .. } = &local else {
         return Err(BenchError::Setup("expected a TCP endpoint".into()));
     };
@@ -41,18 +40,13 @@ pub async fn run_peer() -> std::result::Result<(), BenchError> {
     let cfg = ConnectionConfig::new(HandshakeConfig::new(
         Some(key),
         Arc::new(netproto_crypto::AnyPeer),
-    ))
-    .for_endpoint(&local);
+    ));
+    let server = serve_connections(listener, cfg, |conn| {
+        let (send, recv) = conn.split();
+        serve_peer(crate::systems::netproto_halves(send, recv), PeerMode::Echo)
+    });
     let serve = async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let cfg = cfg.clone();
-            tokio::spawn(async move {
-                if let Ok(conn) = Connection::server(stream, cfg).await {
-                    let (send, recv) = conn.split();
-                    serve_peer(crate::systems::netproto_halves(send, recv), PeerMode::Echo).await;
-                }
-            });
-        }
+        let _ = server.await;
     };
     let mut stdin = tokio::io::stdin();
     let mut sink = [0u8; 64];

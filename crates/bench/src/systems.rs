@@ -14,9 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned, PublicKey};
+use netproto_testkit::serve_connections;
 use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, Endpoint, Listener, RecvHalf, SendHalf,
-    SocketOptions,
+    Accept, AnyListener, Connection, ConnectionConfig, Endpoint, RecvHalf, SendHalf, SocketOptions,
 };
 use netproto_transport_tls::{
     self_signed, TlsClientConfig, TlsConnector, TlsListener, TlsServerConfig, Validity,
@@ -213,7 +213,7 @@ impl Fixture {
                 Duration::from_secs(10),
             )
             .with_server_name("localhost")?;
-            cfg.connector = Some(Arc::new(connector));
+            cfg.dialer = Some(Arc::new(connector));
         }
         Ok(cfg.for_endpoint(transport))
     }
@@ -515,21 +515,11 @@ fn spawn_peer(link: Link, mode: PeerMode) {
 }
 
 /// Accepts netproto connections on `listener`, each served in `mode`.
-fn netproto_server<L>(mut listener: L, fx: &Fixture, mode: PeerMode) -> Server
-where
-    L: Listener + Send + 'static,
-{
+fn netproto_server<A: Accept + 'static>(listener: A, fx: &Fixture, mode: PeerMode) -> Server {
     let local = listener.local_endpoint().clone();
     let cfg = fx.netproto_server_cfg(&local);
-    let task = tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let cfg = cfg.clone();
-            tokio::spawn(async move {
-                if let Ok(conn) = Connection::server(s, cfg).await {
-                    serve_peer(netproto_link(conn), mode).await;
-                }
-            });
-        }
+    let task = serve_connections(listener, cfg, move |conn| {
+        serve_peer(netproto_link(conn), mode)
     });
     Server {
         target: Target::Netproto(local),

@@ -75,12 +75,17 @@ pub use netproto_crypto::{
     PeerVerifier, Pinned, PublicKey, Rejection,
 };
 pub use netproto_service::{
-    decode_response, encode_request, Client, ClientConfig, ClientStats, Dispatcher, HandlerError,
-    Server, ServerConfig, ServerHandle, ServiceError,
+    decode_response, encode_request, CircuitState, Client, ClientConfig, ClientStats,
+    ConnectionPool, Dispatcher, HandlerError, PoolConfig, PoolStats, PooledClient, Server,
+    ServerConfig, ServerHandle, ServiceError,
 };
+/// The sans-IO connection core, for writing a driver of your own.
+pub use netproto_transport::core;
 pub use netproto_transport::{
-    connect, AnyListener, BoxedListener, Connection, ConnectionConfig, ConnectionInfo, Connector,
-    Endpoint, Listener, RecvHalf, SendHalf, SocketOptions, TimeoutKind, TlsFailure, TransportError,
+    connect, dial_stream, Accept, AnyListener, AnyStream, BoxFuture, BoxedListener, Connection,
+    ConnectionConfig, ConnectionInfo, DefaultTransport, Dial, Endpoint, Incoming, InvalidFrame,
+    IoStream, Listener, Payload, PeerAddr, ProtocolViolation, RecvHalf, SendHalf, SocketOptions,
+    StreamSecurity, TimeoutKind, TlsFailure, TransportError,
 };
 #[cfg(feature = "tls")]
 pub use netproto_transport_tls::{
@@ -183,7 +188,7 @@ pub fn client_config(
     client.reconnect_delay = cfg.client.reconnect_delay;
     #[cfg(feature = "tls")]
     if endpoint_string(&cfg.client.address).starts_with("tls://") {
-        client.connection.connector = Some(Arc::new(TlsConnector::new(&tls_client_config(cfg)?)?));
+        client.connection.dialer = Some(Arc::new(TlsConnector::new(&tls_client_config(cfg)?)?));
     }
     Ok(client)
 }

@@ -1,5 +1,7 @@
 //! The client: one secure connection at a time, many concurrent calls
-//! multiplexed by request id, heartbeat, statistics, and automatic reconnect.
+//! multiplexed by request id, statistics, GOAWAY handling and automatic
+//! reconnect. Liveness (keep-alive PING, idle deadline) is the connection
+//! core's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,12 +9,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use netproto_transport::{Endpoint, SendHalf, TransportError};
-use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
+use netproto_wire::{ErrorCode, FrameKind, Message};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::error::{Result, ServiceError};
+use crate::payload::Encoded;
 use crate::reconnect::backoff;
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Message>>>>;
@@ -59,6 +62,9 @@ struct Link {
     send: SendHalf,
     pending: Pending,
     closed: OnceLock<ServiceError>,
+    /// The server sent GOAWAY: requests above this id will not be served,
+    /// and new calls go to a new connection.
+    goaway: OnceLock<u64>,
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -78,26 +84,22 @@ impl Link {
         cfg: &ClientConfig,
         counters: &Arc<Counters>,
     ) -> Result<Arc<Self>> {
-        let mut conn_cfg = cfg.connection.clone();
+        let mut conn_cfg = cfg
+            .connection
+            .clone()
+            .with_heartbeat(cfg.heartbeat_interval, cfg.connection_timeout);
         conn_cfg.connect_timeout = cfg.connection_timeout;
         conn_cfg.handshake_timeout = cfg.connection_timeout;
-        // The client runs its own heartbeat.
-        conn_cfg.read_idle_timeout = None;
         let conn = netproto_transport::connect(endpoint, conn_cfg).await?;
         let (send, recv) = conn.split();
         let link = Arc::new(Self {
             send,
             pending: Mutex::new(HashMap::new()),
             closed: OnceLock::new(),
+            goaway: OnceLock::new(),
             reader: Mutex::new(None),
         });
-        let task = tokio::spawn(read_loop(
-            Arc::downgrade(&link),
-            recv,
-            counters.clone(),
-            cfg.heartbeat_interval,
-            cfg.connection_timeout,
-        ));
+        let task = tokio::spawn(read_loop(Arc::downgrade(&link), recv, counters.clone()));
         if let Ok(mut r) = link.reader.lock() {
             *r = Some(task);
         }
@@ -106,6 +108,28 @@ impl Link {
 
     fn closed_error(&self) -> Option<ServiceError> {
         self.closed.get().cloned()
+    }
+
+    /// Why no new call may start on this connection, if none may.
+    fn unusable(&self) -> Option<ServiceError> {
+        self.closed_error()
+            .or_else(|| self.goaway.get().map(|_| ServiceError::GoingAway))
+    }
+
+    /// Fails, with [`ServiceError::GoingAway`], every pending call the
+    /// server said it will not serve.
+    fn refuse_above(&self, last: u64) {
+        let refused: Vec<_> = self
+            .pending
+            .lock()
+            .map(|mut p| {
+                let ids: Vec<u64> = p.keys().copied().filter(|id| *id > last).collect();
+                ids.into_iter().filter_map(|id| p.remove(&id)).collect()
+            })
+            .unwrap_or_default();
+        for tx in refused {
+            let _ = tx.send(Err(ServiceError::GoingAway));
+        }
     }
 }
 
@@ -169,7 +193,7 @@ impl Client {
     /// `auto_reconnect` is on.
     async fn live_link(&self) -> Result<Arc<Link>> {
         let link = self.current().ok_or(ServiceError::ConnectionClosed)?;
-        let Some(dead) = link.closed_error() else {
+        let Some(dead) = link.unusable() else {
             return Ok(link);
         };
         if !self.inner.cfg.auto_reconnect {
@@ -178,19 +202,24 @@ impl Client {
         let _only_one = self.inner.reconnecting.lock().await;
         // Someone else may have reconnected while we waited.
         if let Some(l) = self.current() {
-            if l.closed_error().is_none() {
+            if l.unusable().is_none() {
                 return Ok(l);
             }
         }
         let cfg = &self.inner.cfg;
+        // A server that said GOAWAY is reached again at once (nothing
+        // failed); a dead connection waits out the backoff first.
+        let immediate = dead == ServiceError::GoingAway;
         let mut last = dead;
         for attempt in 0..cfg.max_reconnect_attempts {
-            tokio::time::sleep(backoff(
-                cfg.reconnect_delay,
-                attempt,
-                cfg.max_reconnect_delay,
-            ))
-            .await;
+            if !(immediate && attempt == 0) {
+                tokio::time::sleep(backoff(
+                    cfg.reconnect_delay,
+                    attempt,
+                    cfg.max_reconnect_delay,
+                ))
+                .await;
+            }
             tracing::info!(endpoint = %self.inner.endpoint, attempt = attempt + 1, "reconnecting");
             match Link::open(&self.inner.endpoint, cfg, &self.inner.counters).await {
                 Ok(link) => {
@@ -231,7 +260,17 @@ impl Client {
             .fetch_add(request.encoded_len().unwrap_or(0) as u64, Ordering::Relaxed);
         let started = Instant::now();
         let wait = self.inner.cfg.response_timeout;
-        let result = if let Ok(r) = tokio::time::timeout(wait, self.call_once(request)).await {
+        let attempt = async {
+            match self.call_once(&request).await {
+                // The server did not process it (GOAWAY): safe to send again
+                // on a new connection.
+                Err(ServiceError::GoingAway) if self.inner.cfg.auto_reconnect => {
+                    self.call_once(&request).await
+                }
+                other => other,
+            }
+        };
+        let result = if let Ok(r) = tokio::time::timeout(wait, attempt).await {
             r
         } else {
             c.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -267,21 +306,40 @@ impl Client {
         }
     }
 
-    async fn call_once(&self, request: Message) -> Result<Message> {
+    async fn call_once(&self, request: &Message) -> Result<Message> {
         let link = self.live_link().await?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = link.pending.lock() {
-            p.insert(id, tx);
-        }
+        // The id is taken, and the call registered, at the moment the
+        // request is queued: requests leave in id order, so the server's
+        // GOAWAY splits them exactly into served and not served.
+        let mut waiter = Some(tx);
+        let assigned = AtomicU64::new(0);
+        let mut assign = || {
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            if let (Some(tx), Ok(mut p)) = (waiter.take(), link.pending.lock()) {
+                p.insert(id, tx);
+            }
+            assigned.store(id, Ordering::Relaxed);
+            id
+        };
+        let op = self.inner.cfg.operation_timeout;
+        let sent = link
+            .send
+            .send_assigned(&mut assign, &Encoded(request), op)
+            .await;
         // Removes the entry however this call ends (error, timeout, drop), so
         // a late answer finds nobody and is counted instead of misdelivered.
-        let _cleanup = PendingGuard { link: &link, id };
-        let op = self.inner.cfg.operation_timeout;
-        match link.send.send_message_within(id, request, op).await {
-            Ok(()) => {}
+        let id = assigned.load(Ordering::Relaxed);
+        let _cleanup = (id != 0).then_some(PendingGuard { link: &link, id });
+        match sent {
+            Ok(_) => {}
             Err(TransportError::Backpressure) => return Err(ServiceError::Timeout(op)),
             Err(e) => return Err(e.into()),
+        }
+        // GOAWAY may have arrived after `live_link` looked: the reader fails
+        // calls it finds pending, this one checks for itself.
+        if link.goaway.get().is_some_and(|last| id > *last) {
+            return Err(ServiceError::GoingAway);
         }
         match rx.await {
             Ok(r) => r,
@@ -298,7 +356,22 @@ impl Client {
     pub async fn send(&self, message: Message) -> Result<()> {
         let link = self.live_link().await?;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(link.send.send_message(0, message).await?)
+        Ok(link.send.send(0, &Encoded(&message)).await?)
+    }
+
+    /// Measures a round trip on the current connection with a transport
+    /// PING (answered by the server's connection core, whatever routes it
+    /// registered). Does not reconnect.
+    ///
+    /// # Errors
+    /// [`ServiceError::Transport`] with a ping timeout, or the connection's
+    /// error if it has ended.
+    pub async fn ping(&self, within: Duration) -> Result<Duration> {
+        let link = self.current().ok_or(ServiceError::ConnectionClosed)?;
+        if let Some(e) = link.unusable() {
+            return Err(e);
+        }
+        Ok(link.send.ping(within).await?)
     }
 
     /// Closes the connection gracefully (BYE after everything queued).
@@ -326,9 +399,10 @@ impl Client {
         }
     }
 
-    /// Whether the current connection has ended (a later call may reconnect).
+    /// Whether the current connection has ended or is going away (a later
+    /// call may reconnect).
     pub fn is_closed(&self) -> bool {
-        self.current().is_none_or(|l| l.closed_error().is_some())
+        self.current().is_none_or(|l| l.unusable().is_some())
     }
 }
 
@@ -345,52 +419,21 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-/// Routes responses to their calls, answers the heartbeat, and fails every
-/// pending call when the connection ends.
+/// Routes responses to their calls, honours GOAWAY, and fails every pending
+/// call when the connection ends.
 async fn read_loop(
     link: std::sync::Weak<Link>,
     mut recv: netproto_transport::RecvHalf,
     counters: Arc<Counters>,
-    heartbeat: Duration,
-    grace: Duration,
 ) {
-    let mut last_rx = Instant::now();
-    let mut ping_sent: Option<Instant> = None;
-    // One timer for the connection's life, re-armed when it fires early: a
-    // response only moves `last_rx` (no timer-wheel update per response).
-    let timer = tokio::time::sleep_until(last_rx + heartbeat);
-    tokio::pin!(timer);
     let end = loop {
-        let frame = tokio::select! {
-            f = recv.recv_frame() => f,
-            () = &mut timer => {
-                let due = ping_sent.map_or(last_rx + heartbeat, |at| at + grace);
-                if Instant::now() < due {
-                    timer.as_mut().reset(due);
-                    continue;
-                }
-                if ping_sent.is_some() {
-                    tracing::warn!("server did not answer the heartbeat; closing");
-                    break ServiceError::Timeout(grace);
-                }
-                let Some(l) = link.upgrade() else { return };
-                let _ = l.send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
-                let now = Instant::now();
-                ping_sent = Some(now);
-                timer.as_mut().reset(now + grace);
-                continue;
-            }
-        };
+        let frame = recv.recv_frame().await;
         let Some(l) = link.upgrade() else { return };
         let frame = match frame {
             Ok(f) => f,
             Err(TransportError::ConnectionClosed { .. }) => break ServiceError::ConnectionClosed,
             Err(e) => break ServiceError::Transport(e),
         };
-        last_rx = Instant::now();
-        if ping_sent.take().is_some() {
-            timer.as_mut().reset(last_rx + heartbeat);
-        }
         let id = frame.stream_id;
         let outcome = match frame.kind {
             FrameKind::Data => {
@@ -415,7 +458,16 @@ async fn read_loop(
                 }
                 Err(ServiceError::Remote { code, reason })
             }
-            // PONG, GOAWAY, ACK: liveness only.
+            FrameKind::GoAway => {
+                if let Some(last) = l.send.peer_goaway() {
+                    tracing::info!(last_stream_id = last, "server is going away");
+                    metrics::counter!("netproto_client_goaway_total").increment(1);
+                    let _ = l.goaway.set(last);
+                    l.refuse_above(last);
+                }
+                continue;
+            }
+            // PONG, ACK: nothing to route.
             _ => continue,
         };
         let waiter = l.pending.lock().ok().and_then(|mut p| p.remove(&id));

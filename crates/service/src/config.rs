@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use netproto_transport::{ConnectionConfig, Endpoint};
+use netproto_transport::{ConnectionConfig, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
 
 /// Server settings. Defaults in parentheses.
 #[derive(Debug, Clone)]
@@ -16,9 +16,11 @@ pub struct ServerConfig {
     /// Requests in flight per connection before the server stops reading
     /// from it (32).
     pub backpressure_limit: usize,
-    /// A connection silent this long is pinged (15 s).
+    /// A connection silent this long is pinged by its connection core
+    /// (15 s; becomes the connection's `keep_alive`).
     pub heartbeat_interval: Duration,
-    /// After a ping, the peer must show life within this or be closed (5 s).
+    /// After that ping, the peer must show life within this or be closed
+    /// (5 s; the connection's `idle_timeout` is the sum of the two).
     pub connection_timeout: Duration,
     /// Default grace period for in-flight requests at shutdown (10 s).
     pub shutdown_timeout: Duration,
@@ -33,8 +35,8 @@ impl ServerConfig {
             address,
             max_connections: 1000,
             backpressure_limit: 32,
-            heartbeat_interval: Duration::from_secs(15),
-            connection_timeout: Duration::from_secs(5),
+            heartbeat_interval: DEFAULT_KEEP_ALIVE,
+            connection_timeout: DEFAULT_PONG_GRACE,
             shutdown_timeout: Duration::from_secs(10),
             connection,
         }
@@ -51,8 +53,9 @@ pub struct ClientConfig {
     pub operation_timeout: Duration,
     /// A call fails if no response arrives within this (30 s).
     pub response_timeout: Duration,
-    /// A silent server is pinged after this (15 s); it then has
-    /// `connection_timeout` to answer before every pending call fails.
+    /// A silent server is pinged after this by the connection core (15 s);
+    /// it then has `connection_timeout` to answer before every pending call
+    /// fails.
     pub heartbeat_interval: Duration,
     /// Reconnect when the connection has died (true).
     pub auto_reconnect: bool,
@@ -74,7 +77,7 @@ impl ClientConfig {
             connection_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(15),
+            heartbeat_interval: DEFAULT_KEEP_ALIVE,
             auto_reconnect: true,
             max_reconnect_attempts: 3,
             reconnect_delay: Duration::from_secs(1),

@@ -15,6 +15,11 @@ pub enum ServiceError {
     /// The connection is closed; pending and later calls fail with this.
     #[error("connection closed")]
     ConnectionClosed,
+    /// The server sent GOAWAY and did not process this request (safe to
+    /// send again; with `auto_reconnect` the client does so itself, once,
+    /// on a new connection).
+    #[error("the server is going away and did not process the request")]
+    GoingAway,
     /// No response within the response timeout.
     #[error("no response within {0:?}")]
     Timeout(Duration),

@@ -8,11 +8,21 @@
 //!   async handlers, typed serde routes ([`Dispatcher::route`]); unknown
 //!   opcodes, undecodable payloads, failing and panicking handlers are answered
 //!   with ERR and never take the connection down.
+//! * The service consumes connections, not streams: a [`Server`] serves
+//!   anything that accepts connections (`netproto_transport::Accept`: TCP,
+//!   Unix sockets, TLS, an in-memory carrier in tests), a [`Client`] dials
+//!   through the configured `netproto_transport::Dial`.
 //! * `max_connections`, per-connection `backpressure_limit` (the server stops
-//!   reading instead of queueing), heartbeat with dead-peer cleanup, graceful
-//!   shutdown (GOAWAY, drain with a deadline).
-//! * Auto-reconnect with backoff and jitter, a [`ConnectionPool`] with health
-//!   checks and a circuit breaker.
+//!   reading instead of queueing), dead-peer cleanup (the connection core's
+//!   keep-alive and idle deadline, set from `heartbeat_interval` and
+//!   `connection_timeout`), graceful shutdown (GOAWAY, drain with a
+//!   deadline).
+//! * GOAWAY honoured by the client: no new call on that connection, calls
+//!   the server did not take are sent again on a new one
+//!   ([`ServiceError::GoingAway`] without auto-reconnect).
+//! * Auto-reconnect with backoff and jitter, a [`ConnectionPool`] with
+//!   transport-level health checks (a PING the peer's core answers) and a
+//!   circuit breaker.
 //! * `tracing` spans and `metrics` counters; the library installs neither a
 //!   subscriber nor a recorder.
 //!
@@ -55,6 +65,7 @@ mod client;
 mod config;
 mod dispatcher;
 mod error;
+mod payload;
 mod pool;
 mod reconnect;
 mod server;

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use netproto_transport::Endpoint;
-use netproto_wire::Message;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -385,10 +384,7 @@ async fn maintain(pool: Weak<Inner>) {
             let stale = now.duration_since(entry.last_used) >= p.cfg.idle_timeout
                 || now.duration_since(entry.created) >= p.cfg.max_lifetime
                 || entry.client.is_closed();
-            let healthy = !stale
-                && tokio::time::timeout(interval, entry.client.call(Message::Ping))
-                    .await
-                    .is_ok_and(|r| r.is_ok());
+            let healthy = !stale && entry.client.ping(interval).await.is_ok();
             if healthy {
                 keep.push(entry);
             } else {

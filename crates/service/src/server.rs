@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use netproto_transport::{
-    AnyListener, Connection, Endpoint, Listener, PeerAddr, SocketOptions, TransportError,
+    Accept, AnyListener, Connection, Endpoint, Incoming, PeerAddr, SocketOptions, TimeoutKind,
+    TransportError,
 };
 use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
 use tokio::sync::Semaphore;
@@ -21,22 +22,24 @@ use tracing::Instrument;
 use crate::config::ServerConfig;
 use crate::dispatcher::{Dispatcher, HandlerFuture, Routed};
 use crate::error::{HandlerError, Result};
+use crate::payload::Encoded;
 
 /// Most connections being refused (handshake, then "busy") at once; beyond
 /// it, surplus connections are dropped without a handshake.
 const MAX_CONCURRENT_REFUSALS: usize = 64;
 
-/// A bound server. Call [`Server::run`] to serve. It serves any
-/// [`Listener`]: [`Server::bind`] uses the built-in TCP / Unix-socket one,
-/// [`Server::with_listener`] takes another (TLS, …).
-pub struct Server<L: Listener = AnyListener> {
+/// A bound server. Call [`Server::run`] to serve. It serves anything that
+/// accepts connections ([`Accept`]; every byte-stream `Listener` is one):
+/// [`Server::bind`] uses the built-in TCP / Unix-socket listener,
+/// [`Server::with_listener`] takes another (TLS, UDP, …).
+pub struct Server<L: Accept = AnyListener> {
     listener: L,
     cfg: Arc<ServerConfig>,
     dispatcher: Arc<Dispatcher>,
     handle: ServerHandle,
 }
 
-impl<L: Listener> std::fmt::Debug for Server<L> {
+impl<L: Accept> std::fmt::Debug for Server<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("endpoint", self.listener.local_endpoint())
@@ -88,16 +91,18 @@ impl Server<AnyListener> {
     }
 }
 
-impl<L: Listener> Server<L> {
+impl<L: Accept> Server<L> {
     /// Serves connections from an already bound listener (`cfg.address` is
     /// not used).
     pub fn with_listener(listener: L, cfg: ServerConfig, dispatcher: Dispatcher) -> Self {
         let endpoint = listener.local_endpoint().clone();
         let mut cfg = cfg;
-        cfg.connection = cfg.connection.for_endpoint(&endpoint);
-        // The server runs its own heartbeat; the transport's idle timeout would
-        // close connections that are merely quiet.
-        cfg.connection.read_idle_timeout = None;
+        // Liveness is the connection core's: a keep-alive PING after
+        // `heartbeat_interval` of silence, closed `connection_timeout` later.
+        cfg.connection = cfg
+            .connection
+            .for_endpoint(&endpoint)
+            .with_heartbeat(cfg.heartbeat_interval, cfg.connection_timeout);
         Self {
             listener,
             cfg: Arc::new(cfg),
@@ -136,7 +141,7 @@ impl<L: Listener> Server<L> {
                 () = self.handle.token.cancelled() => break,
                 a = self.listener.accept() => a,
             };
-            let (stream, peer) = match accepted {
+            let incoming = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -146,6 +151,7 @@ impl<L: Listener> Server<L> {
                     continue;
                 }
             };
+            let peer = incoming.peer().clone();
             if let Ok(slot) = slots.clone().try_acquire_owned() {
                 metrics::counter!("netproto_connections_accepted_total").increment(1);
                 let conn = ConnectionTask {
@@ -161,7 +167,7 @@ impl<L: Listener> Server<L> {
                 );
                 tracker.spawn(
                     async move {
-                        conn.serve(stream, peer).await;
+                        conn.serve(incoming, peer).await;
                         drop(slot);
                     }
                     .instrument(span),
@@ -172,7 +178,7 @@ impl<L: Listener> Server<L> {
                 if let Ok(permit) = refusals.clone().try_acquire_owned() {
                     let cfg = self.cfg.clone();
                     tracker.spawn(async move {
-                        refuse_busy(stream, &cfg).await;
+                        refuse_busy(incoming, &cfg).await;
                         drop(permit);
                     });
                 }
@@ -189,11 +195,8 @@ impl<L: Listener> Server<L> {
 
 /// Completes the handshake so the refusal can be said securely, then says
 /// "busy" and closes.
-async fn refuse_busy<S>(stream: S, cfg: &ServerConfig)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
-{
-    if let Ok(conn) = Connection::server(stream, cfg.connection.clone()).await {
+async fn refuse_busy(incoming: Incoming, cfg: &ServerConfig) {
+    if let Ok(conn) = incoming.establish(cfg.connection.clone()).await {
         let _ = conn
             .send_frame(Frame::error(0, ErrorCode::BUSY, "server busy"))
             .await;
@@ -211,15 +214,11 @@ struct ConnectionTask {
 enum End {
     Shutdown,
     Peer(TransportError),
-    Silent,
 }
 
 impl ConnectionTask {
-    async fn serve<S>(self, stream: S, peer: PeerAddr)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
-    {
-        let conn = match Connection::server(stream, self.cfg.connection.clone()).await {
+    async fn serve(self, incoming: Incoming, peer: PeerAddr) {
+        let conn = match incoming.establish(self.cfg.connection.clone()).await {
             Ok(c) => {
                 metrics::counter!("netproto_handshakes_total", "outcome" => "ok").increment(1);
                 c
@@ -247,15 +246,8 @@ impl ConnectionTask {
         let (send, mut recv) = conn.split();
         let inflight = Arc::new(Semaphore::new(self.cfg.backpressure_limit.max(1)));
         let mut tasks = JoinSet::new();
-        let mut last_rx = Instant::now();
-        let mut ping_sent: Option<Instant> = None;
         let mut last_stream = 0u64;
         let token = self.handle.token.clone();
-        // One heartbeat timer for the connection's life: a frame only moves
-        // `last_rx`; the timer is re-armed when it fires early. (Resetting it
-        // per frame cost a timer-wheel update per request.)
-        let heartbeat = tokio::time::sleep_until(last_rx + self.cfg.heartbeat_interval);
-        tokio::pin!(heartbeat);
         let end = loop {
             // With `backpressure_limit` requests in flight no permit is free:
             // we stop reading and TCP pushes back on the client.
@@ -268,39 +260,18 @@ impl ConnectionTask {
                     Err(_) => break End::Shutdown,
                 },
             };
+            // A silent peer ends here too: the connection core pings it after
+            // `heartbeat_interval` and fails the read `connection_timeout`
+            // later.
             let frame = tokio::select! {
                 biased;
                 () = token.cancelled() => break End::Shutdown,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                () = &mut heartbeat => {
-                    let due = match ping_sent {
-                        None => last_rx + self.cfg.heartbeat_interval,
-                        Some(at) => at + self.cfg.connection_timeout,
-                    };
-                    if Instant::now() < due {
-                        heartbeat.as_mut().reset(due);
-                        continue;
-                    }
-                    if ping_sent.is_some() {
-                        break End::Silent;
-                    }
-                    let _ = send.try_send_frame(Frame::new(FrameKind::Ping, 0, bytes::Bytes::from_static(b"netproto")));
-                    let now = Instant::now();
-                    ping_sent = Some(now);
-                    heartbeat.as_mut().reset(now + self.cfg.connection_timeout);
-                    continue;
-                }
                 f = recv.recv_frame() => match f {
                     Ok(f) => f,
                     Err(e) => break End::Peer(e),
                 },
             };
-            last_rx = Instant::now();
-            if ping_sent.take().is_some() {
-                heartbeat
-                    .as_mut()
-                    .reset(last_rx + self.cfg.heartbeat_interval);
-            }
             if frame.kind != FrameKind::Data {
                 // PONG, ACK, GOAWAY, ERR from a client: liveness only.
                 continue;
@@ -356,10 +327,7 @@ impl ConnectionTask {
                     .ok()
                     .and_then(|g| *g)
                     .unwrap_or(self.cfg.shutdown_timeout);
-                let mut goaway = Vec::new();
-                netproto_wire::varint::encode(last_stream, &mut goaway);
-                goaway.extend_from_slice(b"shutting down");
-                let _ = send.try_send_frame(Frame::new(FrameKind::GoAway, 0, goaway));
+                let _ = send.goaway(last_stream, "shutting down");
                 let drained = tokio::time::timeout(grace, async {
                     while tasks.join_next().await.is_some() {}
                 })
@@ -373,11 +341,13 @@ impl ConnectionTask {
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
             }
-            End::Silent => {
-                tracing::info!("closing silent connection (no answer to heartbeat)");
+            End::Peer(TransportError::Timeout {
+                kind: TimeoutKind::ReadIdle,
+                ..
+            }) => {
+                tracing::info!("closing silent connection (no answer to the keep-alive)");
                 metrics::counter!("netproto_heartbeat_closed_total").increment(1);
                 tasks.abort_all();
-                let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
             }
             End::Peer(TransportError::ConnectionClosed { clean: true }) => {
                 tasks.abort_all();
@@ -481,7 +451,7 @@ async fn finish_request(
             if let Ok(n) = resp.encoded_len() {
                 metrics::counter!("netproto_bytes_out_total").increment(n as u64);
             }
-            send.send_message(stream_id, resp).await
+            send.send(stream_id, &Encoded(&resp)).await
         }
         Err(e) => {
             send.send_frame(Frame::error(stream_id, e.code, &e.reason))

@@ -7,18 +7,18 @@ use crate::config::TlsClientConfig;
 use crate::error::{handshake_error, TlsError};
 use crate::stream::TlsClientStream;
 use netproto_transport::{
-    BoxFuture, Connector, DefaultTransport, Endpoint, IoStream, TimeoutKind, Transport,
-    TransportError,
+    dial_stream, BoxFuture, Connection, ConnectionConfig, DefaultTransport, Dial, Endpoint,
+    TimeoutKind, TransportError,
 };
 use rustls_pki_types::ServerName;
 
 /// Connects to `tls://host:port` endpoints: TCP, then a TLS handshake within
 /// the configured timeout, verifying the server by CA chain and/or pins.
 ///
-/// Put it in `ConnectionConfig::connector` so that `connect`, the service
-/// layer's `Client` and `ConnectionPool` use it (as a [`Connector`] it opens
-/// `tcp://` and `unix://` endpoints too, without TLS); or use it directly as
-/// a [`Transport`] for raw TLS streams.
+/// Put it in `ConnectionConfig::dialer` so that `connect`, the service
+/// layer's `Client` and `ConnectionPool` use it (as a [`Dial`] it opens
+/// `tcp://` and `unix://` endpoints too, without TLS); or call
+/// [`TlsConnector::connect_tls`] for raw TLS streams.
 #[derive(Clone)]
 pub struct TlsConnector {
     inner: tokio_rustls::TlsConnector,
@@ -115,26 +115,19 @@ impl TlsConnector {
     }
 }
 
-impl Transport for TlsConnector {
-    type Stream = TlsClientStream;
-
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Self::Stream, TransportError> {
-        self.connect_tls(endpoint).await
-    }
-}
-
-impl Connector for TlsConnector {
-    fn connect<'a>(
+/// Dials `tls://` endpoints (and `tcp://` / `unix://` without TLS, so one
+/// dialer serves a client that talks to both kinds).
+impl Dial for TlsConnector {
+    fn dial<'a>(
         &'a self,
         endpoint: &'a Endpoint,
-    ) -> BoxFuture<'a, Result<Box<dyn IoStream>, TransportError>> {
+        cfg: ConnectionConfig,
+    ) -> BoxFuture<'a, Result<Connection, TransportError>> {
         Box::pin(async move {
-            let stream: Box<dyn IoStream> = match endpoint {
-                Endpoint::Tls { .. } => Box::new(self.connect_tls(endpoint).await?),
-                // One connector serves a client that talks to both kinds.
-                _ => Box::new(self.tcp.connect(endpoint).await?),
-            };
-            Ok(stream)
+            match endpoint {
+                Endpoint::Tls { .. } => dial_stream(self.connect_tls(endpoint), cfg).await,
+                _ => dial_stream(self.tcp.connect(endpoint), cfg).await,
+            }
         })
     }
 }

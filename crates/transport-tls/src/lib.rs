@@ -26,7 +26,6 @@
 //! use netproto_crypto::{AnyPeer, HandshakeConfig};
 //! use netproto_transport::{Connection, ConnectionConfig, Listener};
 //! use netproto_transport_tls::{generate_self_signed, TlsClientConfig, TlsConnector, TlsListener, TlsServerConfig};
-//! use netproto_wire::Message;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,16 +41,16 @@
 //! let server = tokio::spawn(async move {
 //!     let (stream, _peer) = listener.accept().await?;
 //!     let mut conn = Connection::server(stream, server_cfg).await?;
-//!     let msg = conn.recv().await?;
-//!     conn.send(msg).await?;
+//!     let frame = conn.recv_frame().await?;
+//!     conn.send(&frame.payload).await?; // echo
 //!     conn.close().await
 //! });
 //!
 //! let mut cfg = ConnectionConfig::new(HandshakeConfig::new(None, Arc::new(AnyPeer)));
-//! cfg.connector = Some(Arc::new(TlsConnector::new(&TlsClientConfig::with_ca_file(&cert))?));
+//! cfg.dialer = Some(Arc::new(TlsConnector::new(&TlsClientConfig::with_ca_file(&cert))?));
 //! let mut conn = netproto_transport::connect(&format!("tls://localhost:{port}").parse()?, cfg).await?;
-//! conn.send(Message::Echo("over TLS".into())).await?;
-//! assert_eq!(conn.recv().await?, Message::Echo("over TLS".into()));
+//! conn.send(b"over TLS".as_slice()).await?;
+//! assert_eq!(&conn.recv_frame().await?.payload[..], b"over TLS");
 //! server.await??;
 //! std::fs::remove_dir_all(&dir)?;
 //! # Ok(())

@@ -144,6 +144,14 @@ pub struct TlsServerStream {
     peer: PeerAddr,
 }
 
+/// TLS authenticates and encrypts: the connection runs the capability
+/// hello, not Noise (unless `noise_inside_tls`).
+impl netproto_transport::IoStream for TlsServerStream {
+    fn security(&self) -> netproto_transport::StreamSecurity {
+        netproto_transport::StreamSecurity::Tls
+    }
+}
+
 impl std::fmt::Debug for TlsServerStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
@@ -231,7 +239,7 @@ impl TlsServerStream {
             Poll::Ready(Ok(())) => match &mut self.state {
                 State::Ready(tls) => Poll::Ready(Ok(tls)),
                 _ => Poll::Ready(Err(std::io::Error::other(TransportError::Protocol(
-                    "TLS stream in an impossible state",
+                    netproto_transport::ProtocolViolation::ImpossibleStreamState,
                 )))),
             },
         }

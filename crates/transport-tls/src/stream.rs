@@ -17,6 +17,14 @@ pub struct TlsClientStream {
     inner: TlsStream<AnyStream>,
 }
 
+/// TLS authenticates and encrypts: the connection runs the capability
+/// hello, not Noise (unless `noise_inside_tls`).
+impl netproto_transport::IoStream for TlsClientStream {
+    fn security(&self) -> netproto_transport::StreamSecurity {
+        netproto_transport::StreamSecurity::Tls
+    }
+}
+
 impl TlsClientStream {
     pub(crate) fn new(inner: TlsStream<AnyStream>) -> Self {
         Self { inner }

@@ -6,8 +6,14 @@ use std::time::Duration;
 use netproto_crypto::{HandshakeConfig, RekeyPolicy, TimestampGuard};
 use netproto_wire::CompressionPolicy;
 
+use crate::carrier::Dial;
 use crate::endpoint::Endpoint;
-use crate::transport::Connector;
+
+/// Keep-alive interval (network-protocol's heartbeat interval).
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long after a keep-alive PING the peer has to show life
+/// (network-protocol's connection timeout).
+pub const DEFAULT_PONG_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of one connection. Defaults are in parentheses.
 #[derive(Debug, Clone)]
@@ -23,8 +29,15 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     /// The whole handshake must finish within this (10 s).
     pub handshake_timeout: Duration,
-    /// Close when nothing arrives for this long (`None`: never) (120 s).
-    pub read_idle_timeout: Option<Duration>,
+    /// Send a PING when nothing has arrived for this long, so a silent
+    /// peer is noticed and a quiet one is kept alive (`None`: never) (15 s).
+    pub keep_alive: Option<Duration>,
+    /// Close when nothing has arrived for this long — any authenticated
+    /// record counts, continuation pieces of a large message included
+    /// (`None`: never) (20 s: one keep-alive interval plus 5 s for the
+    /// PONG). Both deadlines run only while the connection is being read:
+    /// a connection whose application holds a frame is not idle.
+    pub idle_timeout: Option<Duration>,
     /// A packet that has started must complete within this (10 s): drops
     /// peers that trickle bytes.
     pub packet_timeout: Duration,
@@ -32,21 +45,27 @@ pub struct ConnectionConfig {
     pub write_timeout: Duration,
     /// Largest message accepted (16 MiB); advertised in the handshake.
     pub max_message_size: usize,
-    /// Messages queued for the writer before `send` waits (1024).
-    pub write_queue: usize,
+    /// Bytes queued for the writer before `send` waits and `try_send_frame`
+    /// refuses (1 MiB). One message larger than this is still accepted
+    /// when the buffer has room, so it bounds what waits beyond the
+    /// message being sent.
+    pub send_buffer: usize,
     /// Compression of outgoing records (off). Used only if the peer
     /// advertised the codec.
     pub compression: CompressionPolicy,
     /// When session keys are replaced.
     pub rekey: RekeyPolicy,
-    /// Opens the stream in [`crate::connect`] instead of the built-in
-    /// TCP/Unix transport; required for `tls://` endpoints (`None`).
-    pub connector: Option<Arc<dyn Connector>>,
+    /// Dials connections in [`crate::connect`] (and so in the service's
+    /// clients, reconnects and pools) instead of the built-in TCP /
+    /// Unix-socket dialer; required for `tls://` and `udp://` endpoints
+    /// (`None`).
+    pub dialer: Option<Arc<dyn Dial>>,
     /// Also run the Noise handshake inside TLS (false). TLS already
     /// authenticates and encrypts; turning this on adds Noise's identity
     /// keys and a second layer of encryption at the cost of a second
     /// handshake and a second AEAD pass. Both sides must agree. Ignored for
-    /// other transports, which always run Noise.
+    /// streams that declare no security of their own
+    /// ([`crate::StreamSecurity::Plain`]), which always run Noise.
     pub noise_inside_tls: bool,
 }
 
@@ -58,14 +77,15 @@ impl ConnectionConfig {
             timestamp_guard: None,
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            read_idle_timeout: Some(Duration::from_mins(2)),
+            keep_alive: Some(DEFAULT_KEEP_ALIVE),
+            idle_timeout: Some(DEFAULT_KEEP_ALIVE + DEFAULT_PONG_GRACE),
             packet_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_message_size: 16 * 1024 * 1024,
-            write_queue: 1024,
+            send_buffer: 1024 * 1024,
             compression: CompressionPolicy::default(),
             rekey: RekeyPolicy::default(),
-            connector: None,
+            dialer: None,
             noise_inside_tls: false,
         }
     }
@@ -78,9 +98,14 @@ impl ConnectionConfig {
         self
     }
 
-    /// Whether connections with this configuration run the Noise handshake:
-    /// always, except over TLS with `noise_inside_tls` off.
-    pub fn runs_noise(&self) -> bool {
-        self.handshake.transport != "tls" || self.noise_inside_tls
+    /// Sets the keep-alive interval and the idle deadline the way the
+    /// service's `heartbeat_interval` and `connection_timeout` describe
+    /// them: PING after `interval` of silence, close if nothing arrives
+    /// within `grace` after that.
+    #[must_use]
+    pub fn with_heartbeat(mut self, interval: Duration, grace: Duration) -> Self {
+        self.keep_alive = Some(interval);
+        self.idle_timeout = Some(interval + grace);
+        self
     }
 }

@@ -12,7 +12,8 @@ pub enum TimeoutKind {
     /// The handshake did not finish in time (includes peers that send nothing
     /// or trickle bytes).
     Handshake,
-    /// Nothing arrived for the read idle timeout.
+    /// Nothing arrived for `idle_timeout` while the connection was being
+    /// read (the keep-alive PING went unanswered).
     ReadIdle,
     /// A packet that had started did not complete in time (slow sender).
     Packet,
@@ -20,6 +21,8 @@ pub enum TimeoutKind {
     Write,
     /// Connecting did not complete in time.
     Connect,
+    /// A PING was not answered in time ([`crate::SendHalf::ping`]).
+    Ping,
 }
 
 /// Why a TLS handshake failed (reported by netproto-transport-tls).
@@ -62,6 +65,65 @@ impl std::fmt::Display for TlsFailure {
             Self::Other => "TLS failure",
         })
     }
+}
+
+/// How the peer broke the protocol (the connection is closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// A handshake packet was sealed or compressed.
+    #[error("handshake packets must be plain and uncompressed")]
+    HandshakePacketNotPlain,
+    /// A handshake packet held something other than exactly one HANDSHAKE
+    /// frame.
+    #[error("expected exactly one HANDSHAKE frame")]
+    NotOneHandshakeFrame,
+    /// The first bytes are a TLS record: the peer speaks TLS.
+    #[error("the peer speaks TLS: use a tls:// endpoint")]
+    PeerSpeaksTls,
+    /// Inside TLS, one side runs a Noise handshake and the other does not.
+    #[error("the peer {} a Noise handshake inside TLS: noise_inside_tls differs between the two sides", if *peer_runs_noise { "runs" } else { "runs no" })]
+    NoiseInsideTlsMismatch {
+        /// Whether the peer is the side that runs Noise.
+        peer_runs_noise: bool,
+    },
+    /// A plain packet arrived after a Noise handshake.
+    #[error("plaintext packet after the handshake")]
+    PlaintextAfterHandshake,
+    /// A sealed record arrived on a TLS connection that runs no Noise.
+    #[error("sealed record on a TLS connection that runs no Noise handshake")]
+    SealedWithoutNoise,
+    /// A HANDSHAKE frame arrived after the handshake.
+    #[error("handshake frame after the handshake")]
+    HandshakeFrameAfterHandshake,
+    /// Continuation pieces of different messages were interleaved.
+    #[error("continuation frames of different messages interleaved")]
+    InterleavedContinuation,
+    /// A stream reported an impossible state (a bug in a stream
+    /// implementation, reported rather than panicking).
+    #[error("stream in an impossible state")]
+    ImpossibleStreamState,
+}
+
+/// Why a frame was refused for sending (nothing was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidFrame {
+    /// HANDSHAKE frames belong to the handshake.
+    #[error("HANDSHAKE frames belong to the handshake")]
+    Handshake,
+    /// BYE is sent by `close()`.
+    #[error("use close() to send BYE")]
+    Bye,
+    /// `more` is set: continuation is automatic.
+    #[error("continuation is automatic: send the whole message with more = false")]
+    Continuation,
+    /// The header block exceeds the wire limits.
+    #[error("header block exceeds 64 entries or 8 KiB")]
+    HeadersTooLarge,
+    /// The handshake has not finished yet.
+    #[error("the handshake has not finished")]
+    NotEstablished,
 }
 
 /// Everything that can go wrong with a connection.
@@ -132,14 +194,14 @@ pub enum TransportError {
     /// We refused to send a frame that is not valid to send (nothing was sent;
     /// the connection goes on).
     #[error("invalid frame: {0}")]
-    InvalidFrame(&'static str),
+    InvalidFrame(InvalidFrame),
     /// A DATA payload did not decode as a `Message` (the connection goes on).
     #[error("undecodable message: {0}")]
     BadMessage(WireError),
     /// The peer broke the protocol's rules (for example plaintext after the
     /// handshake, or interleaved continuation frames).
     #[error("protocol violation: {0}")]
-    Protocol(&'static str),
+    Protocol(ProtocolViolation),
     /// The TLS handshake failed (TLS transport only).
     #[error("TLS: {reason}: {detail}")]
     Tls {

@@ -20,7 +20,6 @@
 //! use std::sync::Arc;
 //! use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
 //! use netproto_transport::{AnyListener, Connection, ConnectionConfig, Listener, SocketOptions};
-//! use netproto_wire::Message;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), netproto_transport::TransportError> {
@@ -35,42 +34,46 @@
 //!     let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)))
 //!         .for_endpoint(listener.local_endpoint());
 //!     let mut conn = Connection::server(stream, cfg).await?;
-//!     let msg = conn.recv().await?;
-//!     conn.send(msg).await?; // echo
+//!     let frame = conn.recv_frame().await?;
+//!     conn.send(&frame.payload).await?; // echo
 //!     conn.close().await
 //! });
 //!
 //! let client_key = Keypair::generate(&mut rng);
 //! let cfg = ConnectionConfig::new(HandshakeConfig::new(Some(client_key), Arc::new(Pinned(server_pub))));
 //! let mut conn = netproto_transport::connect(&endpoint, cfg).await?;
-//! conn.send(Message::Echo("hello".into())).await?;
-//! assert_eq!(conn.recv().await?, Message::Echo("hello".into()));
+//! conn.send(b"hello".as_slice()).await?;
+//! assert_eq!(&conn.recv_frame().await?.payload[..], b"hello");
 //! server.await.expect("server task")?;
 //! # Ok(())
 //! # }
 //! ```
 
+mod carrier;
 mod config;
-mod connection;
+pub mod core;
 mod endpoint;
 mod error;
-mod handshake;
+mod payload;
+mod stream;
 mod transport;
-mod writer;
 
-pub use config::ConnectionConfig;
-pub use connection::{Connection, ConnectionInfo, RecvHalf, SendHalf};
+pub use crate::core::{ConnectionInfo, StreamSecurity};
+pub use carrier::{dial_stream, Accept, BoxFuture, Dial, Incoming};
+pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
 pub use endpoint::{Endpoint, PeerAddr};
-pub use error::TlsFailure;
+pub use error::{InvalidFrame, ProtocolViolation, TlsFailure};
 pub use error::{Result, TimeoutKind, TransportError};
+pub use payload::Payload;
+pub use stream::{Connection, RecvHalf, SendHalf};
 pub use transport::{
-    AnyListener, AnyStream, BoxFuture, BoxedListener, Connector, DefaultTransport, IoStream,
-    Listener, SocketOptions, Transport,
+    AnyListener, AnyStream, BoxedListener, DefaultTransport, IoStream, Listener, SocketOptions,
 };
 
-/// Connects to `endpoint` with the configured [`Connector`] (or
-/// [`DefaultTransport`] when none is set) and runs the client handshake: binds the handshake to the endpoint's transport and, unless set,
-/// uses the endpoint as the host name for trust-on-first-use verifiers.
+/// Connects to `endpoint` with the configured [`Dial`] (or the built-in
+/// TCP / Unix-socket one when none is set) and runs the client handshake:
+/// binds the handshake to the endpoint's transport and, unless set, uses
+/// the endpoint as the host name for trust-on-first-use verifiers.
 ///
 /// # Errors
 /// [`TransportError::Timeout`] with [`TimeoutKind::Connect`] after
@@ -80,21 +83,5 @@ pub async fn connect(endpoint: &Endpoint, cfg: ConnectionConfig) -> Result<Conne
     if cfg.handshake.host.is_none() {
         cfg.handshake.host = Some(endpoint.to_string());
     }
-    let timed_out = || TransportError::Timeout {
-        kind: TimeoutKind::Connect,
-        after: cfg.connect_timeout,
-    };
-    if let Some(connector) = cfg.connector.clone() {
-        let stream = tokio::time::timeout(cfg.connect_timeout, connector.connect(endpoint))
-            .await
-            .map_err(|_| timed_out())??;
-        return Connection::client(stream, cfg).await;
-    }
-    let stream = tokio::time::timeout(
-        cfg.connect_timeout,
-        DefaultTransport::default().connect(endpoint),
-    )
-    .await
-    .map_err(|_| timed_out())??;
-    Connection::client(stream, cfg).await
+    carrier::dialer_of(&cfg).dial(endpoint, cfg).await
 }

@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::carrier::BoxFuture;
+use crate::core::StreamSecurity;
 use crate::endpoint::{Endpoint, PeerAddr};
 use crate::error::{Result, TransportError};
 
@@ -45,18 +47,10 @@ impl Default for SocketOptions {
     }
 }
 
-/// Opens byte streams to endpoints.
-pub trait Transport {
-    /// The stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
-    /// Connects to `endpoint`.
-    fn connect(&self, endpoint: &Endpoint) -> impl Future<Output = Result<Self::Stream>> + Send;
-}
-
 /// Accepts byte streams.
 pub trait Listener {
     /// The stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
+    type Stream: IoStream;
     /// Waits for the next connection.
     fn accept(&mut self) -> impl Future<Output = Result<(Self::Stream, PeerAddr)>> + Send;
     /// Where it listens (with the real port if 0 was asked for).
@@ -167,10 +161,14 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>> {
     Ok(addrs)
 }
 
-impl Transport for DefaultTransport {
-    type Stream = AnyStream;
-
-    async fn connect(&self, endpoint: &Endpoint) -> Result<AnyStream> {
+impl DefaultTransport {
+    /// Opens a byte stream to a `tcp://` or `unix://` endpoint (no
+    /// handshake: see [`crate::Dial`] for connections).
+    ///
+    /// # Errors
+    /// [`TransportError::Io`] from the OS; [`TransportError::BadEndpoint`]
+    /// for `tls://` (use the TLS crate's dialer).
+    pub async fn connect(&self, endpoint: &Endpoint) -> Result<AnyStream> {
         match endpoint {
             Endpoint::Tcp { host, port } => {
                 let mut last = None;
@@ -300,25 +298,33 @@ impl AnyListener {
 fn tls_needs_connector(endpoint: &Endpoint) -> TransportError {
     TransportError::BadEndpoint {
         input: endpoint.to_string(),
-        reason:
-            "tls:// needs a TLS connector (netproto-transport-tls) in ConnectionConfig::connector",
+        reason: "tls:// needs a TLS dialer (netproto-transport-tls) in ConnectionConfig::dialer",
     }
 }
 
-/// A byte stream of any kind, for [`Connector`]s.
-pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> IoStream for T {}
+/// A byte stream a [`crate::Connection`] can run over. The stream declares
+/// its own security: a plain stream gets netproto's Noise handshake, a TLS
+/// stream says so and gets the capability hello instead (unless
+/// `noise_inside_tls` asks for both).
+///
+/// Implement it for your own stream type with an empty body (plain) or an
+/// overridden [`IoStream::security`].
+pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
+    /// What protects the stream before netproto runs on it.
+    fn security(&self) -> StreamSecurity {
+        StreamSecurity::Plain
+    }
+}
 
-/// A boxed future, as [`Connector::connect`] returns.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Opens streams for [`crate::connect`] (and so for the service layer's
-/// clients and pools) where the built-in transport does not: a TLS connector
-/// is one. Object-safe, so a [`crate::ConnectionConfig`] can carry one.
-pub trait Connector: Send + Sync + std::fmt::Debug {
-    /// Opens a stream to `endpoint`; the connect timeout is applied by the
-    /// caller around the whole call.
-    fn connect<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Box<dyn IoStream>>>;
+impl IoStream for TcpStream {}
+#[cfg(unix)]
+impl IoStream for tokio::net::UnixStream {}
+impl IoStream for AnyStream {}
+impl IoStream for tokio::io::DuplexStream {}
+impl IoStream for Box<dyn IoStream> {
+    fn security(&self) -> StreamSecurity {
+        (**self).security()
+    }
 }
 
 #[cfg(unix)]

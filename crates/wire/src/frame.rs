@@ -305,6 +305,23 @@ impl<'a> FrameRef<'a> {
     }
 }
 
+impl<'a> FrameRef<'a> {
+    /// For a `GOAWAY` frame: the last request id the sender will serve, and
+    /// its reason (`None` if empty or not UTF-8).
+    ///
+    /// # Errors
+    /// The varint's errors ([`WireError::Truncated`], non-canonical or
+    /// overlong encodings).
+    pub fn goaway_parts(&self) -> Result<(u64, Option<&'a str>)> {
+        let (last, used) = varint::decode(self.payload)?;
+        let reason = &self.payload[used..];
+        Ok((
+            last,
+            core::str::from_utf8(reason).ok().filter(|r| !r.is_empty()),
+        ))
+    }
+}
+
 fn contains(outer: &[u8], inner: &[u8]) -> bool {
     let o = outer.as_ptr_range();
     let i = inner.as_ptr_range();
@@ -349,6 +366,15 @@ impl Frame {
         p.extend_from_slice(&code.0.to_be_bytes());
         p.extend_from_slice(reason.as_bytes());
         Self::new(FrameKind::Err, stream_id, p)
+    }
+
+    /// A `GOAWAY` frame: requests with ids above `last_stream_id` will not
+    /// be served.
+    pub fn goaway(last_stream_id: u64, reason: &str) -> Self {
+        let mut p = alloc::vec::Vec::with_capacity(10 + reason.len());
+        varint::encode(last_stream_id, &mut p);
+        p.extend_from_slice(reason.as_bytes());
+        Self::new(FrameKind::GoAway, 0, p)
     }
 
     /// Replaces the headers.
@@ -594,6 +620,24 @@ mod tests {
         body.push(0x01);
         let last = frames(&body, &FrameLimits::default()).last().unwrap();
         assert!(matches!(last, Err(WireError::Truncated { .. })));
+    }
+
+    #[test]
+    fn goaway_frame_parts() {
+        let f = Frame::goaway(300, "shutting down");
+        assert_eq!(f.kind, FrameKind::GoAway);
+        assert_eq!(f.stream_id, 0);
+        assert_eq!(&f.payload[..3], &[0xac, 0x02, b's']);
+        assert_eq!(
+            f.as_ref().goaway_parts().unwrap(),
+            (300, Some("shutting down"))
+        );
+        assert_eq!(
+            Frame::goaway(42, "").as_ref().goaway_parts().unwrap(),
+            (42, None)
+        );
+        let truncated = Frame::new(FrameKind::GoAway, 0, Bytes::from_static(&[0x80]));
+        assert!(truncated.as_ref().goaway_parts().is_err());
     }
 
     #[test]

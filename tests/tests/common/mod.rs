@@ -2,6 +2,7 @@
 //! reports how each connection ended, and a man-in-the-middle proxy.
 #![allow(
     dead_code,
+    unused_imports,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,106 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, PeerVerifier, Pinned};
-use netproto_transport::{
-    AnyListener, Connection, ConnectionConfig, Endpoint, Listener, SocketOptions, TransportError,
-};
+use netproto_crypto::Pinned;
+use netproto_transport::{Connection, ConnectionConfig, Endpoint, TransportError};
 use netproto_wire::{PacketDecoder, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
-pub fn key() -> Keypair {
-    Keypair::generate(&mut rand::rngs::OsRng)
-}
-
-pub fn config(key: Keypair, verifier: Arc<dyn PeerVerifier>) -> ConnectionConfig {
-    let mut cfg = ConnectionConfig::new(HandshakeConfig::new(Some(key), verifier));
-    cfg.handshake_timeout = Duration::from_secs(5);
-    cfg
-}
+pub use netproto_testkit::{config, echo_server, echo_server_with, key, EchoServer};
 
 /// A unique temporary Unix socket path.
 pub fn socket_path(name: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     std::env::temp_dir().join(format!("np-{name}-{}-{id}.sock", std::process::id()))
-}
-
-pub struct EchoServer {
-    pub endpoint: Endpoint,
-    pub server_key: netproto_crypto::PublicKey,
-    /// How each connection ended: Ok(frames echoed) or the error.
-    pub outcomes: mpsc::UnboundedReceiver<Result<usize, TransportError>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Accepts connections on `endpoint` and echoes every frame back.
-pub async fn echo_server(
-    endpoint: &str,
-    tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static,
-) -> EchoServer {
-    echo_server_with(endpoint, Arc::new(AnyPeer), tune).await
-}
-
-pub async fn echo_server_with(
-    endpoint: &str,
-    verifier: Arc<dyn PeerVerifier>,
-    tune: impl Fn(&mut ConnectionConfig) + Send + Sync + 'static,
-) -> EchoServer {
-    let server_key = key();
-    let public = *server_key.public();
-    let mut listener = AnyListener::bind(&endpoint.parse().unwrap(), SocketOptions::default())
-        .await
-        .unwrap();
-    let endpoint = listener.local_endpoint().clone();
-    let (tx, outcomes) = mpsc::unbounded_channel();
-    let tune = Arc::new(tune);
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let mut cfg = config(server_key.clone(), verifier.clone())
-                .for_endpoint(listener.local_endpoint());
-            tune(&mut cfg);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let result = async {
-                    let conn = Connection::server(stream, cfg).await?;
-                    let (send, mut recv) = conn.split();
-                    let mut n = 0usize;
-                    loop {
-                        match recv.recv_frame().await {
-                            Ok(f) => {
-                                send.send_frame(f).await?;
-                                n += 1;
-                            }
-                            Err(TransportError::ConnectionClosed { clean: true }) => {
-                                let _ = send.close().await;
-                                return Ok(n);
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                .await;
-                let _ = tx.send(result);
-            });
-        }
-    });
-    EchoServer {
-        endpoint,
-        server_key: public,
-        outcomes,
-        task,
-    }
 }
 
 pub async fn client(
@@ -137,10 +51,27 @@ pub async fn client_with(
 
 /// Waits (bounded) for the next connection outcome of a server.
 pub async fn next_outcome(server: &mut EchoServer) -> Result<usize, TransportError> {
-    tokio::time::timeout(Duration::from_secs(10), server.outcomes.recv())
-        .await
-        .expect("server reported in time")
-        .expect("server alive")
+    server.next_outcome().await
+}
+
+/// Sends a `Message` as a one-way DATA frame.
+pub async fn send_message(
+    conn: &Connection,
+    m: &netproto_wire::Message,
+) -> Result<(), TransportError> {
+    let mut buf = Vec::new();
+    m.encode(&mut buf).map_err(TransportError::BadMessage)?;
+    conn.send(&buf).await
+}
+
+/// Receives the next DATA frame as a `Message`.
+pub async fn recv_message(conn: &mut Connection) -> Result<netproto_wire::Message, TransportError> {
+    loop {
+        let f = conn.recv_frame().await?;
+        if f.kind == netproto_wire::FrameKind::Data {
+            return netproto_wire::Message::decode(&f.payload).map_err(TransportError::BadMessage);
+        }
+    }
 }
 
 /// What the proxy does to the client→server packet with the given index

@@ -95,7 +95,7 @@ pub fn conn_cfg() -> ConnectionConfig {
 
 pub fn client_cfg(tls: &TlsClientConfig) -> ClientConfig {
     let mut conn = conn_cfg();
-    conn.connector = Some(Arc::new(TlsConnector::new(tls).unwrap()));
+    conn.dialer = Some(Arc::new(TlsConnector::new(tls).unwrap()));
     let mut cfg = ClientConfig::new(conn);
     cfg.auto_reconnect = false;
     cfg

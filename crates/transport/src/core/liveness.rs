@@ -1,0 +1,184 @@
+//! Every deadline of a connection, in one place: the handshake deadline,
+//! the packet deadline (a record that has started must complete), the idle
+//! deadline and the keep-alive PING. Time is passed in; nothing here reads
+//! a clock.
+
+use std::time::{Duration, Instant};
+
+use crate::error::TimeoutKind;
+
+/// What a deadline that passed asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// The connection is dead: this timeout fired.
+    Fail(TimeoutKind, Duration),
+    /// Send a keep-alive PING.
+    Ping,
+}
+
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    handshake_timeout: Duration,
+    handshake_deadline: Option<Instant>,
+    packet_timeout: Duration,
+    keep_alive: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    /// The last time an authenticated record arrived (or reading resumed
+    /// after the application held the connection).
+    last_rx: Instant,
+    /// When the current partial packet started to be waited for.
+    packet_started: Option<Instant>,
+    /// The application holds a frame and is not reading: idle and
+    /// keep-alive deadlines are suspended.
+    paused: bool,
+    /// Our outstanding PING: its sequence number and when it was queued.
+    ping: Option<(u64, Instant)>,
+    next_ping: u64,
+    rtt: Option<Duration>,
+}
+
+impl Liveness {
+    pub(crate) fn new(
+        now: Instant,
+        handshake_timeout: Duration,
+        packet_timeout: Duration,
+        keep_alive: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            handshake_timeout,
+            handshake_deadline: now.checked_add(handshake_timeout),
+            packet_timeout,
+            keep_alive,
+            idle_timeout,
+            last_rx: now,
+            packet_started: None,
+            paused: false,
+            ping: None,
+            next_ping: 1,
+            rtt: None,
+        }
+    }
+
+    /// The handshake finished: its deadline no longer applies; idle time
+    /// counts from here.
+    pub(crate) fn established(&mut self, now: Instant) {
+        self.handshake_deadline = None;
+        self.last_rx = now;
+    }
+
+    /// An authenticated record (or handshake message) arrived.
+    pub(crate) fn received(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.packet_started = None;
+    }
+
+    /// Bytes of a record are buffered but the record is incomplete: the
+    /// packet deadline starts, if it has not.
+    pub(crate) fn in_packet(&mut self, now: Instant) {
+        self.packet_started.get_or_insert(now);
+    }
+
+    /// The application took a frame and is busy with it.
+    pub(crate) fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// The application is reading again: time spent away is not silence,
+    /// and a packet deadline counts only time spent waiting for the peer.
+    pub(crate) fn resume(&mut self, now: Instant) {
+        if std::mem::take(&mut self.paused) {
+            self.last_rx = self.last_rx.max(now);
+            self.packet_started = None;
+        }
+    }
+
+    /// The earliest deadline, if any is armed.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.handshake_deadline;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if self.handshake_deadline.is_none() {
+            consider(
+                self.packet_started
+                    .and_then(|s| s.checked_add(self.packet_timeout)),
+            );
+            if !self.paused {
+                consider(self.idle_timeout.and_then(|t| self.last_rx.checked_add(t)));
+                if self.ping.is_none() {
+                    consider(self.keep_alive.and_then(|t| self.last_rx.checked_add(t)));
+                }
+            }
+        }
+        next
+    }
+
+    /// What is due at `now`, most severe first.
+    pub(crate) fn due(&self, now: Instant) -> Option<Due> {
+        let passed = |t: Option<Instant>| t.is_some_and(|t| now >= t);
+        if passed(self.handshake_deadline) {
+            return Some(Due::Fail(TimeoutKind::Handshake, self.handshake_timeout));
+        }
+        if self.handshake_deadline.is_some() {
+            return None;
+        }
+        if passed(
+            self.packet_started
+                .and_then(|s| s.checked_add(self.packet_timeout)),
+        ) {
+            return Some(Due::Fail(TimeoutKind::Packet, self.packet_timeout));
+        }
+        if self.paused {
+            return None;
+        }
+        if let Some(idle) = self.idle_timeout {
+            if passed(self.last_rx.checked_add(idle)) {
+                return Some(Due::Fail(TimeoutKind::ReadIdle, idle));
+            }
+        }
+        if self.ping.is_none() && passed(self.keep_alive.and_then(|t| self.last_rx.checked_add(t)))
+        {
+            return Some(Due::Ping);
+        }
+        None
+    }
+
+    /// A PING of ours is about to be queued: its sequence number.
+    pub(crate) fn ping_sent(&mut self, now: Instant) -> u64 {
+        let seq = self.next_ping;
+        self.next_ping += 1;
+        self.ping = Some((seq, now));
+        seq
+    }
+
+    /// A PONG arrived; if it answers our outstanding PING, the round trip
+    /// is sampled.
+    pub(crate) fn pong(&mut self, now: Instant, payload: &[u8]) -> Option<Duration> {
+        let (seq, sent) = self.ping?;
+        if payload != seq.to_be_bytes() {
+            return None;
+        }
+        self.ping = None;
+        let rtt = now.saturating_duration_since(sent);
+        self.rtt = Some(rtt);
+        Some(rtt)
+    }
+
+    /// The sequence number of the outstanding PING, if any.
+    pub(crate) fn outstanding_ping(&self) -> Option<u64> {
+        self.ping.map(|(seq, _)| seq)
+    }
+
+    /// The latest round-trip sample.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// PINGs answered so far (sequence numbers below this are settled).
+    pub(crate) fn settled_below(&self) -> u64 {
+        self.ping.map_or(self.next_ping, |(seq, _)| seq)
+    }
+}

@@ -1,0 +1,117 @@
+//! The receiving side of the core: the frames of the current record, taken
+//! one at a time (slices of the record, no copy), and the reassembly of a
+//! message continued over several records.
+
+use bytes::{Bytes, BytesMut};
+use netproto_crypto::MAX_PLAINTEXT;
+use netproto_wire::{decompress, Compression, Frame, FrameKind, FrameLimits, Headers};
+
+use crate::error::{ProtocolViolation, Result, TransportError};
+
+#[derive(Debug)]
+struct Partial {
+    kind: FrameKind,
+    stream_id: u64,
+    headers: Headers,
+    data: BytesMut,
+}
+
+#[derive(Debug)]
+pub(crate) struct RecvState {
+    /// What is left of the current record's plaintext.
+    body: Bytes,
+    /// A message being continued.
+    partial: Option<Partial>,
+    /// Our message limit (what we advertised).
+    pub(crate) max_message: usize,
+}
+
+impl RecvState {
+    pub(crate) fn new(max_message: usize) -> Self {
+        Self {
+            body: Bytes::new(),
+            partial: None,
+            max_message,
+        }
+    }
+
+    /// Whether the current record still holds frames.
+    pub(crate) fn has_frames(&self) -> bool {
+        !self.body.is_empty()
+    }
+
+    /// Bytes held for a message being reassembled.
+    pub(crate) fn reassembling(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.data.len())
+    }
+
+    /// Takes an opened record's plaintext, decompressing it (bounded by the
+    /// record plaintext limit, so a bomb cannot expand past one record).
+    pub(crate) fn set_record(&mut self, codec: Compression, body: BytesMut) -> Result<()> {
+        self.body = match codec {
+            Compression::None => body.freeze(),
+            codec => {
+                let mut plain = Vec::new();
+                decompress(codec, &body, MAX_PLAINTEXT, &mut plain)?;
+                Bytes::from(plain)
+            }
+        };
+        Ok(())
+    }
+
+    /// The next frame of the current record, as it is on the wire.
+    pub(crate) fn next_raw(&mut self) -> Result<Option<Frame>> {
+        if self.body.is_empty() {
+            return Ok(None);
+        }
+        let limits = FrameLimits::with_max_payload(MAX_PLAINTEXT);
+        Ok(Some(Frame::take(&mut self.body, &limits)?))
+    }
+
+    /// Feeds an application frame through reassembly: a whole message
+    /// comes out, a piece is kept.
+    pub(crate) fn assemble(&mut self, f: Frame) -> Result<Option<Frame>> {
+        if let Some(p) = &mut self.partial {
+            if p.stream_id != f.stream_id || p.kind != f.kind {
+                return Err(TransportError::Protocol(
+                    ProtocolViolation::InterleavedContinuation,
+                ));
+            }
+            let len = p.data.len() + f.payload.len();
+            if len > self.max_message {
+                return Err(TransportError::PeerMessageTooLarge {
+                    len,
+                    max: self.max_message,
+                });
+            }
+            p.data.extend_from_slice(&f.payload);
+            if f.more {
+                return Ok(None);
+            }
+            let Some(p) = self.partial.take() else {
+                return Ok(None);
+            };
+            return Ok(Some(
+                Frame::new(p.kind, p.stream_id, p.data.freeze()).with_headers(p.headers),
+            ));
+        }
+        if f.payload.len() > self.max_message {
+            return Err(TransportError::PeerMessageTooLarge {
+                len: f.payload.len(),
+                max: self.max_message,
+            });
+        }
+        if f.more {
+            let mut data = BytesMut::with_capacity(2 * f.payload.len());
+            data.extend_from_slice(&f.payload);
+            self.partial = Some(Partial {
+                kind: f.kind,
+                stream_id: f.stream_id,
+                headers: f.headers,
+                data,
+            });
+            return Ok(None);
+        }
+        Ok(Some(f))
+    }
+}

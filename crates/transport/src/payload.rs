@@ -1,0 +1,45 @@
+//! [`Payload`]: what the connection needs of an application message. The
+//! transport moves encoded bytes and knows no application types; a payload
+//! encodes itself once, straight into the connection's send buffer.
+
+use bytes::Bytes;
+use netproto_wire::WireError;
+
+/// Something that can be sent as a DATA frame's payload.
+///
+/// The service layer implements it for its message types; byte slices,
+/// vectors and `Bytes` implement it here.
+pub trait Payload {
+    /// Appends the encoded payload to `out`.
+    ///
+    /// # Errors
+    /// A [`WireError`] if the value cannot be encoded.
+    fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError>;
+}
+
+impl Payload for [u8] {
+    fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        out.extend_from_slice(self);
+        Ok(())
+    }
+}
+
+impl Payload for Vec<u8> {
+    fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        out.extend_from_slice(self);
+        Ok(())
+    }
+}
+
+impl Payload for Bytes {
+    fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        out.extend_from_slice(self);
+        Ok(())
+    }
+}
+
+impl<P: Payload + ?Sized> Payload for &P {
+    fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        (**self).encode_payload(out)
+    }
+}

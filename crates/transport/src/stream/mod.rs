@@ -1,0 +1,289 @@
+//! The stream driver: a [`Connection`] runs a [`Core`] over any byte stream
+//! (TCP, Unix sockets, TLS, an in-memory pipe). It owns the I/O and nothing
+//! else: every protocol rule is the core's.
+//!
+//! Topology (measured, docs/ARCHITECTURE.md): the core sits behind one
+//! mutex shared by the handles. Senders encode straight into the core's
+//! record buffer from their own task; one writer task per connection seals
+//! what is queued and writes it in one go; the receiving half reads the
+//! socket in the caller's task (no hop), so a slow consumer stops reading
+//! and TCP flow control pushes back on the peer.
+
+mod recv;
+mod send;
+mod writer;
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::config::ConnectionConfig;
+use crate::core::{ConnectionInfo, Core, Role};
+use crate::error::{Result, TransportError};
+use crate::transport::IoStream;
+pub use recv::RecvHalf;
+pub use send::SendHalf;
+
+/// The first allocation of a receive buffer (enough for any handshake
+/// message and many small records).
+const FIRST_BUFFER: usize = 1024;
+/// Most bytes reserved for one read.
+const READ_CHUNK: usize = 64 * 1024 + 16;
+/// Grow a busy receive buffer by at least this much at a time, so that many
+/// small records share one allocation.
+const GROW_BY: usize = 16 * 1024;
+/// Do not read into less spare room than this.
+const MIN_READ: usize = 512;
+/// A connection idle this long gives its buffers back.
+pub(crate) const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+/// Makes room for the next read without reallocating while the buffer still
+/// has room: `BytesMut::reserve` reallocates whenever earlier records that
+/// share the allocation are still alive, so it is called only when needed.
+/// A fresh buffer starts small (a handshake and a few records fit); once it
+/// must grow, it grows by [`GROW_BY`] so that many records share one
+/// allocation.
+fn make_read_room(buf: &mut BytesMut, needed: usize) {
+    let needed = needed.clamp(1, READ_CHUNK);
+    if buf.capacity() - buf.len() < needed.max(MIN_READ) {
+        let grow = if buf.capacity() == 0 {
+            FIRST_BUFFER
+        } else {
+            GROW_BY
+        };
+        buf.reserve(needed.max(grow));
+    }
+}
+
+/// The driver's clock (tokio's, so tests with paused time run in virtual
+/// time).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// What the handles and the writer task share: the core and the signals
+/// between them.
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+    /// Something was queued (or a close requested, or the core failed).
+    wake_writer: Notify,
+    /// The writer took bytes (room in the send buffer), or a PONG arrived.
+    progress: Notify,
+    /// Set once the writer has stopped: `Ok` after BYE and shutdown.
+    writer_done: OnceLock<Result<()>>,
+    done: Notify,
+    /// Most bytes queued before `send` waits.
+    send_buffer: usize,
+    write_timeout: Duration,
+}
+
+impl Shared {
+    /// The core. A panic while it was locked leaves the core as it was
+    /// before the call that panicked (every call either completes or fails
+    /// the connection), so a poisoned lock is recovered, never propagated.
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes the writer if the core queued something.
+    fn signal(&self, core: &mut Core) {
+        if core.take_transmit_signal() || core.error().is_some() {
+            self.wake_writer.notify_one();
+        }
+    }
+}
+
+/// A secure connection. Use it whole, or [`Connection::split`] it into a
+/// [`SendHalf`] (cloneable) and a [`RecvHalf`] for separate tasks.
+pub struct Connection {
+    send: SendHalf,
+    recv: RecvHalf,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("info", self.info())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Runs the handshake as the initiator over `stream`. Whether Noise runs
+    /// is decided by what the stream declares ([`IoStream::security`]) and
+    /// [`ConnectionConfig::noise_inside_tls`].
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] (handshake), [`TransportError::Crypto`]
+    /// (including a refused peer key), [`TransportError::Wire`],
+    /// [`TransportError::Protocol`], I/O errors.
+    pub async fn client<S: IoStream>(stream: S, cfg: ConnectionConfig) -> Result<Self> {
+        Self::establish(stream, cfg, Role::Client).await
+    }
+
+    /// Runs the handshake as the responder over `stream`.
+    ///
+    /// # Errors
+    /// As [`Connection::client`].
+    pub async fn server<S: IoStream>(stream: S, cfg: ConnectionConfig) -> Result<Self> {
+        Self::establish(stream, cfg, Role::Server).await
+    }
+
+    async fn establish<S: IoStream>(stream: S, cfg: ConnectionConfig, role: Role) -> Result<Self> {
+        let security = stream.security();
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut core = Core::stream(
+            &cfg,
+            security,
+            role,
+            now(),
+            unix_now(),
+            Box::new(rand::rngs::OsRng),
+        )?;
+        let mut buf = BytesMut::with_capacity(FIRST_BUFFER);
+        // Boxed: the handshake's state is large and short-lived; inline, it
+        // would stay part of every connection task's size for good.
+        let outcome = Box::pin(handshake(&mut core, &mut rd, &mut wr, &mut buf)).await;
+        if let Err(e) = outcome {
+            // A last word for the peer (a Noise/TLS mismatch notice), if the
+            // core queued one; bounded by the handshake deadline.
+            let mut out = Vec::new();
+            if core.poll_transmit(now(), &mut out).unwrap_or(false) {
+                let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+                let write = async {
+                    let _ = wr.write_all(&out).await;
+                    let _ = wr.flush().await;
+                };
+                match deadline {
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at, write).await;
+                    }
+                    None => write.await,
+                }
+            }
+            return Err(e);
+        }
+        let info = core
+            .info()
+            .cloned()
+            .ok_or(TransportError::ConnectionClosed { clean: false })?;
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            wake_writer: Notify::new(),
+            progress: Notify::new(),
+            writer_done: OnceLock::new(),
+            done: Notify::new(),
+            send_buffer: cfg.send_buffer.max(1),
+            write_timeout: cfg.write_timeout,
+        });
+        tokio::spawn(writer::run(shared.clone(), Box::new(wr)));
+        Ok(Self {
+            send: SendHalf::new(shared.clone(), info.clone()),
+            recv: RecvHalf::new(shared, Box::new(rd), buf, info),
+        })
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        self.send.info()
+    }
+
+    /// Sends `payload` as a one-way DATA frame (stream id 0).
+    ///
+    /// # Errors
+    /// See [`SendHalf::send`].
+    pub async fn send<P: crate::Payload + ?Sized>(&self, payload: &P) -> Result<()> {
+        self.send.send(0, payload).await
+    }
+
+    /// Sends a frame.
+    ///
+    /// # Errors
+    /// See [`SendHalf::send_frame`].
+    pub async fn send_frame(&self, frame: netproto_wire::Frame) -> Result<()> {
+        self.send.send_frame(frame).await
+    }
+
+    /// Receives the next frame.
+    ///
+    /// # Errors
+    /// See [`RecvHalf::recv_frame`].
+    pub async fn recv_frame(&mut self) -> Result<netproto_wire::Frame> {
+        self.recv.recv_frame().await
+    }
+
+    /// Sends BYE, flushes and closes the write side.
+    ///
+    /// # Errors
+    /// The connection's failure, if it had already failed.
+    pub async fn close(self) -> Result<()> {
+        self.send.close().await
+    }
+
+    /// Splits into a cloneable sending handle and the receiving half.
+    pub fn split(self) -> (SendHalf, RecvHalf) {
+        (self.send, self.recv)
+    }
+}
+
+/// Drives the core through the handshake: writes what it queues, reads
+/// what it asks for, until it is established. Every wait is bounded by the
+/// core's deadline, and an expired deadline is the core's typed timeout.
+async fn handshake<R, W>(core: &mut Core, rd: &mut R, wr: &mut W, buf: &mut BytesMut) -> Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    loop {
+        if core.is_established() {
+            // Our last handshake message (or the TLS hello) stays queued:
+            // it leaves with the writer's first write.
+            return Ok(());
+        }
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        if core.poll_transmit(now(), &mut out)? {
+            let write = async {
+                wr.write_all(&out).await?;
+                wr.flush().await
+            };
+            match bounded(deadline, write).await {
+                Some(r) => r?,
+                None => core.handle_timeout(now())?,
+            }
+            continue;
+        }
+        if core.handle_input(now(), buf)? {
+            continue;
+        }
+        make_read_room(buf, core.bytes_needed(buf.len()));
+        match bounded(deadline, rd.read_buf(buf)).await {
+            Some(Ok(0)) => return Err(core.fail(TransportError::ConnectionClosed { clean: false })),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(core.fail(e.into())),
+            None => core.handle_timeout(now())?,
+        }
+    }
+}
+
+/// Runs `fut` until `deadline` (`None` when it passed first).
+async fn bounded<T>(
+    deadline: Option<tokio::time::Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}

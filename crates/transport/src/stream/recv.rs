@@ -1,0 +1,198 @@
+//! [`RecvHalf`]: reads the stream in the caller's task and feeds the core.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use netproto_wire::{Frame, FrameKind};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::{bounded, make_read_room, now, Shared, IDLE_RELEASE};
+use crate::core::{ConnectionInfo, Event};
+use crate::error::{Result, TransportError};
+
+/// The first read after an idle release goes to the stack, this big.
+const WAKE_READ: usize = 256;
+
+/// The receiving side: reads records and hands out their frames. PINGs are
+/// answered, continued messages reassembled, deadlines kept (all by the
+/// core) while this half is being read.
+pub struct RecvHalf {
+    shared: Arc<Shared>,
+    io: Box<dyn AsyncRead + Send + Sync + Unpin>,
+    buf: BytesMut,
+    info: Arc<ConnectionInfo>,
+    /// The connection's end has been logged.
+    reported: bool,
+}
+
+impl std::fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the core asked of the reader.
+enum Next {
+    Frame(Frame),
+    Again,
+    Read {
+        deadline: Option<std::time::Instant>,
+        needed: usize,
+        between_packets: bool,
+    },
+}
+
+impl RecvHalf {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        io: Box<dyn AsyncRead + Send + Sync + Unpin>,
+        buf: BytesMut,
+        info: Arc<ConnectionInfo>,
+    ) -> Self {
+        Self {
+            shared,
+            io,
+            buf,
+            info,
+            reported: false,
+        }
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// Receives the next frame: DATA (whole messages, continuation already
+    /// reassembled), ERR, ACK, GOAWAY and PONG. PINGs are answered; unknown
+    /// extension frames are skipped. Cancel-safe: dropping the future loses
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`TransportError::ConnectionClosed`] (`clean` after the peer's BYE),
+    /// timeouts, and authentication, format and limit errors. All of these
+    /// end the connection; later calls return the same error.
+    pub async fn recv_frame(&mut self) -> Result<Frame> {
+        loop {
+            let next = self.step();
+            let (deadline, needed, between_packets) = match next {
+                Ok(Next::Frame(f)) => return Ok(f),
+                Ok(Next::Again) => continue,
+                Ok(Next::Read {
+                    deadline,
+                    needed,
+                    between_packets,
+                }) => (deadline, needed, between_packets),
+                Err(e) => return Err(self.report(e)),
+            };
+            let deadline = deadline.map(tokio::time::Instant::from_std);
+            let read = read_more(&mut self.io, &mut self.buf, needed, between_packets);
+            let outcome = match bounded(deadline, read).await {
+                Some(Ok(0)) => Err(TransportError::ConnectionClosed { clean: false }),
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(e.into()),
+                None => self.shared.lock().handle_timeout(now()),
+            };
+            if let Err(e) = outcome {
+                let e = self.shared.lock().fail(e);
+                return Err(self.report(e));
+            }
+        }
+    }
+
+    /// Logs the connection's end once, and makes sure the writer and any
+    /// waiting sender see it.
+    fn report(&mut self, e: TransportError) -> TransportError {
+        if !std::mem::replace(&mut self.reported, true) {
+            match &e {
+                TransportError::ConnectionClosed { clean: true } => {
+                    tracing::debug!("peer closed the connection");
+                }
+                other => tracing::warn!(error = %other, "connection failed"),
+            }
+            self.shared.wake_writer.notify_one();
+            self.shared.progress.notify_waiters();
+        }
+        e
+    }
+
+    /// One turn of the core under its lock.
+    fn step(&mut self) -> Result<Next> {
+        let mut core = self.shared.lock();
+        let t = now();
+        core.resume(t);
+        let next = loop {
+            match core.poll_event(t) {
+                Ok(Some(Event::Frame(f))) => {
+                    core.pause();
+                    if f.kind == FrameKind::Pong {
+                        // A `ping` may be waiting for this one.
+                        self.shared.progress.notify_waiters();
+                    }
+                    break Ok(Next::Frame(f));
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            match core.handle_input(t, &mut self.buf) {
+                Ok(true) => break Ok(Next::Again),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+            let buffered = self.buf.len();
+            break Ok(Next::Read {
+                deadline: core.poll_timeout(),
+                needed: core.bytes_needed(buffered),
+                between_packets: !core.mid_packet(buffered),
+            });
+        };
+        // A PONG or keep-alive PING may have been queued.
+        self.shared.signal(&mut core);
+        next
+    }
+
+    /// A [`Stream`] of frames; it ends after the peer's BYE and yields any
+    /// other error once before ending.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Frame>> + Send + 'static {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut half = state?;
+            match half.recv_frame().await {
+                Ok(f) => Some((Ok(f), Some(half))),
+                Err(TransportError::ConnectionClosed { clean: true }) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}
+
+/// Reads more bytes into the receive buffer. Between packets, a buffer that
+/// sat unused for [`IDLE_RELEASE`] is given back, and the next bytes are
+/// read into a small stack buffer first, so an idle connection holds no
+/// receive buffer at all.
+async fn read_more(
+    io: &mut Box<dyn AsyncRead + Send + Sync + Unpin>,
+    buf: &mut BytesMut,
+    needed: usize,
+    between_packets: bool,
+) -> std::io::Result<usize> {
+    if between_packets && buf.is_empty() {
+        if buf.capacity() > 0 {
+            make_read_room(buf, needed);
+            let read = io.read_buf(buf);
+            if let Ok(read) = tokio::time::timeout(IDLE_RELEASE, read).await {
+                return read;
+            }
+            *buf = BytesMut::new();
+        }
+        let mut first = [0u8; WAKE_READ];
+        let n = io.read(&mut first).await?;
+        buf.extend_from_slice(&first[..n]);
+        return Ok(n);
+    }
+    make_read_room(buf, needed);
+    io.read_buf(buf).await
+}

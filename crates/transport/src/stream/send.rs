@@ -1,0 +1,304 @@
+//! [`SendHalf`]: the cloneable sending handle of a stream connection.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_sink::Sink;
+use netproto_wire::Frame;
+
+use super::{now, Shared};
+use crate::core::{ConnectionInfo, Core};
+use crate::error::{Result, TransportError};
+use crate::payload::Payload;
+
+/// Closes the connection (BYE after everything queued) when the last
+/// sending handle is dropped.
+struct LastHandle(Arc<Shared>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let mut core = self.0.lock();
+        let _ = core.close(now());
+        drop(core);
+        self.0.wake_writer.notify_one();
+    }
+}
+
+/// The sending side: a cheap, cloneable handle. Frames are encoded straight
+/// into the connection's record buffer; those queued while the writer is
+/// busy leave together, packed into as few records and system calls as
+/// possible. At most `send_buffer` bytes wait: beyond that `send` waits and
+/// `try_send_frame` refuses ([`TransportError::Backpressure`]).
+#[derive(Clone)]
+pub struct SendHalf {
+    shared: Arc<Shared>,
+    info: Arc<ConnectionInfo>,
+    _last: Arc<LastHandle>,
+}
+
+impl std::fmt::Debug for SendHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendHalf")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a send treats a full buffer.
+enum WhenFull {
+    Wait,
+    WaitAtMost(Duration),
+}
+
+impl SendHalf {
+    pub(crate) fn new(shared: Arc<Shared>, info: Arc<ConnectionInfo>) -> Self {
+        Self {
+            _last: Arc::new(LastHandle(shared.clone())),
+            shared,
+            info,
+        }
+    }
+
+    /// Runs `op` on the core once there is room in the send buffer (or the
+    /// connection has ended, which `op` then reports).
+    async fn with_room<T>(
+        &self,
+        when_full: WhenFull,
+        mut op: impl FnMut(&mut Core) -> Result<T>,
+    ) -> Result<T> {
+        let deadline = match when_full {
+            WhenFull::WaitAtMost(limit) => Some(tokio::time::Instant::now() + limit),
+            WhenFull::Wait => None,
+        };
+        loop {
+            let progress = self.shared.progress.notified();
+            let mut progress = pin!(progress);
+            {
+                let mut core = self.shared.lock();
+                let full = core.queued_bytes() >= self.shared.send_buffer;
+                if !full || core.error().is_some() || core.is_closing() {
+                    let result = op(&mut core);
+                    self.shared.signal(&mut core);
+                    return result;
+                }
+                // Registered before the lock is released: the writer's
+                // next notification cannot be missed.
+                progress.as_mut().enable();
+            }
+            // The writer may be waiting for a wake-up that a full buffer
+            // already deserves.
+            self.shared.wake_writer.notify_one();
+            match deadline {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, progress).await.is_err() {
+                        return Err(TransportError::Backpressure);
+                    }
+                }
+                None => progress.await,
+            }
+        }
+    }
+
+    /// Queues `payload` as a DATA frame with `stream_id`, encoding it once,
+    /// straight into the record buffer; waits while the send buffer is full
+    /// (backpressure).
+    ///
+    /// # Errors
+    /// [`TransportError::MessageTooLarge`] beyond the peer's limit,
+    /// [`TransportError::BadMessage`] if it does not encode (nothing was
+    /// sent; the connection goes on); the connection's error once it has
+    /// failed or closed.
+    pub async fn send<P: Payload + ?Sized>(&self, stream_id: u64, payload: &P) -> Result<()> {
+        self.with_room(WhenFull::Wait, |core| {
+            core.send_payload(now(), stream_id, payload)
+        })
+        .await
+    }
+
+    /// As [`SendHalf::send`], waiting at most `limit` for room. Only a full
+    /// buffer arms a timer.
+    ///
+    /// # Errors
+    /// [`TransportError::Backpressure`] if the buffer stayed full for `limit`
+    /// (nothing was queued); otherwise as [`SendHalf::send`].
+    pub async fn send_within<P: Payload + ?Sized>(
+        &self,
+        stream_id: u64,
+        payload: &P,
+        limit: Duration,
+    ) -> Result<()> {
+        self.with_room(WhenFull::WaitAtMost(limit), |core| {
+            core.send_payload(now(), stream_id, payload)
+        })
+        .await
+    }
+
+    /// As [`SendHalf::send_within`], but the stream id is chosen by
+    /// `assign` at the moment the frame is queued, under the connection's
+    /// lock: frames leave in the order of their ids, so a peer's GOAWAY
+    /// (`last_stream_id`) splits them exactly into served and not served.
+    /// `assign` runs once, and only if the payload is then queued or
+    /// refused by a check (not if waiting for room times out).
+    ///
+    /// # Errors
+    /// As [`SendHalf::send_within`]; the id assigned, if any, is lost with
+    /// the error (the caller's `assign` recorded it).
+    pub async fn send_assigned<P: Payload + ?Sized>(
+        &self,
+        assign: &mut (dyn FnMut() -> u64 + Send),
+        payload: &P,
+        limit: Duration,
+    ) -> Result<u64> {
+        self.with_room(WhenFull::WaitAtMost(limit), |core| {
+            let id = assign();
+            core.send_payload(now(), id, payload).map(|()| id)
+        })
+        .await
+    }
+
+    /// Queues a frame; waits while the send buffer is full. Large payloads
+    /// are split into continuation frames automatically.
+    ///
+    /// # Errors
+    /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
+    /// with `more` set, or header blocks over the wire limits; otherwise as
+    /// [`SendHalf::send`].
+    pub async fn send_frame(&self, frame: Frame) -> Result<()> {
+        self.with_room(WhenFull::Wait, |core| core.send_frame(now(), &frame))
+            .await
+    }
+
+    /// Queues a frame without waiting.
+    ///
+    /// # Errors
+    /// [`TransportError::Backpressure`] when the send buffer is full,
+    /// otherwise as [`SendHalf::send_frame`].
+    // By value, like `send_frame`: the frame is the caller's to give away.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
+        let mut core = self.shared.lock();
+        if core.error().is_none()
+            && !core.is_closing()
+            && core.queued_bytes() >= self.shared.send_buffer
+        {
+            return Err(TransportError::Backpressure);
+        }
+        let result = core.send_frame(now(), &frame);
+        self.shared.signal(&mut core);
+        result
+    }
+
+    /// Queues GOAWAY: requests with ids above `last_stream_id` will not be
+    /// served. Never waits for room (it is a control frame).
+    ///
+    /// # Errors
+    /// The connection's error once it has ended.
+    pub fn goaway(&self, last_stream_id: u64, reason: &str) -> Result<()> {
+        let mut core = self.shared.lock();
+        let result = core.goaway(now(), last_stream_id, reason);
+        self.shared.signal(&mut core);
+        result
+    }
+
+    /// Sends a PING and waits at most `within` for its PONG; returns the
+    /// round trip. The peer's core answers whatever its application does,
+    /// but the PONG is seen only while this connection is being read.
+    ///
+    /// # Errors
+    /// [`TransportError::Timeout`] ([`crate::TimeoutKind::Ping`]) if no PONG
+    /// came in time; the connection's error once it has ended.
+    pub async fn ping(&self, within: Duration) -> Result<Duration> {
+        let seq = {
+            let mut core = self.shared.lock();
+            let seq = core.ping(now());
+            self.shared.signal(&mut core);
+            seq?
+        };
+        let wait = async {
+            loop {
+                let progress = self.shared.progress.notified();
+                let mut progress = pin!(progress);
+                {
+                    let core = self.shared.lock();
+                    if let Some(e) = core.error() {
+                        return Err(e.clone());
+                    }
+                    if core.ping_settled(seq) {
+                        return core
+                            .rtt()
+                            .ok_or(TransportError::ConnectionClosed { clean: false });
+                    }
+                    progress.as_mut().enable();
+                }
+                progress.await;
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                kind: crate::TimeoutKind::Ping,
+                after: within,
+            })?
+    }
+
+    /// The latest round-trip time measured by a PING (keep-alive or
+    /// [`SendHalf::ping`]).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.shared.lock().rtt()
+    }
+
+    /// The last request id the peer will serve, once it sent GOAWAY.
+    pub fn peer_goaway(&self) -> Option<u64> {
+        self.shared.lock().peer_goaway()
+    }
+
+    /// The connection's error, once it has ended.
+    pub fn error(&self) -> Option<TransportError> {
+        self.shared.lock().error().cloned()
+    }
+
+    /// Sends BYE after everything queued before it, flushes, and shuts the
+    /// write side down. Sends after the close request are refused with
+    /// [`TransportError::ConnectionClosed`].
+    ///
+    /// # Errors
+    /// The connection's error if it had failed (a connection the peer
+    /// closed cleanly closes without error).
+    pub async fn close(&self) -> Result<()> {
+        {
+            let mut core = self.shared.lock();
+            match core.close(now()) {
+                Ok(()) | Err(TransportError::ConnectionClosed { clean: true }) => {}
+                Err(e) => return Err(e),
+            }
+            self.shared.signal(&mut core);
+            self.shared.wake_writer.notify_one();
+        }
+        loop {
+            let done = self.shared.done.notified();
+            let mut done = pin!(done);
+            done.as_mut().enable();
+            if let Some(result) = self.shared.writer_done.get() {
+                return match result {
+                    Err(TransportError::ConnectionClosed { clean: true }) => Ok(()),
+                    other => other.clone(),
+                };
+            }
+            done.await;
+        }
+    }
+
+    /// What the handshake established.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// A [`Sink`] of frames over this handle.
+    pub fn sink(&self) -> impl Sink<Frame, Error = TransportError> + Send + 'static {
+        futures_util::sink::unfold(self.clone(), |half, frame: Frame| async move {
+            half.send_frame(frame).await?;
+            Ok::<_, TransportError>(half)
+        })
+    }
+}
