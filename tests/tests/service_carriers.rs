@@ -47,6 +47,25 @@ fn endpoint() -> Endpoint {
     "tcp://memory:1".parse().unwrap()
 }
 
+/// `n` concurrent calls of the test dispatcher's 300 ms "SLOW" route.
+fn slow_calls(
+    client: &Client,
+    n: u8,
+) -> Vec<tokio::task::JoinHandle<netproto_service::Result<Message>>> {
+    (0..n)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.call(Message::Custom {
+                    command: "SLOW".into(),
+                    payload: vec![i],
+                })
+                .await
+            })
+        })
+        .collect()
+}
+
 async fn stop((handle, task): Running) {
     handle.shutdown(Some(Duration::from_secs(2)));
     tokio::time::timeout(Duration::from_secs(10), task)
@@ -128,18 +147,7 @@ async fn goaway_under_load_fails_unserved_calls_with_a_typed_error() {
     cfg.auto_reconnect = false;
     cfg.response_timeout = Duration::from_secs(20);
     let client = Client::connect(&endpoint(), cfg).await.unwrap();
-    let calls: Vec<_> = (0..40u8)
-        .map(|i| {
-            let c = client.clone();
-            tokio::spawn(async move {
-                c.call(Message::Custom {
-                    command: "SLOW".into(),
-                    payload: vec![i],
-                })
-                .await
-            })
-        })
-        .collect();
+    let calls = slow_calls(&client, 40);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = tokio::time::Instant::now();
     server.0.shutdown(Some(Duration::from_secs(5)));
@@ -177,18 +185,7 @@ async fn goaway_under_load_moves_unserved_calls_to_a_new_connection() {
     let client = Client::connect(&endpoint(), client_cfg(&keys, &dialer))
         .await
         .unwrap();
-    let calls: Vec<_> = (0..40u8)
-        .map(|i| {
-            let c = client.clone();
-            tokio::spawn(async move {
-                c.call(Message::Custom {
-                    command: "SLOW".into(),
-                    payload: vec![i],
-                })
-                .await
-            })
-        })
-        .collect();
+    let calls = slow_calls(&client, 40);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = serve(
         dialer.listen(endpoint()).await,
