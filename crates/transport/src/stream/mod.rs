@@ -78,6 +78,10 @@ pub(crate) struct Shared {
     wake_writer: Notify,
     /// The writer took bytes (room in the send buffer), or a PONG arrived.
     progress: Notify,
+    /// Senders waiting for room queue here, first come first served.
+    line: tokio::sync::Semaphore,
+    /// How many senders are in that line (newcomers do not overtake them).
+    waiting: std::sync::atomic::AtomicUsize,
     /// Set once the writer has stopped: `Ok` after BYE and shutdown.
     writer_done: OnceLock<Result<()>>,
     done: Notify,
@@ -182,6 +186,8 @@ impl Connection {
             core: Mutex::new(core),
             wake_writer: Notify::new(),
             progress: Notify::new(),
+            line: tokio::sync::Semaphore::new(1),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             writer_done: OnceLock::new(),
             done: Notify::new(),
             send_buffer: cfg.send_buffer.max(1),
