@@ -5,75 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use netproto_service::{
-    Client, ClientConfig, ConnectionPool, Dispatcher, PoolConfig, Server, ServerConfig,
-    ServerHandle, ServiceError,
-};
-use netproto_testkit::{memory_carrier, Keys, MemoryDialer, MemoryListener};
-use netproto_transport::Endpoint;
+use common::memory::{client_cfg, endpoint, serve, slow_calls, stop};
+use netproto_service::{Client, ConnectionPool, Dispatcher, PoolConfig, ServiceError};
+use netproto_testkit::{memory_carrier, Keys};
 use netproto_wire::Message;
-
-type Running = (
-    ServerHandle,
-    tokio::task::JoinHandle<netproto_service::Result<()>>,
-);
-
-/// Starts a server on an in-memory listener.
-fn serve(
-    listener: MemoryListener,
-    keys: &Keys,
-    dispatcher: Dispatcher,
-    tune: impl FnOnce(&mut ServerConfig),
-) -> Running {
-    let mut cfg = ServerConfig::new(endpoint(), keys.server_config());
-    tune(&mut cfg);
-    let server = Server::with_listener(listener, cfg, dispatcher);
-    let handle = server.handle();
-    (handle, tokio::spawn(server.run()))
-}
-
-fn client_cfg(keys: &Keys, dialer: &MemoryDialer) -> ClientConfig {
-    let mut conn = keys.client_config();
-    conn.dialer = Some(Arc::new(dialer.clone()));
-    let mut cfg = ClientConfig::new(conn);
-    cfg.reconnect_delay = Duration::from_millis(10);
-    cfg
-}
-
-fn endpoint() -> Endpoint {
-    "tcp://memory:1".parse().unwrap()
-}
-
-/// `n` concurrent calls of the test dispatcher's 300 ms "SLOW" route.
-fn slow_calls(
-    client: &Client,
-    n: u8,
-) -> Vec<tokio::task::JoinHandle<netproto_service::Result<Message>>> {
-    (0..n)
-        .map(|i| {
-            let c = client.clone();
-            tokio::spawn(async move {
-                c.call(Message::Custom {
-                    command: "SLOW".into(),
-                    payload: vec![i],
-                })
-                .await
-            })
-        })
-        .collect()
-}
-
-async fn stop((handle, task): Running) {
-    handle.shutdown(Some(Duration::from_secs(2)));
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the server stops")
-        .unwrap()
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_run_over_a_carrier_the_service_does_not_know() {

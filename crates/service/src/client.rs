@@ -336,10 +336,14 @@ impl Client {
             Err(TransportError::Backpressure) => return Err(ServiceError::Timeout(op)),
             Err(e) => return Err(e.into()),
         }
-        // GOAWAY may have arrived after `live_link` looked: the reader fails
-        // calls it finds pending, this one checks for itself.
+        // GOAWAY, or the end of the connection (a BUSY refusal), may have
+        // come after `live_link` looked: the reader fails the calls it finds
+        // pending, this one checks for itself.
         if link.goaway.get().is_some_and(|last| id > *last) {
             return Err(ServiceError::GoingAway);
+        }
+        if let Some(e) = link.closed_error() {
+            return Err(e);
         }
         match rx.await {
             Ok(r) => r,

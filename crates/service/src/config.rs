@@ -24,6 +24,11 @@ pub struct ServerConfig {
     pub connection_timeout: Duration,
     /// Default grace period for in-flight requests at shutdown (10 s).
     pub shutdown_timeout: Duration,
+    /// Bytes of unfinished (continued) requests all connections together
+    /// may hold (64 MiB: four maximum-size messages at once). A connection
+    /// whose next piece does not fit is closed with a typed error; the
+    /// others keep going. Used unless `connection.reassembly_budget` is set.
+    pub max_reassembly_bytes: usize,
     /// Handshake, keys, limits and timeouts of each connection.
     pub connection: ConnectionConfig,
 }
@@ -38,6 +43,7 @@ impl ServerConfig {
             heartbeat_interval: DEFAULT_KEEP_ALIVE,
             connection_timeout: DEFAULT_PONG_GRACE,
             shutdown_timeout: Duration::from_secs(10),
+            max_reassembly_bytes: 64 * 1024 * 1024,
             connection,
         }
     }

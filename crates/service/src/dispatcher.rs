@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::error::HandlerError;
 
+/// Bytes of an unknown opcode quoted back in the ERR reason.
+const MAX_OPCODE_ECHO: usize = 64;
+
 /// The boxed future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Message, HandlerError>> + Send>>;
 
@@ -142,7 +145,12 @@ impl Dispatcher {
             Some(Handler::Async(h)) => Routed::Pending(h(message)),
             None => Routed::Done(Err(HandlerError {
                 code: ErrorCode::UNKNOWN_OPCODE,
-                reason: format!("no handler for opcode {:?}", message.opcode()),
+                // The opcode is the client's: shortened before it is
+                // escaped, so an answer never grows with the request.
+                reason: format!(
+                    "no handler for opcode {:?}",
+                    crate::error::prefix(message.opcode(), MAX_OPCODE_ECHO)
+                ),
             })),
         }
     }

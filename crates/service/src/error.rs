@@ -24,7 +24,9 @@ pub enum ServiceError {
     #[error("no response within {0:?}")]
     Timeout(Duration),
     /// The server answered with an ERR frame.
-    #[error("server error {code:?}: {reason}")]
+    // The reason is the server's text: control characters are escaped so it
+    // cannot rewrite a terminal or forge log lines.
+    #[error("server error {code:?}: {}", .reason.escape_debug())]
     Remote {
         /// The error code (`ErrorCode::UNKNOWN_OPCODE`, `BAD_REQUEST`, …).
         code: ErrorCode,
@@ -67,8 +69,27 @@ impl From<WireError> for ServiceError {
     }
 }
 
+/// Longest ERR reason sent, in bytes: a reason (which may quote the
+/// request) never makes an answer larger than this.
+pub const MAX_ERR_REASON: usize = 256;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub(crate) fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `reason` cut to [`MAX_ERR_REASON`] bytes.
+pub(crate) fn bounded_reason(reason: &str) -> &str {
+    prefix(reason, MAX_ERR_REASON)
+}
+
 /// What a handler returns when it cannot answer: the caller gets an ERR
-/// frame with this code and text.
+/// frame with this code and text (at most [`MAX_ERR_REASON`] bytes of it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct HandlerError {

@@ -73,6 +73,6 @@ mod server;
 pub use client::{Client, ClientStats};
 pub use config::{ClientConfig, ServerConfig};
 pub use dispatcher::{decode_response, encode_request, Dispatcher, HandlerFuture};
-pub use error::{HandlerError, Result, ServiceError};
+pub use error::{HandlerError, Result, ServiceError, MAX_ERR_REASON};
 pub use pool::{CircuitState, ConnectionPool, PoolConfig, PoolStats, PooledClient};
 pub use server::{Server, ServerHandle};

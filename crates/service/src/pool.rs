@@ -264,7 +264,16 @@ impl Inner {
     async fn open_new(&self, permit: OwnedSemaphorePermit) -> Result<Idle> {
         self.circuit_allows()?;
         self.connects.fetch_add(1, Ordering::Relaxed);
-        match Client::connect(&self.endpoint, self.client_cfg.clone()).await {
+        // An attempt dropped half-way (its `acquire` timed out) counts as a
+        // failure: otherwise a dropped half-open probe would leave the
+        // breaker half-open, refusing every later attempt, for good.
+        let attempt = Attempt {
+            pool: self,
+            settled: false,
+        };
+        let outcome = Client::connect(&self.endpoint, self.client_cfg.clone()).await;
+        attempt.settle();
+        match outcome {
             Ok(client) => {
                 self.record(true);
                 self.open.fetch_add(1, Ordering::Relaxed);
@@ -280,6 +289,28 @@ impl Inner {
                 self.record(false);
                 Err(e)
             }
+        }
+    }
+}
+
+/// A connection attempt whose outcome must reach the circuit breaker.
+struct Attempt<'a> {
+    pool: &'a Inner,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    /// The outcome is known; the caller records it.
+    fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::debug!(endpoint = %self.pool.endpoint, "connection attempt abandoned");
+            self.pool.record(false);
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use netproto_transport::{
-    Accept, AnyListener, Connection, Endpoint, Incoming, PeerAddr, SocketOptions, TimeoutKind,
-    TransportError,
+    Accept, AnyListener, Connection, Endpoint, Incoming, MemoryBudget, PeerAddr, SocketOptions,
+    TimeoutKind, TransportError,
 };
 use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
 use tokio::sync::Semaphore;
@@ -103,6 +103,13 @@ impl<L: Accept> Server<L> {
             .connection
             .for_endpoint(&endpoint)
             .with_heartbeat(cfg.heartbeat_interval, cfg.connection_timeout);
+        // One reassembly budget for all connections: what anonymous peers
+        // can make the server hold in unfinished messages is bounded in
+        // total, not per connection.
+        if cfg.connection.reassembly_budget.is_none() {
+            cfg.connection.reassembly_budget =
+                Some(Arc::new(MemoryBudget::new(cfg.max_reassembly_bytes)));
+        }
         Self {
             listener,
             cfg: Arc::new(cfg),
@@ -454,7 +461,8 @@ async fn finish_request(
             send.send(stream_id, &Encoded(&resp)).await
         }
         Err(e) => {
-            send.send_frame(Frame::error(stream_id, e.code, &e.reason))
+            let reason = crate::error::bounded_reason(&e.reason);
+            send.send_frame(Frame::error(stream_id, e.code, reason))
                 .await
         }
     };

@@ -84,6 +84,22 @@ pub struct MemoryDialer {
 }
 
 impl MemoryDialer {
+    /// A raw byte stream to the listener (no handshake): for peers that
+    /// speak the protocol themselves, or do not.
+    ///
+    /// # Errors
+    /// [`TransportError::ConnectionClosed`] if the listener is gone.
+    pub async fn connect_stream(&self) -> Result<DuplexStream> {
+        let (a, b) = tokio::io::duplex(PIPE_BUFFER);
+        self.to_listener
+            .lock()
+            .await
+            .send(b)
+            .await
+            .map_err(|_| TransportError::ConnectionClosed { clean: false })?;
+        Ok(a)
+    }
+
     /// A new listener that this dialer (and its clones) reach from now on,
     /// in place of the previous one: a server taking over an address.
     pub async fn listen(&self, endpoint: Endpoint) -> MemoryListener {
@@ -102,18 +118,6 @@ impl Dial for MemoryDialer {
         _endpoint: &'a Endpoint,
         cfg: ConnectionConfig,
     ) -> BoxFuture<'a, Result<Connection>> {
-        Box::pin(async move {
-            let open = async {
-                let (a, b) = tokio::io::duplex(PIPE_BUFFER);
-                self.to_listener
-                    .lock()
-                    .await
-                    .send(b)
-                    .await
-                    .map_err(|_| TransportError::ConnectionClosed { clean: false })?;
-                Ok(a)
-            };
-            dial_stream(open, cfg).await
-        })
+        Box::pin(async move { dial_stream(self.connect_stream(), cfg).await })
     }
 }

@@ -4,6 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netproto_crypto::{HandshakeConfig, RekeyPolicy, TimestampGuard};
+
+use crate::budget::MemoryBudget;
 use netproto_wire::CompressionPolicy;
 
 use crate::carrier::Dial;
@@ -45,6 +47,15 @@ pub struct ConnectionConfig {
     pub write_timeout: Duration,
     /// Largest message accepted (16 MiB); advertised in the handshake.
     pub max_message_size: usize,
+    /// Bytes of unfinished (continued) messages, shared by every connection
+    /// that holds this `Arc`: a peer whose next piece does not fit is closed
+    /// with [`crate::TransportError::ReassemblyBudget`] (`None`: only
+    /// `max_message_size` per connection). The service's server sets one for
+    /// all its connections.
+    pub reassembly_budget: Option<Arc<MemoryBudget>>,
+    /// A message continued over several records must complete within this
+    /// (2 min: a 16 MiB message at 200 KiB/s takes 82 s).
+    pub message_timeout: Duration,
     /// Bytes queued for the writer before `send` waits and `try_send_frame`
     /// refuses (1 MiB). One message larger than this is still accepted
     /// when the buffer has room, so it bounds what waits beyond the
@@ -82,6 +93,8 @@ impl ConnectionConfig {
             packet_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_message_size: 16 * 1024 * 1024,
+            reassembly_budget: None,
+            message_timeout: Duration::from_mins(2),
             send_buffer: 1024 * 1024,
             compression: CompressionPolicy::default(),
             rekey: RekeyPolicy::default(),

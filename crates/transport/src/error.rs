@@ -23,6 +23,9 @@ pub enum TimeoutKind {
     Connect,
     /// A PING was not answered in time ([`crate::SendHalf::ping`]).
     Ping,
+    /// A message continued over several records did not complete within
+    /// `message_timeout`.
+    Message,
 }
 
 /// Why a TLS handshake failed (reported by netproto-transport-tls).
@@ -190,6 +193,16 @@ pub enum TransportError {
         len: usize,
         /// Our limit.
         max: usize,
+    },
+    /// The peer's unfinished message would take more of the shared
+    /// reassembly budget than is left (the connection is closed; others
+    /// keep theirs).
+    #[error("reassembly budget exhausted: {held} bytes held here, {limit} for all connections")]
+    ReassemblyBudget {
+        /// Bytes this connection held for the message.
+        held: usize,
+        /// The budget shared by all connections.
+        limit: usize,
     },
     /// We refused to send a frame that is not valid to send (nothing was sent;
     /// the connection goes on).

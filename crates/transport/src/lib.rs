@@ -49,6 +49,7 @@
 //! # }
 //! ```
 
+mod budget;
 mod carrier;
 mod config;
 pub mod core;
@@ -59,6 +60,7 @@ mod stream;
 mod transport;
 
 pub use crate::core::{ConnectionInfo, StreamSecurity};
+pub use budget::MemoryBudget;
 pub use carrier::{dial_stream, Accept, BoxFuture, Dial, Incoming};
 pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
 pub use endpoint::{Endpoint, PeerAddr};

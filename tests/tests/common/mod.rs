@@ -10,6 +10,7 @@
     missing_docs
 )]
 
+pub mod memory;
 pub mod service;
 pub mod tls;
 

@@ -21,6 +21,9 @@ pub(crate) struct Liveness {
     handshake_timeout: Duration,
     handshake_deadline: Option<Instant>,
     packet_timeout: Duration,
+    message_timeout: Duration,
+    /// When the message being reassembled started.
+    message_started: Option<Instant>,
     keep_alive: Option<Duration>,
     idle_timeout: Option<Duration>,
     /// The last time an authenticated record arrived (or reading resumed
@@ -28,9 +31,10 @@ pub(crate) struct Liveness {
     last_rx: Instant,
     /// When the current partial packet started to be waited for.
     packet_started: Option<Instant>,
-    /// The application holds a frame and is not reading: idle and
-    /// keep-alive deadlines are suspended.
-    paused: bool,
+    /// Since when the application has not been reading (it holds a frame,
+    /// has not started, or dropped a read): idle and keep-alive deadlines
+    /// are suspended, and that time does not count as silence.
+    paused_at: Option<Instant>,
     /// Our outstanding PING: its sequence number and when it was queued.
     ping: Option<(u64, Instant)>,
     next_ping: u64,
@@ -38,22 +42,18 @@ pub(crate) struct Liveness {
 }
 
 impl Liveness {
-    pub(crate) fn new(
-        now: Instant,
-        handshake_timeout: Duration,
-        packet_timeout: Duration,
-        keep_alive: Option<Duration>,
-        idle_timeout: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(now: Instant, cfg: &crate::config::ConnectionConfig) -> Self {
         Self {
-            handshake_timeout,
-            handshake_deadline: now.checked_add(handshake_timeout),
-            packet_timeout,
-            keep_alive,
-            idle_timeout,
+            handshake_timeout: cfg.handshake_timeout,
+            handshake_deadline: now.checked_add(cfg.handshake_timeout),
+            packet_timeout: cfg.packet_timeout,
+            message_timeout: cfg.message_timeout,
+            message_started: None,
+            keep_alive: cfg.keep_alive,
+            idle_timeout: cfg.idle_timeout,
             last_rx: now,
             packet_started: None,
-            paused: false,
+            paused_at: None,
             ping: None,
             next_ping: 1,
             rtt: None,
@@ -65,6 +65,14 @@ impl Liveness {
     pub(crate) fn established(&mut self, now: Instant) {
         self.handshake_deadline = None;
         self.last_rx = now;
+        // Until the application first reads, nobody could answer a PING.
+        self.paused_at = Some(now);
+    }
+
+    /// We said BYE: no more keep-alive PINGs (the peer's BYE or EOF, or
+    /// the idle deadline, ends the connection).
+    pub(crate) fn stop_keep_alive(&mut self) {
+        self.keep_alive = None;
     }
 
     /// An authenticated record (or handshake message) arrived.
@@ -79,16 +87,28 @@ impl Liveness {
         self.packet_started.get_or_insert(now);
     }
 
-    /// The application took a frame and is busy with it.
-    pub(crate) fn pause(&mut self) {
-        self.paused = true;
+    /// Whether a continued message is being reassembled (its deadline runs
+    /// from the first piece).
+    pub(crate) fn reassembling(&mut self, now: Instant, yes: bool) {
+        if !yes {
+            self.message_started = None;
+        } else if self.message_started.is_none() {
+            self.message_started = Some(now);
+        }
     }
 
-    /// The application is reading again: time spent away is not silence,
-    /// and a packet deadline counts only time spent waiting for the peer.
+    /// The application stopped reading (took a frame, or dropped a read).
+    pub(crate) fn pause(&mut self, now: Instant) {
+        self.paused_at.get_or_insert(now);
+    }
+
+    /// The application is reading again: the time it spent away is not
+    /// counted as silence (the idle clock moves forward by it, so frequent
+    /// pauses never reset it), and a packet deadline counts only time spent
+    /// waiting for the peer.
     pub(crate) fn resume(&mut self, now: Instant) {
-        if std::mem::take(&mut self.paused) {
-            self.last_rx = self.last_rx.max(now);
+        if let Some(at) = self.paused_at.take() {
+            self.last_rx += now.saturating_duration_since(at);
             self.packet_started = None;
         }
     }
@@ -106,7 +126,11 @@ impl Liveness {
                 self.packet_started
                     .and_then(|s| s.checked_add(self.packet_timeout)),
             );
-            if !self.paused {
+            consider(
+                self.message_started
+                    .and_then(|s| s.checked_add(self.message_timeout)),
+            );
+            if self.paused_at.is_none() {
                 consider(self.idle_timeout.and_then(|t| self.last_rx.checked_add(t)));
                 if self.ping.is_none() {
                     consider(self.keep_alive.and_then(|t| self.last_rx.checked_add(t)));
@@ -131,7 +155,13 @@ impl Liveness {
         ) {
             return Some(Due::Fail(TimeoutKind::Packet, self.packet_timeout));
         }
-        if self.paused {
+        if passed(
+            self.message_started
+                .and_then(|s| s.checked_add(self.message_timeout)),
+        ) {
+            return Some(Due::Fail(TimeoutKind::Message, self.message_timeout));
+        }
+        if self.paused_at.is_some() {
             return None;
         }
         if let Some(idle) = self.idle_timeout {

@@ -120,8 +120,9 @@ pub enum StreamSecurity {
     Tls,
 }
 
-/// What the handshake established about a connection.
-#[derive(Debug, Clone)]
+/// What the handshake established about a connection. Its `Debug` output
+/// leaves the handshake hash out (docs/SECURITY.md: never logged).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
     /// The peer's verified static key (`None` for an anonymous NK client, and
@@ -147,6 +148,23 @@ pub struct ConnectionInfo {
     /// against the protocol's default 16 MiB limit; the server's limit and
     /// codecs apply from its hello on.
     pub compression: Compression,
+}
+
+impl std::fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("peer_key", &self.peer_key.map(|k| k.fingerprint()))
+            .field(
+                "handshake_hash",
+                &self.handshake_hash.map(|_| "<not shown>"),
+            )
+            .field("negotiated", &self.negotiated)
+            .field("pattern", &self.pattern)
+            .field("transport", &self.transport)
+            .field("initiator", &self.initiator)
+            .field("compression", &self.compression)
+            .finish()
+    }
 }
 
 /// What the core reports to its driver.
@@ -296,14 +314,8 @@ impl<F: RecordFormat> Core<F> {
             hello_pending: false,
             info: None,
             tx: SendState::default(),
-            rx: RecvState::new(cfg.max_message_size),
-            live: Liveness::new(
-                now,
-                cfg.handshake_timeout,
-                cfg.packet_timeout,
-                cfg.keep_alive,
-                cfg.idle_timeout,
-            ),
+            rx: RecvState::new(cfg.max_message_size, cfg.reassembly_budget.clone()),
+            live: Liveness::new(now, cfg),
             events: VecDeque::new(),
             error: None,
             closing: false,
@@ -351,6 +363,11 @@ impl<F: RecordFormat> Core<F> {
     /// Ends the connection with `e` (a driver reports I/O failures here).
     /// The first error wins; later calls return it.
     pub fn fail(&mut self, e: TransportError) -> TransportError {
+        if self.error.is_none() {
+            // Nothing more will be read: an unfinished message is dropped
+            // and its share of the reassembly budget given back now.
+            self.rx.abandon();
+        }
         self.error.get_or_insert(e).clone()
     }
 
@@ -653,7 +670,9 @@ impl<F: RecordFormat> Core<F> {
                     return Ok(Some(Event::Frame(f)));
                 }
                 _ => {
-                    if let Some(whole) = self.rx.assemble(f)? {
+                    let whole = self.rx.assemble(f)?;
+                    self.live.reassembling(now, self.rx.is_reassembling());
+                    if let Some(whole) = whole {
                         return Ok(Some(Event::Frame(whole)));
                     }
                 }
@@ -696,10 +715,12 @@ impl<F: RecordFormat> Core<F> {
         }
     }
 
-    /// The application took a frame and may be busy with it for a while:
-    /// the idle and keep-alive deadlines wait until it reads again.
-    pub fn pause(&mut self) {
-        self.live.pause();
+    /// The application took a frame (or stopped reading) and may be busy
+    /// for a while: the idle and keep-alive deadlines wait until it reads
+    /// again, and the time away does not count as the peer's silence. A core
+    /// starts paused, until the application first reads.
+    pub fn pause(&mut self, now: Instant) {
+        self.live.pause(now);
     }
 
     /// The application reads again (see [`Core::pause`]).
@@ -863,6 +884,7 @@ impl<F: RecordFormat> Core<F> {
             self.push(now, FrameKind::Bye, 0, HeadersRef::EMPTY, &[])?;
         }
         self.closing = true;
+        self.live.stop_keep_alive();
         Ok(())
     }
 

@@ -2,10 +2,13 @@
 //! one at a time (slices of the record, no copy), and the reassembly of a
 //! message continued over several records.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use netproto_crypto::MAX_PLAINTEXT;
 use netproto_wire::{decompress, Compression, Frame, FrameKind, FrameLimits, Headers};
 
+use crate::budget::MemoryBudget;
 use crate::error::{ProtocolViolation, Result, TransportError};
 
 #[derive(Debug)]
@@ -24,15 +27,64 @@ pub(crate) struct RecvState {
     partial: Option<Partial>,
     /// Our message limit (what we advertised).
     pub(crate) max_message: usize,
+    /// Shared with other connections: bytes held for messages being
+    /// reassembled.
+    budget: Option<Arc<MemoryBudget>>,
+    /// What this connection holds of it.
+    held: usize,
+}
+
+impl Drop for RecvState {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl RecvState {
-    pub(crate) fn new(max_message: usize) -> Self {
+    pub(crate) fn new(max_message: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
         Self {
             body: Bytes::new(),
             partial: None,
             max_message,
+            budget,
+            held: 0,
         }
+    }
+
+    /// Whether a continued message is being reassembled.
+    pub(crate) fn is_reassembling(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Takes `n` more bytes from the shared budget for a message being
+    /// reassembled.
+    fn hold(&mut self, n: usize) -> Result<()> {
+        if let Some(budget) = &self.budget {
+            if !budget.try_take(n) {
+                metrics::counter!("netproto_reassembly_refused_total").increment(1);
+                return Err(TransportError::ReassemblyBudget {
+                    held: self.held,
+                    limit: budget.limit(),
+                });
+            }
+        }
+        self.held += n;
+        Ok(())
+    }
+
+    /// Drops an unfinished message and gives its budget back (the
+    /// connection has ended).
+    pub(crate) fn abandon(&mut self) {
+        self.partial = None;
+        self.release();
+    }
+
+    /// Gives back everything held for reassembly.
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give(self.held);
+        }
+        self.held = 0;
     }
 
     /// Whether the current record still holds frames.
@@ -69,39 +121,36 @@ impl RecvState {
     }
 
     /// Feeds an application frame through reassembly: a whole message
-    /// comes out, a piece is kept.
+    /// comes out, a piece is kept (within our message limit and the shared
+    /// budget).
     pub(crate) fn assemble(&mut self, f: Frame) -> Result<Option<Frame>> {
-        if let Some(p) = &mut self.partial {
-            if p.stream_id != f.stream_id || p.kind != f.kind {
+        let so_far = match &self.partial {
+            Some(p) if p.stream_id != f.stream_id || p.kind != f.kind => {
                 return Err(TransportError::Protocol(
                     ProtocolViolation::InterleavedContinuation,
                 ));
             }
-            let len = p.data.len() + f.payload.len();
-            if len > self.max_message {
-                return Err(TransportError::PeerMessageTooLarge {
-                    len,
-                    max: self.max_message,
-                });
+            Some(p) => p.data.len(),
+            None if !f.more => {
+                if f.payload.len() > self.max_message {
+                    return Err(TransportError::PeerMessageTooLarge {
+                        len: f.payload.len(),
+                        max: self.max_message,
+                    });
+                }
+                return Ok(Some(f));
             }
-            p.data.extend_from_slice(&f.payload);
-            if f.more {
-                return Ok(None);
-            }
-            let Some(p) = self.partial.take() else {
-                return Ok(None);
-            };
-            return Ok(Some(
-                Frame::new(p.kind, p.stream_id, p.data.freeze()).with_headers(p.headers),
-            ));
-        }
-        if f.payload.len() > self.max_message {
+            None => 0,
+        };
+        let len = so_far + f.payload.len();
+        if len > self.max_message {
             return Err(TransportError::PeerMessageTooLarge {
-                len: f.payload.len(),
+                len,
                 max: self.max_message,
             });
         }
-        if f.more {
+        self.hold(f.payload.len())?;
+        let Some(p) = &mut self.partial else {
             let mut data = BytesMut::with_capacity(2 * f.payload.len());
             data.extend_from_slice(&f.payload);
             self.partial = Some(Partial {
@@ -111,7 +160,15 @@ impl RecvState {
                 data,
             });
             return Ok(None);
+        };
+        p.data.extend_from_slice(&f.payload);
+        if f.more {
+            return Ok(None);
         }
-        Ok(Some(f))
+        self.release();
+        Ok(self
+            .partial
+            .take()
+            .map(|p| Frame::new(p.kind, p.stream_id, p.data.freeze()).with_headers(p.headers)))
     }
 }

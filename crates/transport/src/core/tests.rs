@@ -76,6 +76,9 @@ impl Pair {
                     self.server.poll_event(self.now),
                     Ok(Some(Event::Established))
                 ));
+                // Both applications start reading (a core starts paused).
+                self.client.resume(self.now);
+                self.server.resume(self.now);
                 return;
             }
         }
@@ -357,7 +360,7 @@ fn paused_application_is_not_idle() {
     p.client.send_data(p.now, 1, b"work").unwrap();
     p.client_to_server();
     p.server_frame().unwrap().unwrap();
-    p.server.pause();
+    p.server.pause(p.now);
     assert_eq!(p.server.poll_timeout(), None);
     p.advance(Duration::from_mins(1));
     p.server.handle_timeout(p.now).unwrap();
@@ -612,4 +615,141 @@ fn transmit_hands_over_the_buffer_and_release_gives_it_back() {
     assert_eq!(p.client.queued_bytes(), 0);
     p.client.release_buffers();
     assert!(!p.client.poll_transmit(p.now, &mut p.out).unwrap());
+}
+
+#[test]
+fn unfinished_messages_share_one_budget_and_give_it_back() {
+    let budget = Arc::new(crate::MemoryBudget::new(250_000));
+    let shared = budget.clone();
+    let mut a = Pair::new(move |c| c.reassembly_budget = Some(shared.clone()));
+    let shared = budget.clone();
+    let mut b = Pair::new(move |c| c.reassembly_budget = Some(shared.clone()));
+    let big = vec![3u8; 200_000];
+    // Connection a: all but the last record arrives, ~130 KB held.
+    a.client.send_data(a.now, 1, &big).unwrap();
+    a.client_to_server();
+    let mut held = std::mem::take(&mut a.to_server);
+    let mut first = held.split_to(2 * (65_535 + 10));
+    assert!(next_frame(&mut a.server, a.now, &mut first)
+        .unwrap()
+        .is_none());
+    assert!(budget.used() > 100_000);
+    // Connection b's message does not fit what is left (its second piece
+    // would): typed, fatal, and b gives back what it held at once.
+    b.client.send_data(b.now, 1, &big).unwrap();
+    b.client_to_server();
+    let err = b.server_frame().unwrap_err();
+    assert!(
+        matches!(err, TransportError::ReassemblyBudget { limit: 250_000, .. }),
+        "{err:?}"
+    );
+    assert!(budget.used() < 150_000);
+    // a completes and gives back the rest.
+    let mut rest = held;
+    let whole = next_frame(&mut a.server, a.now, &mut rest)
+        .unwrap()
+        .unwrap();
+    assert_eq!(whole.payload.len(), big.len());
+    assert_eq!(budget.used(), 0);
+    drop(b);
+}
+
+#[test]
+fn unfinished_message_fails_at_the_message_deadline() {
+    let mut p = Pair::new(|c| {
+        c.message_timeout = Duration::from_mins(2);
+        c.keep_alive = None;
+        c.idle_timeout = None;
+    });
+    p.client.send_data(p.now, 1, &vec![1u8; 100_000]).unwrap();
+    p.client_to_server();
+    let mut first = p.to_server.split_to(65_535 + 10);
+    assert!(next_frame(&mut p.server, p.now, &mut first)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(p.now + Duration::from_mins(2))
+    );
+    p.advance(Duration::from_mins(2));
+    let err = p.server.handle_timeout(p.now).unwrap_err();
+    assert_timeout(&err, TimeoutKind::Message);
+}
+
+#[test]
+fn connection_info_debug_does_not_show_the_handshake_hash() {
+    let p = Pair::new(|_| {});
+    let info = p.client.info().unwrap();
+    let hash = info.handshake_hash.unwrap();
+    let shown = format!("{info:?}");
+    // Neither as a byte array nor in hex.
+    let as_array = format!("{:?}", &hash[..4]);
+    let as_hex = hash[..4].iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    assert!(!shown.contains(as_array.trim_end_matches(']')), "{shown}");
+    assert!(!shown.contains(&as_hex), "{shown}");
+    assert!(shown.contains("<not shown>"));
+}
+
+#[test]
+fn time_not_spent_reading_is_not_silence_and_pauses_never_reset_the_clock() {
+    let mut p = Pair::new(|c| {
+        c.keep_alive = None;
+        c.idle_timeout = Some(Duration::from_secs(20));
+    });
+    let start = p.now;
+    // Reading for 10 s, away for 30 s, reading again: 10 s of silence so far.
+    p.advance(Duration::from_secs(10));
+    p.server.pause(p.now);
+    p.advance(Duration::from_secs(30));
+    p.server.resume(p.now);
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(start + Duration::from_secs(50))
+    );
+    // Many short pauses do not reset it either.
+    for _ in 0..5 {
+        p.server.pause(p.now);
+        p.server.resume(p.now);
+    }
+    p.advance(Duration::from_secs(10));
+    let err = p.server.handle_timeout(p.now).unwrap_err();
+    assert_timeout(&err, TimeoutKind::ReadIdle);
+}
+
+#[test]
+fn a_core_starts_paused_until_the_application_reads() {
+    let mut p = Pair::unestablished(StreamSecurity::Plain, |c| {
+        c.keep_alive = None;
+        c.idle_timeout = Some(Duration::from_secs(20));
+    });
+    p.pump();
+    p.pump();
+    assert!(p.server.is_established());
+    assert_eq!(p.server.poll_timeout(), None);
+    p.advance(Duration::from_mins(1));
+    p.server.resume(p.now);
+    assert_eq!(
+        p.server.poll_timeout(),
+        Some(p.now + Duration::from_secs(20))
+    );
+}
+
+#[test]
+fn our_close_stops_the_keep_alive() {
+    let mut p = Pair::new(|c| {
+        c.keep_alive = Some(Duration::from_secs(15));
+        c.idle_timeout = Some(Duration::from_secs(20));
+    });
+    p.client.close(p.now).unwrap();
+    p.advance(Duration::from_secs(15));
+    // No PING (it could not be sent): only the idle deadline remains.
+    p.client.handle_timeout(p.now).unwrap();
+    assert_eq!(
+        p.client.poll_timeout(),
+        Some(p.now + Duration::from_secs(5))
+    );
 }

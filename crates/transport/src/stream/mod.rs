@@ -161,20 +161,14 @@ impl Connection {
         let outcome = Box::pin(handshake(&mut core, &mut rd, &mut wr, &mut buf)).await;
         if let Err(e) = outcome {
             // A last word for the peer (a Noise/TLS mismatch notice), if the
-            // core queued one; bounded by the handshake deadline.
+            // core queued one; bounded by the write timeout.
             let mut out = Vec::new();
             if core.poll_transmit(now(), &mut out).unwrap_or(false) {
-                let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
                 let write = async {
                     let _ = wr.write_all(&out).await;
                     let _ = wr.flush().await;
                 };
-                match deadline {
-                    Some(at) => {
-                        let _ = tokio::time::timeout_at(at, write).await;
-                    }
-                    None => write.await,
-                }
+                let _ = tokio::time::timeout(cfg.write_timeout, write).await;
             }
             return Err(e);
         }

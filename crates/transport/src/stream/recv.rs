@@ -1,5 +1,6 @@
 //! [`RecvHalf`]: reads the stream in the caller's task and feeds the core.
 
+use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -76,83 +77,62 @@ impl RecvHalf {
     /// timeouts, and authentication, format and limit errors. All of these
     /// end the connection; later calls return the same error.
     pub async fn recv_frame(&mut self) -> Result<Frame> {
+        let Self {
+            shared,
+            io,
+            buf,
+            reported,
+            ..
+        } = self;
+        let shared: &Shared = shared;
+        // A read dropped half-way (a `select!` took another branch) stops
+        // the idle clock, as a delivered frame does.
+        let mut reading = Reading {
+            shared,
+            done: false,
+        };
         loop {
-            let next = self.step();
-            let (deadline, needed, between_packets) = match next {
-                Ok(Next::Frame(f)) => return Ok(f),
+            // Registered before looking at the core: a writer that fails
+            // after this look still wakes the read below.
+            let writer_stopped = shared.done.notified();
+            let mut writer_stopped = pin!(writer_stopped);
+            writer_stopped.as_mut().enable();
+            let (deadline, needed, between_packets) = match step(shared, buf) {
+                Ok(Next::Frame(f)) => {
+                    reading.done = true;
+                    return Ok(f);
+                }
                 Ok(Next::Again) => continue,
                 Ok(Next::Read {
                     deadline,
                     needed,
                     between_packets,
                 }) => (deadline, needed, between_packets),
-                Err(e) => return Err(self.report(e)),
+                Err(e) => {
+                    reading.done = true;
+                    return Err(report(shared, reported, e));
+                }
             };
             let deadline = deadline.map(tokio::time::Instant::from_std);
-            let read = read_more(&mut self.io, &mut self.buf, needed, between_packets);
-            let outcome = match bounded(deadline, read).await {
-                Some(Ok(0)) => Err(TransportError::ConnectionClosed { clean: false }),
-                Some(Ok(_)) => Ok(()),
-                Some(Err(e)) => Err(e.into()),
-                None => self.shared.lock().handle_timeout(now()),
+            let read = bounded(deadline, read_more(io, buf, needed, between_packets));
+            let outcome = tokio::select! {
+                biased;
+                r = read => match r {
+                    Some(Ok(0)) => Err(TransportError::ConnectionClosed { clean: false }),
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(e)) => Err(e.into()),
+                    None => shared.lock().handle_timeout(now()),
+                },
+                // The writer stopped (a write failed or timed out): the core
+                // holds the reason, the next step reports it.
+                () = writer_stopped => Ok(()),
             };
             if let Err(e) = outcome {
-                let e = self.shared.lock().fail(e);
-                return Err(self.report(e));
+                reading.done = true;
+                let e = shared.lock().fail(e);
+                return Err(report(shared, reported, e));
             }
         }
-    }
-
-    /// Logs the connection's end once, and makes sure the writer and any
-    /// waiting sender see it.
-    fn report(&mut self, e: TransportError) -> TransportError {
-        if !std::mem::replace(&mut self.reported, true) {
-            match &e {
-                TransportError::ConnectionClosed { clean: true } => {
-                    tracing::debug!("peer closed the connection");
-                }
-                other => tracing::warn!(error = %other, "connection failed"),
-            }
-            self.shared.wake_writer.notify_one();
-            self.shared.progress.notify_waiters();
-        }
-        e
-    }
-
-    /// One turn of the core under its lock.
-    fn step(&mut self) -> Result<Next> {
-        let mut core = self.shared.lock();
-        let t = now();
-        core.resume(t);
-        let next = loop {
-            match core.poll_event(t) {
-                Ok(Some(Event::Frame(f))) => {
-                    core.pause();
-                    if f.kind == FrameKind::Pong {
-                        // A `ping` may be waiting for this one.
-                        self.shared.progress.notify_waiters();
-                    }
-                    break Ok(Next::Frame(f));
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-            match core.handle_input(t, &mut self.buf) {
-                Ok(true) => break Ok(Next::Again),
-                Ok(false) => {}
-                Err(e) => break Err(e),
-            }
-            let buffered = self.buf.len();
-            break Ok(Next::Read {
-                deadline: core.poll_timeout(),
-                needed: core.bytes_needed(buffered),
-                between_packets: !core.mid_packet(buffered),
-            });
-        };
-        // A PONG or keep-alive PING may have been queued.
-        self.shared.signal(&mut core);
-        next
     }
 
     /// A [`Stream`] of frames; it ends after the peer's BYE and yields any
@@ -195,4 +175,71 @@ async fn read_more(
     }
     make_read_room(buf, needed);
     io.read_buf(buf).await
+}
+
+/// Pauses the core's idle clock if a read ends without delivering a frame
+/// (dropped half-way).
+struct Reading<'a> {
+    shared: &'a Shared,
+    done: bool,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.lock().pause(now());
+        }
+    }
+}
+
+/// Logs the connection's end once, and makes sure the writer and any
+/// waiting sender see it.
+fn report(shared: &Shared, reported: &mut bool, e: TransportError) -> TransportError {
+    if !std::mem::replace(reported, true) {
+        match &e {
+            TransportError::ConnectionClosed { clean: true } => {
+                tracing::debug!("peer closed the connection");
+            }
+            other => tracing::warn!(error = %other, "connection failed"),
+        }
+        shared.wake_writer.notify_one();
+        shared.progress.notify_waiters();
+    }
+    e
+}
+
+/// One turn of the core under its lock: a frame, progress, or what to read.
+fn step(shared: &Shared, buf: &mut BytesMut) -> Result<Next> {
+    let mut core = shared.lock();
+    let t = now();
+    core.resume(t);
+    let next = loop {
+        match core.poll_event(t) {
+            Ok(Some(Event::Frame(f))) => {
+                core.pause(t);
+                if f.kind == FrameKind::Pong {
+                    // A `ping` may be waiting for this one.
+                    shared.progress.notify_waiters();
+                }
+                break Ok(Next::Frame(f));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        match core.handle_input(t, buf) {
+            Ok(true) => break Ok(Next::Again),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+        let buffered = buf.len();
+        break Ok(Next::Read {
+            deadline: core.poll_timeout(),
+            needed: core.bytes_needed(buffered),
+            between_packets: !core.mid_packet(buffered),
+        });
+    };
+    // A PONG or keep-alive PING may have been queued.
+    shared.signal(&mut core);
+    next
 }

@@ -327,8 +327,14 @@ impl SendHalf {
             let mut done = pin!(done);
             done.as_mut().enable();
             if let Some(result) = self.shared.writer_done.get() {
+                // After the peer's own BYE, a failure to write ours (the
+                // peer already closed its socket) is no failure.
+                let peer_said_bye = matches!(
+                    self.shared.lock().error(),
+                    Some(TransportError::ConnectionClosed { clean: true })
+                );
                 return match result {
-                    Err(TransportError::ConnectionClosed { clean: true }) => Ok(()),
+                    Err(_) if peer_said_bye => Ok(()),
                     other => other.clone(),
                 };
             }
