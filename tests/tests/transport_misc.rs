@@ -178,16 +178,7 @@ async fn peer_that_stops_reading_causes_backpressure_then_write_timeout() {
     })
     .await
     .expect("the write timeout fires");
-    assert!(
-        matches!(
-            err,
-            TransportError::Timeout {
-                kind: TimeoutKind::Write,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    common::assert_timeout(&err, TimeoutKind::Write);
 }
 
 #[tokio::test]

@@ -50,6 +50,14 @@ pub async fn client_with(
     netproto_transport::connect(endpoint, cfg).await
 }
 
+/// Asserts that `err` is the timeout `kind`.
+pub fn assert_timeout(err: &TransportError, kind: netproto_transport::TimeoutKind) {
+    assert!(
+        matches!(err, TransportError::Timeout { kind: k, .. } if *k == kind),
+        "expected a {kind:?} timeout, got {err:?}"
+    );
+}
+
 /// Waits (bounded) for the next connection outcome of a server.
 pub async fn next_outcome(server: &mut EchoServer) -> Result<usize, TransportError> {
     server.next_outcome().await

@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     /// Set once the writer has stopped: `Ok` after BYE and shutdown.
     writer_done: OnceLock<Result<()>>,
     done: Notify,
+    /// The reader waiting on the socket, woken when the writer stops (an
+    /// `AtomicWaker`: a read wait registers with two atomics, no lock).
+    reader: futures_util::task::AtomicWaker,
     /// Most bytes queued before `send` waits.
     send_buffer: usize,
     write_timeout: Duration,
@@ -184,6 +187,7 @@ impl Connection {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             writer_done: OnceLock::new(),
             done: Notify::new(),
+            reader: futures_util::task::AtomicWaker::new(),
             send_buffer: cfg.send_buffer.max(1),
             write_timeout: cfg.write_timeout,
         });

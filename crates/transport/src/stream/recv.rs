@@ -1,6 +1,5 @@
 //! [`RecvHalf`]: reads the stream in the caller's task and feeds the core.
 
-use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -92,11 +91,6 @@ impl RecvHalf {
             done: false,
         };
         loop {
-            // Registered before looking at the core: a writer that fails
-            // after this look still wakes the read below.
-            let writer_stopped = shared.done.notified();
-            let mut writer_stopped = pin!(writer_stopped);
-            writer_stopped.as_mut().enable();
             let (deadline, needed, between_packets) = match step(shared, buf) {
                 Ok(Next::Frame(f)) => {
                     reading.done = true;
@@ -125,7 +119,7 @@ impl RecvHalf {
                 },
                 // The writer stopped (a write failed or timed out): the core
                 // holds the reason, the next step reports it.
-                () = writer_stopped => Ok(()),
+                () = WriterStopped(shared) => Ok(()),
             };
             if let Err(e) = outcome {
                 reading.done = true;
@@ -175,6 +169,28 @@ async fn read_more(
     }
     make_read_room(buf, needed);
     io.read_buf(buf).await
+}
+
+/// Ready once the writer task has failed (after a clean close of ours the
+/// reader goes on waiting for the peer). The waker is registered before
+/// looking, so a writer that fails between the look and the wait still
+/// wakes the read.
+struct WriterStopped<'a>(&'a Shared);
+
+impl std::future::Future for WriterStopped<'_> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.0.reader.register(cx.waker());
+        if matches!(self.0.writer_done.get(), Some(Err(_))) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
 }
 
 /// Pauses the core's idle clock if a read ends without delivering a frame

@@ -20,6 +20,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut io: Box<dyn AsyncWrite + Send +
     }
     let _ = shared.writer_done.set(result);
     shared.done.notify_waiters();
+    shared.reader.wake();
     // Senders waiting for room must see the end.
     shared.progress.notify_waiters();
 }
