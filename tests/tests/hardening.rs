@@ -188,3 +188,60 @@ async fn a_write_failure_ends_the_reading_side_too() {
     common::assert_timeout(&err, TimeoutKind::Write);
     flood.await.unwrap();
 }
+
+/// 300 connections from one address that send a valid initiation and then
+/// stall used to hold `max_connections` slots (and up to 64 full "busy"
+/// handshakes), locking everyone out. Handshakes now have their own budget,
+/// each source a share of it, and a connection takes a slot only once
+/// authenticated: a client from another address connects and is answered
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_from_one_source_do_not_lock_out_others() {
+    use std::sync::Arc;
+
+    use netproto_crypto::Pinned;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpSocket;
+
+    let r = common::service::start(|cfg| cfg.max_connections = 100).await;
+    let netproto_transport::Endpoint::Tcp { port, .. } = r.handle.endpoint().clone() else {
+        panic!("tcp")
+    };
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let hello = netproto_testkit::initiation(&common::config(
+        common::key(),
+        Arc::new(Pinned(r.server_key)),
+    ))
+    .unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let socket = TcpSocket::new_v4().unwrap();
+        // Another loopback address: another source.
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(target).await.unwrap();
+        let _ = s.write_all(&hello).await;
+        stalled.push(s);
+    }
+    let started = tokio::time::Instant::now();
+    let client = common::service::client(&r).await;
+    assert_eq!(client.call(Message::Ping).await.unwrap(), Message::Pong);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Most of the stalled peers were dropped before any key agreement: at
+    // most the per-source share (64) got an answer to their initiation.
+    let mut answered = 0;
+    for s in &mut stalled {
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await {
+            if n > 0 {
+                answered += 1;
+            }
+        }
+    }
+    assert!(answered <= 64, "{answered} stalled peers were answered");
+    drop(stalled);
+    common::service::stop(r, Duration::from_secs(2)).await;
+}

@@ -11,8 +11,23 @@ use netproto_transport::{ConnectionConfig, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT
 pub struct ServerConfig {
     /// Where to listen (`tcp://127.0.0.1:9000`).
     pub address: Endpoint,
-    /// Connections served at once; more get an ERR "server busy" (1000).
+    /// Authenticated connections served at once; more get an ERR "server
+    /// busy" (1000). Handshakes in progress do not count: they have their
+    /// own budget below.
     pub max_connections: usize,
+    /// Handshakes in progress at once, over all sources (512); a
+    /// connection arriving beyond it is dropped before any cryptographic
+    /// work.
+    pub max_handshakes: usize,
+    /// Handshakes in progress at once from one source address (64): one
+    /// source cannot take the whole handshake budget.
+    pub max_handshakes_per_source: u32,
+    /// Handshakes one source address may start per second, on average
+    /// (100.0: a replayed initiation costs the server at most this many
+    /// key agreements per second and source) ...
+    pub handshake_rate_per_source: f64,
+    /// ... and in a burst (200).
+    pub handshake_burst_per_source: u32,
     /// Requests in flight per connection before the server stops reading
     /// from it (32).
     pub backpressure_limit: usize,
@@ -39,6 +54,10 @@ impl ServerConfig {
         Self {
             address,
             max_connections: 1000,
+            max_handshakes: 512,
+            max_handshakes_per_source: 64,
+            handshake_rate_per_source: 100.0,
+            handshake_burst_per_source: 200,
             backpressure_limit: 32,
             heartbeat_interval: DEFAULT_KEEP_ALIVE,
             connection_timeout: DEFAULT_PONG_GRACE,

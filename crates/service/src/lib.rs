@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod client;
 mod config;
 mod dispatcher;

@@ -19,14 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::admission::{Admission, Ticket};
 use crate::config::ServerConfig;
 use crate::dispatcher::{Dispatcher, HandlerFuture, Routed};
 use crate::error::{HandlerError, Result};
 use crate::payload::Encoded;
-
-/// Most connections being refused (handshake, then "busy") at once; beyond
-/// it, surplus connections are dropped without a handshake.
-const MAX_CONCURRENT_REFUSALS: usize = 64;
 
 /// A bound server. Call [`Server::run`] to serve. It serves anything that
 /// accepts connections ([`Accept`]; every byte-stream `Listener` is one):
@@ -141,7 +138,9 @@ impl<L: Accept> Server<L> {
     pub async fn run(mut self) -> Result<()> {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.cfg.max_connections));
-        let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
+        // Handshakes have a budget of their own (and each source a share and
+        // a rate): a peer holds a connection slot only once authenticated.
+        let admission = Admission::new(&self.cfg);
         tracing::info!(endpoint = %self.handle.endpoint, "server listening");
         loop {
             let accepted = tokio::select! {
@@ -159,37 +158,31 @@ impl<L: Accept> Server<L> {
                 }
             };
             let peer = incoming.peer().clone();
-            if let Ok(slot) = slots.clone().try_acquire_owned() {
-                metrics::counter!("netproto_connections_accepted_total").increment(1);
-                let conn = ConnectionTask {
-                    cfg: self.cfg.clone(),
-                    dispatcher: self.dispatcher.clone(),
-                    handle: self.handle.clone(),
-                };
-                let span = tracing::info_span!(
-                    "connection",
-                    peer = %peer,
-                    transport = self.handle.endpoint.transport_label(),
-                    peer_key = tracing::field::Empty,
-                );
-                tracker.spawn(
-                    async move {
-                        conn.serve(incoming, peer).await;
-                        drop(slot);
-                    }
-                    .instrument(span),
-                );
-            } else {
-                metrics::counter!("netproto_connections_rejected_total").increment(1);
-                tracing::warn!(peer = %peer, limit = self.cfg.max_connections, "server busy: refusing connection");
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    let cfg = self.cfg.clone();
-                    tracker.spawn(async move {
-                        refuse_busy(incoming, &cfg).await;
-                        drop(permit);
-                    });
+            let ticket = match admission.admit(&peer, Instant::now()) {
+                Ok(t) => t,
+                Err(why) => {
+                    // Dropped before any cryptographic work; counted, and
+                    // logged at debug only (a flood must not flood the log).
+                    metrics::counter!("netproto_handshakes_refused_total", "reason" => why.label())
+                        .increment(1);
+                    tracing::debug!(peer = %peer, reason = why.label(), "refused before the handshake");
+                    continue;
                 }
-            }
+            };
+            metrics::counter!("netproto_connections_accepted_total").increment(1);
+            let conn = ConnectionTask {
+                cfg: self.cfg.clone(),
+                dispatcher: self.dispatcher.clone(),
+                handle: self.handle.clone(),
+            };
+            let span = tracing::info_span!(
+                "connection",
+                peer = %peer,
+                transport = self.handle.endpoint.transport_label(),
+                peer_key = tracing::field::Empty,
+            );
+            let slots = slots.clone();
+            tracker.spawn(conn.serve(incoming, peer, ticket, slots).instrument(span));
         }
         drop(self.listener);
         tracing::info!("server stopped accepting; draining connections");
@@ -200,15 +193,16 @@ impl<L: Accept> Server<L> {
     }
 }
 
-/// Completes the handshake so the refusal can be said securely, then says
-/// "busy" and closes.
-async fn refuse_busy(incoming: Incoming, cfg: &ServerConfig) {
-    if let Ok(conn) = incoming.establish(cfg.connection.clone()).await {
+/// Says "busy" on an authenticated connection (so a client can tell
+/// "busy" from an attack) and closes it.
+async fn refuse_busy(conn: Connection) {
+    let refuse = async {
         let _ = conn
             .send_frame(Frame::error(0, ErrorCode::BUSY, "server busy"))
             .await;
         let _ = conn.close().await;
-    }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
 }
 
 struct ConnectionTask {
@@ -224,17 +218,38 @@ enum End {
 }
 
 impl ConnectionTask {
-    async fn serve(self, incoming: Incoming, peer: PeerAddr) {
-        let conn = match incoming.establish(self.cfg.connection.clone()).await {
+    async fn serve(
+        self,
+        incoming: Incoming,
+        peer: PeerAddr,
+        ticket: Ticket,
+        slots: Arc<Semaphore>,
+    ) {
+        // Shutdown does not wait for handshakes in progress.
+        let established = tokio::select! {
+            biased;
+            () = self.handle.token.cancelled() => return,
+            c = incoming.establish(self.cfg.connection.clone()) => c,
+        };
+        drop(ticket);
+        let conn = match established {
             Ok(c) => {
                 metrics::counter!("netproto_handshakes_total", "outcome" => "ok").increment(1);
                 c
             }
             Err(e) => {
                 metrics::counter!("netproto_handshakes_total", "outcome" => "failed").increment(1);
-                tracing::warn!(error = %e, "handshake failed");
+                // Counted above; one line per failure, at debug (a
+                // handshake flood must not flood the log).
+                tracing::debug!(error = %e, "handshake failed");
                 return;
             }
+        };
+        let Ok(_slot) = slots.try_acquire_owned() else {
+            metrics::counter!("netproto_connections_rejected_total").increment(1);
+            tracing::warn!(%peer, limit = self.cfg.max_connections, "server busy: refusing connection");
+            refuse_busy(conn).await;
+            return;
         };
         let fingerprint = conn.info().peer_key.map(|k| k.fingerprint());
         tracing::info!(

@@ -33,7 +33,7 @@ use netproto_transport::{Accept, Connection, ConnectionConfig};
 
 pub use echo::{echo_server, echo_server_with, EchoServer};
 pub use memory::{memory_carrier, memory_pair, MemoryDialer, MemoryListener};
-pub use raw::RawClient;
+pub use raw::{initiation, RawClient};
 pub use throttle::Throttled;
 
 /// A fresh random static key.

@@ -16,6 +16,27 @@ pub struct RawClient<S> {
     io: S,
 }
 
+/// The bytes of a genuine first handshake message (a Noise initiation in
+/// its plain packet) for a client with `cfg`: what a peer that starts a
+/// handshake and then stalls sends.
+///
+/// # Errors
+/// The core's (a pattern missing a key).
+pub fn initiation(cfg: &ConnectionConfig) -> Result<Vec<u8>> {
+    let now = tokio::time::Instant::now().into_std();
+    let mut core = Core::stream(
+        cfg,
+        netproto_transport::StreamSecurity::Plain,
+        Role::Client,
+        now,
+        Duration::ZERO,
+        Box::new(rand::rngs::OsRng),
+    )?;
+    let mut out = Vec::new();
+    core.poll_transmit(now, &mut out)?;
+    Ok(out)
+}
+
 impl<S: IoStream> RawClient<S> {
     /// Runs the client handshake over `io` (at most 5 s).
     ///
