@@ -32,6 +32,8 @@ pub(crate) enum Refusal {
     SourceConcurrent,
     /// This source started handshakes faster than its rate.
     SourceRate,
+    /// Too many sources are remembered to take a new one.
+    Sources,
 }
 
 impl Refusal {
@@ -40,6 +42,24 @@ impl Refusal {
             Self::Handshakes => "handshakes",
             Self::SourceConcurrent => "source_concurrent",
             Self::SourceRate => "source_rate",
+            Self::Sources => "sources",
+        }
+    }
+}
+
+/// The source a peer address counts as: an IPv4 address, or an IPv6 /64
+/// (one host usually holds a whole /64, so single IPv6 addresses would let
+/// it take every share).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
         }
     }
 }
@@ -101,7 +121,7 @@ impl Admission {
         now: Instant,
     ) -> Result<Ticket, Refusal> {
         let ip = match peer {
-            PeerAddr::Tcp(addr) => Some(addr.ip()),
+            PeerAddr::Tcp(addr) => Some(source_of(addr.ip())),
             // Local peers of a Unix socket share no address to tell apart.
             _ => None,
         };
@@ -126,6 +146,11 @@ impl Admission {
                 let full = s.tokens + rate * now.duration_since(s.refilled).as_secs_f64() >= burst;
                 s.in_progress > 0 || !full
             });
+            // Still full: a new source waits until one is forgotten (the
+            // map never grows past its cap).
+            if sources.len() >= MAX_SOURCES {
+                return Err(Refusal::Sources);
+            }
         }
         let source = sources.entry(ip).or_insert(Source {
             in_progress: 0,
@@ -205,6 +230,19 @@ mod tests {
             a.admit(&from("10.0.0.4"), now).unwrap_err(),
             Refusal::Handshakes
         );
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source() {
+        let a = Admission::new(&cfg());
+        let now = Instant::now();
+        let _t1 = a.admit(&from("[2001:db8::1]"), now).unwrap();
+        let _t2 = a.admit(&from("[2001:db8::2]"), now).unwrap();
+        assert_eq!(
+            a.admit(&from("[2001:db8::3]"), now).unwrap_err(),
+            Refusal::SourceConcurrent
+        );
+        assert!(a.admit(&from("[2001:db8:0:1::1]"), now).is_ok());
     }
 
     #[test]

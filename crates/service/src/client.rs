@@ -308,7 +308,7 @@ impl Client {
 
     async fn call_once(&self, request: &Message) -> Result<Message> {
         let link = self.live_link().await?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         // The id is taken, and the call registered, at the moment the
         // request is queued: requests leave in id order, so the server's
         // GOAWAY splits them exactly into served and not served.
@@ -343,7 +343,8 @@ impl Client {
             return Err(ServiceError::GoingAway);
         }
         if let Some(e) = link.closed_error() {
-            return Err(e);
+            // The answer may have come in just before the end.
+            return rx.try_recv().unwrap_or(Err(e));
         }
         match rx.await {
             Ok(r) => r,

@@ -19,14 +19,14 @@ pub struct ServerConfig {
     /// connection arriving beyond it is dropped before any cryptographic
     /// work.
     pub max_handshakes: usize,
-    /// Handshakes in progress at once from one source address (64): one
-    /// source cannot take the whole handshake budget.
+    /// Handshakes in progress at once from one source (an IPv4 address or
+    /// an IPv6 /64) (64): one source cannot take the whole handshake budget.
     pub max_handshakes_per_source: u32,
-    /// Handshakes one source address may start per second, on average
-    /// (100.0: a replayed initiation costs the server at most this many
-    /// key agreements per second and source) ...
+    /// Handshakes one source may start per second, on average (200.0: a
+    /// replayed initiation costs the server at most this many key
+    /// agreements per second and source, about 5 % of a core here) ...
     pub handshake_rate_per_source: f64,
-    /// ... and in a burst (200).
+    /// ... and in a burst (500).
     pub handshake_burst_per_source: u32,
     /// Requests in flight per connection before the server stops reading
     /// from it (32).
@@ -56,8 +56,8 @@ impl ServerConfig {
             max_connections: 1000,
             max_handshakes: 512,
             max_handshakes_per_source: 64,
-            handshake_rate_per_source: 100.0,
-            handshake_burst_per_source: 200,
+            handshake_rate_per_source: 200.0,
+            handshake_burst_per_source: 500,
             backpressure_limit: 32,
             heartbeat_interval: DEFAULT_KEEP_ALIVE,
             connection_timeout: DEFAULT_PONG_GRACE,
@@ -74,7 +74,10 @@ impl ServerConfig {
 pub struct ClientConfig {
     /// Connecting and the handshake must each finish within this (5 s).
     pub connection_timeout: Duration,
-    /// Sending a request must not wait longer than this for queue room (3 s).
+    /// A request waiting for room in the connection's send buffer fails
+    /// after this long without progress (the server reads nothing) (3 s). A
+    /// busy connection that keeps writing is waited out: the call's
+    /// `response_timeout` bounds it.
     pub operation_timeout: Duration,
     /// A call fails if no response arrives within this (30 s).
     pub response_timeout: Duration,

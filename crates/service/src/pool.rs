@@ -199,14 +199,15 @@ impl Inner {
         None
     }
 
-    /// Whether a connection attempt may be made now.
-    fn circuit_allows(&self) -> Result<()> {
+    /// Whether a connection attempt may be made now, and whether it is the
+    /// half-open probe.
+    fn circuit_allows(&self) -> Result<bool> {
         let mut state = self
             .circuit
             .lock()
             .map_err(|_| ServiceError::ConnectionClosed)?;
         match *state {
-            CircuitState::Closed(_) => Ok(()),
+            CircuitState::Closed(_) => Ok(false),
             CircuitState::HalfOpen => Err(ServiceError::CircuitOpen {
                 failures: self.failures_at_open.lock().map_or(0, |f| *f),
                 retry_in: Duration::ZERO,
@@ -222,7 +223,7 @@ impl Inner {
                     tracing::info!(endpoint = %self.endpoint, "circuit half-open: probing");
                     metrics::counter!("netproto_pool_circuit_transitions_total", "to" => "half_open").increment(1);
                     *state = CircuitState::HalfOpen;
-                    Ok(())
+                    Ok(true)
                 }
             }
         }
@@ -262,14 +263,15 @@ impl Inner {
     }
 
     async fn open_new(&self, permit: OwnedSemaphorePermit) -> Result<Idle> {
-        self.circuit_allows()?;
+        let probe = self.circuit_allows()?;
         self.connects.fetch_add(1, Ordering::Relaxed);
-        // An attempt dropped half-way (its `acquire` timed out) counts as a
-        // failure: otherwise a dropped half-open probe would leave the
-        // breaker half-open, refusing every later attempt, for good.
+        // A half-open probe dropped half-way (its `acquire` timed out)
+        // counts as a failure: otherwise it would leave the breaker
+        // half-open, refusing every later attempt, for good. Other dropped
+        // attempts (a caller's own timeout) count as nothing.
         let attempt = Attempt {
             pool: self,
-            settled: false,
+            settled: !probe,
         };
         let outcome = Client::connect(&self.endpoint, self.client_cfg.clone()).await;
         attempt.settle();
@@ -293,7 +295,7 @@ impl Inner {
     }
 }
 
-/// A connection attempt whose outcome must reach the circuit breaker.
+/// A half-open probe whose outcome must reach the circuit breaker.
 struct Attempt<'a> {
     pool: &'a Inner,
     settled: bool,
@@ -309,7 +311,7 @@ impl Attempt<'_> {
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            tracing::debug!(endpoint = %self.pool.endpoint, "connection attempt abandoned");
+            tracing::debug!(endpoint = %self.pool.endpoint, "half-open probe abandoned");
             self.pool.record(false);
         }
     }

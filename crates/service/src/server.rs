@@ -20,6 +20,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::admission::{Admission, Ticket};
+
+/// Most "server busy" answers being said at once; beyond it, surplus
+/// authenticated connections are closed without one.
+const MAX_CONCURRENT_REFUSALS: usize = 64;
 use crate::config::ServerConfig;
 use crate::dispatcher::{Dispatcher, HandlerFuture, Routed};
 use crate::error::{HandlerError, Result};
@@ -138,6 +142,7 @@ impl<L: Accept> Server<L> {
     pub async fn run(mut self) -> Result<()> {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(self.cfg.max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         // Handshakes have a budget of their own (and each source a share and
         // a rate): a peer holds a connection slot only once authenticated.
         let admission = Admission::new(&self.cfg);
@@ -181,8 +186,11 @@ impl<L: Accept> Server<L> {
                 transport = self.handle.endpoint.transport_label(),
                 peer_key = tracing::field::Empty,
             );
-            let slots = slots.clone();
-            tracker.spawn(conn.serve(incoming, peer, ticket, slots).instrument(span));
+            let (slots, refusals) = (slots.clone(), refusals.clone());
+            tracker.spawn(
+                conn.serve(incoming, peer, ticket, slots, refusals)
+                    .instrument(span),
+            );
         }
         drop(self.listener);
         tracing::info!("server stopped accepting; draining connections");
@@ -224,6 +232,7 @@ impl ConnectionTask {
         peer: PeerAddr,
         ticket: Ticket,
         slots: Arc<Semaphore>,
+        refusals: Arc<Semaphore>,
     ) {
         // Shutdown does not wait for handshakes in progress.
         let established = tokio::select! {
@@ -248,7 +257,11 @@ impl ConnectionTask {
         let Ok(_slot) = slots.try_acquire_owned() else {
             metrics::counter!("netproto_connections_rejected_total").increment(1);
             tracing::warn!(%peer, limit = self.cfg.max_connections, "server busy: refusing connection");
-            refuse_busy(conn).await;
+            // At most this many refusals are said at once; beyond, the
+            // connection is just closed.
+            if let Ok(_saying) = refusals.try_acquire_owned() {
+                refuse_busy(conn).await;
+            }
             return;
         };
         let fingerprint = conn.info().peer_key.map(|k| k.fingerprint());

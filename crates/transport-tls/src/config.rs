@@ -55,8 +55,8 @@ pub struct TlsServerConfig {
     pub alpn: Vec<Vec<u8>>,
     /// A TLS handshake must finish within this (10 s).
     pub handshake_timeout: Duration,
-    /// TLS handshakes running at once; further connections wait in the
-    /// listen backlog (256).
+    /// TLS handshakes running at once; a connection arriving beyond it is
+    /// closed at once, so accepting never waits (256).
     pub max_concurrent_handshakes: usize,
 }
 

@@ -24,9 +24,11 @@ use crate::pin::CertPin;
 /// A TLS server socket (`tls://host:port`). Plug it into the service layer
 /// with `Server::with_listener`.
 ///
-/// `accept` returns as soon as a TCP connection is in and a handshake slot
-/// is free (at most `max_concurrent_handshakes` handshakes are in progress;
-/// beyond that, `accept` waits and new connections wait in the backlog).
+/// `accept` returns as soon as a TCP connection is in; at most
+/// `max_concurrent_handshakes` handshakes are in progress, and a connection
+/// arriving beyond that is closed at once (`accept` never waits on slow
+/// handshakes; the service's per-source admission decides who gets the
+/// slots).
 /// The TLS handshake then runs in whichever task first reads or writes the
 /// stream — the connection's own task, so a slow or silent client never
 /// delays another and no extra task hop is paid — within
@@ -98,16 +100,17 @@ impl Listener for TlsListener {
     type Stream = TlsServerStream;
 
     async fn accept(&mut self) -> Result<(Self::Stream, PeerAddr), TransportError> {
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| TransportError::Io {
-                kind: std::io::ErrorKind::BrokenPipe,
-                message: "the TLS handshake limiter is closed".into(),
-            })?;
-        let (stream, peer) = self.tcp.accept().await?;
+        // Accepting never waits on slow handshakes: a socket that arrives
+        // while every handshake slot is taken is closed at once (and
+        // counted), and the next one is accepted.
+        let (stream, peer, slot) = loop {
+            let (stream, peer) = self.tcp.accept().await?;
+            if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+                break (stream, peer, slot);
+            }
+            metrics::counter!("netproto_tls_handshakes_refused_total").increment(1);
+            tracing::debug!(%peer, "every TLS handshake slot is taken: closing");
+        };
         let stream = TlsServerStream {
             state: State::Handshaking {
                 accept: Box::new(self.acceptor.accept(stream)),

@@ -104,40 +104,43 @@ impl Liveness {
 
     /// The application is reading again: the time it spent away is not
     /// counted as silence (the idle clock moves forward by it, so frequent
-    /// pauses never reset it), and a packet deadline counts only time spent
-    /// waiting for the peer.
+    /// pauses never reset it).
     pub(crate) fn resume(&mut self, now: Instant) {
         if let Some(at) = self.paused_at.take() {
-            self.last_rx += now.saturating_duration_since(at);
-            self.packet_started = None;
+            let away = now.saturating_duration_since(at);
+            self.last_rx += away;
+            // The packet and message deadlines count only time spent
+            // waiting for the peer, and are moved, never restarted (a peer
+            // cannot reset them by making the application busy).
+            if let Some(s) = &mut self.packet_started {
+                *s += away;
+            }
+            if let Some(s) = &mut self.message_started {
+                *s += away;
+            }
         }
     }
 
-    /// The earliest deadline, if any is armed.
+    /// The earliest deadline, if any is armed. While paused only the
+    /// handshake deadline runs: the others count time spent waiting for
+    /// the peer.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self.handshake_deadline;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        if self.handshake_deadline.is_none() {
-            consider(
-                self.packet_started
-                    .and_then(|s| s.checked_add(self.packet_timeout)),
-            );
-            consider(
-                self.message_started
-                    .and_then(|s| s.checked_add(self.message_timeout)),
-            );
-            if self.paused_at.is_none() {
-                consider(self.idle_timeout.and_then(|t| self.last_rx.checked_add(t)));
-                if self.ping.is_none() {
-                    consider(self.keep_alive.and_then(|t| self.last_rx.checked_add(t)));
-                }
-            }
+        if self.handshake_deadline.is_some() || self.paused_at.is_some() {
+            return self.handshake_deadline;
         }
-        next
+        [
+            self.packet_started
+                .and_then(|s| s.checked_add(self.packet_timeout)),
+            self.message_started
+                .and_then(|s| s.checked_add(self.message_timeout)),
+            self.idle_timeout.and_then(|t| self.last_rx.checked_add(t)),
+            self.keep_alive
+                .filter(|_| self.ping.is_none())
+                .and_then(|t| self.last_rx.checked_add(t)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// What is due at `now`, most severe first.
@@ -146,7 +149,7 @@ impl Liveness {
         if passed(self.handshake_deadline) {
             return Some(Due::Fail(TimeoutKind::Handshake, self.handshake_timeout));
         }
-        if self.handshake_deadline.is_some() {
+        if self.handshake_deadline.is_some() || self.paused_at.is_some() {
             return None;
         }
         if passed(
@@ -160,9 +163,6 @@ impl Liveness {
                 .and_then(|s| s.checked_add(self.message_timeout)),
         ) {
             return Some(Due::Fail(TimeoutKind::Message, self.message_timeout));
-        }
-        if self.paused_at.is_some() {
-            return None;
         }
         if let Some(idle) = self.idle_timeout {
             if passed(self.last_rx.checked_add(idle)) {

@@ -16,7 +16,9 @@ struct Partial {
     kind: FrameKind,
     stream_id: u64,
     headers: Headers,
-    data: BytesMut,
+    /// A `Vec`, grown with `reserve_exact`: its capacity, which is what
+    /// the budget is charged, is known before each allocation.
+    data: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -149,9 +151,11 @@ impl RecvState {
                 max: self.max_message,
             });
         }
-        self.hold(f.payload.len())?;
         let Some(p) = &mut self.partial else {
-            let mut data = BytesMut::with_capacity(2 * f.payload.len());
+            // The first piece: room for twice as much again.
+            let capacity = 2 * f.payload.len();
+            self.hold(capacity)?;
+            let mut data = Vec::with_capacity(capacity);
             data.extend_from_slice(&f.payload);
             self.partial = Some(Partial {
                 kind: f.kind,
@@ -161,7 +165,21 @@ impl RecvState {
             });
             return Ok(None);
         };
-        p.data.extend_from_slice(&f.payload);
+        let (len, capacity) = (p.data.len(), p.data.capacity());
+        if len + f.payload.len() > capacity {
+            // Doubling, capped by the message limit; the budget is charged
+            // for the new capacity before it is allocated.
+            let grown = (2 * capacity)
+                .max(len + f.payload.len())
+                .min(self.max_message);
+            self.hold(grown - capacity)?;
+            if let Some(p) = &mut self.partial {
+                p.data.reserve_exact(grown - len);
+            }
+        }
+        if let Some(p) = &mut self.partial {
+            p.data.extend_from_slice(&f.payload);
+        }
         if f.more {
             return Ok(None);
         }
@@ -169,6 +187,6 @@ impl RecvState {
         Ok(self
             .partial
             .take()
-            .map(|p| Frame::new(p.kind, p.stream_id, p.data.freeze()).with_headers(p.headers)))
+            .map(|p| Frame::new(p.kind, p.stream_id, Bytes::from(p.data)).with_headers(p.headers)))
     }
 }

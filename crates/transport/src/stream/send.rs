@@ -101,14 +101,33 @@ impl SendHalf {
                 }
             }
         }
-        let deadline = match when_full {
-            WhenFull::WaitAtMost(limit) => Some(tokio::time::Instant::now() + limit),
+        // `WaitAtMost(limit)` fails only after `limit` without progress: a
+        // long line that moves (the writer keeps writing) is waited out, a
+        // stuck one (the peer reads nothing) is not.
+        let limit = match when_full {
+            WhenFull::WaitAtMost(limit) => Some(limit),
             WhenFull::Wait => None,
         };
+        let mut deadline = limit.map(|l| tokio::time::Instant::now() + l);
         let _in_line = InLine::join(&shared.waiting);
-        let turn = bounded(deadline, shared.line.acquire()).await;
-        let Some(Ok(_turn)) = turn else {
-            return Err(TransportError::Backpressure);
+        // The place in line is kept across wake-ups (a dropped `acquire`
+        // would go to the back).
+        let acquire = shared.line.acquire();
+        let mut acquire = pin!(acquire);
+        let _turn = loop {
+            let progress = shared.progress.notified();
+            let wait = bounded(deadline, async {
+                tokio::select! {
+                    biased;
+                    turn = &mut acquire => Some(turn),
+                    () = progress => None,
+                }
+            });
+            match wait.await {
+                Some(Some(Ok(turn))) => break turn,
+                Some(Some(Err(_))) | None => return Err(TransportError::Backpressure),
+                Some(None) => deadline = limit.map(|l| tokio::time::Instant::now() + l),
+            }
         };
         loop {
             let progress = shared.progress.notified();
@@ -128,6 +147,7 @@ impl SendHalf {
             if bounded(deadline, progress).await.is_none() {
                 return Err(TransportError::Backpressure);
             }
+            deadline = limit.map(|l| tokio::time::Instant::now() + l);
         }
     }
 
@@ -163,11 +183,12 @@ impl SendHalf {
         .await
     }
 
-    /// As [`SendHalf::send`], waiting at most `limit` for room. Only a full
-    /// buffer arms a timer.
+    /// As [`SendHalf::send`], waiting for room while the connection makes
+    /// progress, but at most `limit` without any (the writer took nothing:
+    /// the peer is not reading). Only a full buffer arms a timer.
     ///
     /// # Errors
-    /// [`TransportError::Backpressure`] if the buffer stayed full for `limit`
+    /// [`TransportError::Backpressure`] if nothing moved for `limit`
     /// (nothing was queued); otherwise as [`SendHalf::send`].
     pub async fn send_within<P: Payload + ?Sized>(
         &self,
@@ -327,14 +348,14 @@ impl SendHalf {
             let mut done = pin!(done);
             done.as_mut().enable();
             if let Some(result) = self.shared.writer_done.get() {
-                // After the peer's own BYE, a failure to write ours (the
+                // After the peer's own BYE, an I/O error writing ours (the
                 // peer already closed its socket) is no failure.
                 let peer_said_bye = matches!(
                     self.shared.lock().error(),
                     Some(TransportError::ConnectionClosed { clean: true })
                 );
                 return match result {
-                    Err(_) if peer_said_bye => Ok(()),
+                    Err(TransportError::Io { .. }) if peer_said_bye => Ok(()),
                     other => other.clone(),
                 };
             }
