@@ -59,7 +59,10 @@
 //! # }
 //! ```
 
+mod handshake;
+mod info;
 mod liveness;
+mod output;
 pub mod record;
 mod recv;
 mod send;
@@ -71,15 +74,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use netproto_crypto::{
-    codecs, Capabilities, Handshake, Mode, Pattern, PublicKey, Receiver, Sender, Session,
-};
-use netproto_wire::{Compression, Frame, FrameKind, FrameLimits, HeadersRef};
-use rand::{CryptoRng, RngCore};
+use netproto_crypto::{codecs, Capabilities, Handshake, Receiver, Sender};
+use netproto_wire::{Compression, FrameKind, HeadersRef};
 
 use crate::config::ConnectionConfig;
-use crate::error::{InvalidFrame, ProtocolViolation, Result, TimeoutKind, TransportError};
-use crate::payload::Payload;
+use crate::error::{ProtocolViolation, Result, TimeoutKind, TransportError};
+pub use info::{ConnectionInfo, CoreRng, Event, Role, StreamSecurity};
 use liveness::{Due, Liveness};
 use record::{RecordFormat, StreamRecords};
 use recv::RecvState;
@@ -92,91 +92,6 @@ const MAX_PING_PAYLOAD: usize = 64;
 /// `noise_inside_tls` is reported as such instead of as a bad message.
 const NOISE_STREAM: u64 = 0;
 const HELLO_STREAM: u64 = 1;
-
-/// A source of randomness for the handshake (ephemeral keys).
-pub trait CoreRng: RngCore + CryptoRng + Send {}
-impl<T: RngCore + CryptoRng + Send> CoreRng for T {}
-
-/// Which side of the connection this core is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The side that dialled: the handshake initiator.
-    Client,
-    /// The side that accepted: the handshake responder.
-    Server,
-}
-
-/// What protects a stream before netproto runs on it, declared by the
-/// stream itself ([`crate::IoStream::security`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StreamSecurity {
-    /// Nothing: netproto runs its Noise handshake and seals every record.
-    #[default]
-    Plain,
-    /// An authenticated TLS session: the two sides exchange a capability
-    /// hello and send plain records inside TLS, unless
-    /// [`ConnectionConfig::noise_inside_tls`] asks for Noise as well.
-    Tls,
-}
-
-/// What the handshake established about a connection. Its `Debug` output
-/// leaves the handshake hash out (docs/SECURITY.md: never logged).
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct ConnectionInfo {
-    /// The peer's verified static key (`None` for an anonymous NK client, and
-    /// over TLS without Noise, where TLS authenticated the peer).
-    pub peer_key: Option<PublicKey>,
-    /// The Noise handshake hash (identical on both ends; for channel
-    /// binding); `None` over TLS without Noise.
-    pub handshake_hash: Option<[u8; 32]>,
-    /// Capabilities both sides agreed on.
-    pub negotiated: Capabilities,
-    /// The Noise handshake pattern; `None` over TLS without Noise.
-    pub pattern: Option<Pattern>,
-    /// The transport label bound into the handshake (`"tcp"`, `"uds"`,
-    /// `"tls"`).
-    pub transport: String,
-    /// Whether we initiated.
-    pub initiator: bool,
-    /// The codec we compress outgoing records with (if any).
-    ///
-    /// A TLS client without Noise does not wait for the server's hello
-    /// (saving a round trip): until it arrives, `negotiated` holds the
-    /// client's own offer, `compression` is `None`, and sends are checked
-    /// against the protocol's default 16 MiB limit; the server's limit and
-    /// codecs apply from its hello on.
-    pub compression: Compression,
-}
-
-impl std::fmt::Debug for ConnectionInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionInfo")
-            .field("peer_key", &self.peer_key.map(|k| k.fingerprint()))
-            .field(
-                "handshake_hash",
-                &self.handshake_hash.map(|_| "<not shown>"),
-            )
-            .field("negotiated", &self.negotiated)
-            .field("pattern", &self.pattern)
-            .field("transport", &self.transport)
-            .field("initiator", &self.initiator)
-            .field("compression", &self.compression)
-            .finish()
-    }
-}
-
-/// What the core reports to its driver.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// The handshake finished; [`Core::info`] says what it established.
-    Established,
-    /// A frame for the application: DATA (whole messages, continuation
-    /// already reassembled), ERR, ACK, GOAWAY, PONG.
-    Frame(Frame),
-}
 
 /// Where the connection is in its life.
 enum Phase {
@@ -208,7 +123,6 @@ pub struct Core<F: RecordFormat = StreamRecords> {
     /// The peer's capabilities (`None` while a TLS client awaits the
     /// server's hello).
     peer_caps: Option<Capabilities>,
-    hello_pending: bool,
     info: Option<Arc<ConnectionInfo>>,
     tx: SendState,
     rx: RecvState,
@@ -311,7 +225,6 @@ impl<F: RecordFormat> Core<F> {
             sender: None,
             receiver: None,
             peer_caps: None,
-            hello_pending: false,
             info: None,
             tx: SendState::default(),
             rx: RecvState::new(cfg.max_message_size, cfg.reassembly_budget.clone()),
@@ -328,7 +241,6 @@ impl<F: RecordFormat> Core<F> {
             // the first packet, so the hello costs no round trip.
             (Phase::AwaitHello, Role::Client) => {
                 core.queue_hello()?;
-                core.hello_pending = true;
                 core.open(now, None, None, caps);
             }
             // The server answers with its hello once the client's arrives.
@@ -343,6 +255,12 @@ impl<F: RecordFormat> Core<F> {
 
     fn wall(&self, now: Instant) -> Duration {
         self.wall_at_epoch + self.session_time(now)
+    }
+
+    /// A TLS client that has not yet read the server's hello (it sends
+    /// without waiting for it): open, but without the peer's capabilities.
+    fn hello_pending(&self) -> bool {
+        self.is_established() && self.peer_caps.is_none()
     }
 
     /// Whether the handshake has finished.
@@ -414,164 +332,6 @@ impl<F: RecordFormat> Core<F> {
         std::mem::take(&mut self.transmit_signal)
     }
 
-    // ----- handshake -----------------------------------------------------
-
-    /// Writes our handshake messages while it is our turn.
-    fn write_handshake(&mut self, now: Instant) -> Result<()> {
-        let wall = self.wall(now);
-        let Phase::Noise(hs) = &mut self.phase else {
-            return Ok(());
-        };
-        let mut msg = Vec::new();
-        while hs.is_my_turn() && !hs.is_finished() {
-            msg.clear();
-            hs.write_message(&mut &mut *self.rng, wall, &mut msg)?;
-            self.format
-                .handshake_packet(NOISE_STREAM, &msg, self.tx.raw())?;
-            self.transmit_signal = true;
-        }
-        if hs.is_finished() {
-            self.finish_noise(now)?;
-        }
-        Ok(())
-    }
-
-    fn finish_noise(&mut self, now: Instant) -> Result<()> {
-        let Phase::Noise(hs) = std::mem::replace(&mut self.phase, Phase::Open) else {
-            return Ok(());
-        };
-        let est = hs.finish()?;
-        let (sender, receiver) =
-            Session::new(&est, Mode::Stream, self.rekey, self.session_time(now)).split();
-        let noise = (est.peer, est.handshake_hash, est.pattern);
-        self.open(now, Some((sender, receiver)), Some(noise), est.negotiated);
-        self.peer_caps = Some(est.peer_capabilities);
-        Ok(())
-    }
-
-    fn queue_hello(&mut self) -> Result<()> {
-        let mut payload = Vec::with_capacity(16);
-        self.cfg_caps.encode(&mut payload);
-        self.format
-            .handshake_packet(HELLO_STREAM, &payload, self.tx.raw())?;
-        self.transmit_signal = true;
-        Ok(())
-    }
-
-    /// Enters the open phase.
-    fn open(
-        &mut self,
-        now: Instant,
-        keys: Option<(Sender, Receiver)>,
-        noise: Option<(Option<PublicKey>, [u8; 32], Pattern)>,
-        negotiated: Capabilities,
-    ) {
-        self.phase = Phase::Open;
-        if let Some((s, r)) = keys {
-            self.sender = Some(s);
-            self.receiver = Some(r);
-        }
-        let mut compression = self.compression;
-        if self.hello_pending {
-            // Until the server's hello shows which codecs it reads.
-            self.tx.pending_codec = Some(compression.codec).filter(|c| *c != Compression::None);
-            compression.codec = Compression::None;
-        } else if negotiated.compression & codec_bit(compression.codec) == 0 {
-            compression.codec = Compression::None;
-        }
-        self.tx.compression = compression;
-        let info = ConnectionInfo {
-            peer_key: noise.and_then(|(key, _, _)| key),
-            handshake_hash: noise.map(|(_, hash, _)| hash),
-            negotiated,
-            pattern: noise.map(|(_, _, pattern)| pattern),
-            transport: self.transport.clone(),
-            initiator: self.role == Role::Client,
-            compression: compression.codec,
-        };
-        tracing::debug!(
-            peer = info
-                .peer_key
-                .map(|k| k.fingerprint())
-                .as_deref()
-                .unwrap_or("anonymous"),
-            pattern = info.pattern.map_or("none (TLS)", Pattern::name),
-            transport = %info.transport,
-            "secure connection established"
-        );
-        self.info = Some(Arc::new(info));
-        self.live.established(now);
-        self.events.push_back(Event::Established);
-    }
-
-    /// One handshake packet in.
-    fn handshake_input(&mut self, now: Instant, input: &mut BytesMut) -> Result<bool> {
-        let Some((stream_id, body, range)) = self.format.next_handshake(input)? else {
-            return Ok(false);
-        };
-        self.live.received(now);
-        let payload = &body[range];
-        match &mut self.phase {
-            Phase::Noise(hs) => {
-                if stream_id == HELLO_STREAM {
-                    // The peer would otherwise see only an EOF: tell it we
-                    // expect Noise.
-                    self.format
-                        .handshake_packet(NOISE_STREAM, &[], self.tx.raw())?;
-                    self.transmit_signal = true;
-                    return Err(TransportError::Protocol(
-                        ProtocolViolation::NoiseInsideTlsMismatch {
-                            peer_runs_noise: false,
-                        },
-                    ));
-                }
-                match &self.timestamp_guard {
-                    Some(guard) => {
-                        // Every update of the guard is one insert, so a
-                        // poisoned lock still holds a consistent guard.
-                        let mut g = guard
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        g.set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
-                        hs.read_message(payload, Some(&mut g))?;
-                    }
-                    None => hs.read_message(payload, None)?,
-                }
-                self.write_handshake(now)?;
-            }
-            Phase::AwaitHello | Phase::Open => {
-                if stream_id != HELLO_STREAM {
-                    if self.role == Role::Server {
-                        // Let a client that started Noise report the
-                        // mismatch rather than an EOF.
-                        self.queue_hello()?;
-                    }
-                    return Err(TransportError::Protocol(
-                        ProtocolViolation::NoiseInsideTlsMismatch {
-                            peer_runs_noise: true,
-                        },
-                    ));
-                }
-                let peer = Capabilities::decode(payload)?;
-                if self.hello_pending {
-                    self.hello_pending = false;
-                    self.peer_caps = Some(peer);
-                    if let Some(wanted) = self.tx.pending_codec.take() {
-                        if peer.compression & codec_bit(wanted) != 0 {
-                            self.tx.compression.codec = wanted;
-                        }
-                    }
-                } else {
-                    self.queue_hello()?;
-                    self.peer_caps = Some(peer);
-                    let negotiated = self.cfg_caps.intersect(&peer);
-                    self.open(now, None, None, negotiated);
-                }
-            }
-        }
-        Ok(true)
-    }
-
     // ----- input ---------------------------------------------------------
 
     /// Takes the next handshake message or record from `input` (bytes the
@@ -588,7 +348,7 @@ impl<F: RecordFormat> Core<F> {
     }
 
     fn input(&mut self, now: Instant, input: &mut BytesMut) -> Result<bool> {
-        if !self.is_established() || self.hello_pending {
+        if !self.is_established() || self.hello_pending() {
             let progressed = self.handshake_input(now, input)?;
             if !progressed && !input.is_empty() {
                 self.live.in_packet(now);
@@ -726,215 +486,5 @@ impl<F: RecordFormat> Core<F> {
     /// The application reads again (see [`Core::pause`]).
     pub fn resume(&mut self, now: Instant) {
         self.live.resume(now);
-    }
-
-    // ----- output --------------------------------------------------------
-
-    fn check_send(&self) -> Result<()> {
-        self.check_alive()?;
-        if self.closing {
-            return Err(TransportError::ConnectionClosed { clean: true });
-        }
-        if !self.is_established() {
-            return Err(TransportError::InvalidFrame(InvalidFrame::NotEstablished));
-        }
-        Ok(())
-    }
-
-    fn check_size(&self, len: usize) -> Result<()> {
-        let max = self.peer_max_message();
-        if len > max {
-            return Err(TransportError::MessageTooLarge { len, max });
-        }
-        Ok(())
-    }
-
-    fn push(
-        &mut self,
-        now: Instant,
-        kind: FrameKind,
-        stream_id: u64,
-        headers: HeadersRef<'_>,
-        payload: &[u8],
-    ) -> Result<()> {
-        let t = self.session_time(now);
-        let pushed = self.tx.push(
-            &self.format,
-            &mut self.sender,
-            t,
-            kind,
-            stream_id,
-            headers,
-            payload,
-        );
-        self.transmit_signal = true;
-        // A half-written record cannot be taken back: a sealing failure
-        // (nonce space exhausted) ends the connection.
-        pushed.map_err(|e| self.fail(e))
-    }
-
-    /// Queues a frame. Large payloads are split into continuation pieces.
-    ///
-    /// # Errors
-    /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
-    /// with `more` set, header blocks over the wire limits;
-    /// [`TransportError::MessageTooLarge`] beyond the peer's limit (nothing
-    /// queued, the connection goes on); the connection's error once it has
-    /// ended, [`TransportError::ConnectionClosed`] after [`Core::close`].
-    pub fn send_frame(&mut self, now: Instant, frame: &Frame) -> Result<()> {
-        check_frame(frame)?;
-        self.check_send()?;
-        self.check_size(frame.payload.len())?;
-        self.push(
-            now,
-            frame.kind,
-            frame.stream_id,
-            frame.headers.as_ref(),
-            &frame.payload,
-        )
-    }
-
-    /// Queues a DATA frame with `payload`.
-    ///
-    /// # Errors
-    /// As [`Core::send_frame`].
-    pub fn send_data(&mut self, now: Instant, stream_id: u64, payload: &[u8]) -> Result<()> {
-        self.check_send()?;
-        self.check_size(payload.len())?;
-        self.push(now, FrameKind::Data, stream_id, HeadersRef::EMPTY, payload)
-    }
-
-    /// Encodes `payload` once and queues it as a DATA frame.
-    ///
-    /// # Errors
-    /// [`TransportError::BadMessage`] if it does not encode; otherwise as
-    /// [`Core::send_frame`].
-    pub fn send_payload<P: Payload + ?Sized>(
-        &mut self,
-        now: Instant,
-        stream_id: u64,
-        payload: &P,
-    ) -> Result<()> {
-        self.check_send()?;
-        let mut buf = std::mem::take(&mut self.tx.payload_buf);
-        buf.clear();
-        let result = match payload.encode_payload(&mut buf) {
-            Ok(()) => self
-                .check_size(buf.len())
-                .and_then(|()| self.push(now, FrameKind::Data, stream_id, HeadersRef::EMPTY, &buf)),
-            Err(e) => Err(TransportError::BadMessage(e)),
-        };
-        self.tx.payload_buf = buf;
-        result
-    }
-
-    /// Queues a PING whose PONG will be timed; returns its sequence number
-    /// (see [`Core::ping_settled`]).
-    ///
-    /// # Errors
-    /// The connection's error once it has ended.
-    pub fn ping(&mut self, now: Instant) -> Result<u64> {
-        self.check_send()?;
-        if let Some(seq) = self.live.outstanding_ping() {
-            return Ok(seq);
-        }
-        let seq = self.live.ping_sent(now);
-        self.push(
-            now,
-            FrameKind::Ping,
-            0,
-            HeadersRef::EMPTY,
-            &seq.to_be_bytes(),
-        )?;
-        Ok(seq)
-    }
-
-    /// Whether the PING with sequence number `seq` has been answered.
-    pub fn ping_settled(&self, seq: u64) -> bool {
-        seq < self.live.settled_below()
-    }
-
-    /// Queues GOAWAY: requests with ids above `last_stream_id` will not be
-    /// served.
-    ///
-    /// # Errors
-    /// The connection's error once it has ended.
-    pub fn goaway(&mut self, now: Instant, last_stream_id: u64, reason: &str) -> Result<()> {
-        self.check_send()?;
-        let frame = Frame::goaway(last_stream_id, reason);
-        self.push(now, FrameKind::GoAway, 0, HeadersRef::EMPTY, &frame.payload)
-    }
-
-    /// Queues BYE after everything queued before it; nothing can be sent
-    /// after it. Closing twice is harmless, and so is closing after the
-    /// peer's BYE (ours answers it).
-    ///
-    /// # Errors
-    /// The connection's error if it had already failed.
-    pub fn close(&mut self, now: Instant) -> Result<()> {
-        // After the peer's BYE we still say ours; after a failure, nothing.
-        match &self.error {
-            None | Some(TransportError::ConnectionClosed { clean: true }) => {}
-            Some(e) => return Err(e.clone()),
-        }
-        if self.closing {
-            return Ok(());
-        }
-        if self.is_established() {
-            self.push(now, FrameKind::Bye, 0, HeadersRef::EMPTY, &[])?;
-        }
-        self.closing = true;
-        self.live.stop_keep_alive();
-        Ok(())
-    }
-
-    /// Whether BYE has been queued.
-    pub fn is_closing(&self) -> bool {
-        self.closing
-    }
-
-    /// Seals what is queued and moves the bytes to transmit into `dst`
-    /// (cleared first; its allocation becomes the next send buffer).
-    /// Returns false if nothing is queued.
-    ///
-    /// # Errors
-    /// A sealing failure (nonce space exhausted); final.
-    pub fn poll_transmit(&mut self, now: Instant, dst: &mut Vec<u8>) -> Result<bool> {
-        let t = self.session_time(now);
-        let sent = self.tx.transmit(&self.format, &mut self.sender, t, dst);
-        sent.map_err(|e| self.fail(e))
-    }
-
-    /// Gives the send side's buffers back (an idle connection holds none).
-    pub fn release_buffers(&mut self) {
-        self.tx.release();
-    }
-}
-
-/// Refuses frames the core must not send on the application's behalf.
-fn check_frame(frame: &Frame) -> Result<()> {
-    match frame.kind {
-        FrameKind::Handshake => return Err(TransportError::InvalidFrame(InvalidFrame::Handshake)),
-        FrameKind::Bye => return Err(TransportError::InvalidFrame(InvalidFrame::Bye)),
-        _ => {}
-    }
-    if frame.more {
-        return Err(TransportError::InvalidFrame(InvalidFrame::Continuation));
-    }
-    let limits = FrameLimits::default();
-    if frame.headers.len() > limits.max_headers
-        || frame.headers.as_ref().as_bytes().len() > limits.max_header_block
-    {
-        return Err(TransportError::InvalidFrame(InvalidFrame::HeadersTooLarge));
-    }
-    Ok(())
-}
-
-/// The capability bit of a codec.
-fn codec_bit(c: Compression) -> u8 {
-    match c {
-        Compression::Lz4 => codecs::LZ4,
-        Compression::Zstd => codecs::ZSTD,
-        Compression::None => 0,
     }
 }

@@ -58,6 +58,20 @@ fn make_read_room(buf: &mut BytesMut, needed: usize) {
     }
 }
 
+/// Whether a write failed because the peer is gone (its socket reset or
+/// closed); the read side then reports the reason.
+fn peer_gone(e: &TransportError) -> bool {
+    matches!(
+        e,
+        TransportError::Io {
+            kind: std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted,
+            ..
+        }
+    )
+}
+
 /// The driver's clock (tokio's, so tests with paused time run in virtual
 /// time).
 fn now() -> std::time::Instant {

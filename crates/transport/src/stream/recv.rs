@@ -7,7 +7,7 @@ use futures_core::Stream;
 use netproto_wire::{Frame, FrameKind};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{bounded, make_read_room, now, Shared, IDLE_RELEASE};
+use super::{bounded, make_read_room, now, peer_gone, Shared, IDLE_RELEASE};
 use crate::core::{ConnectionInfo, Event};
 use crate::error::{Result, TransportError};
 
@@ -171,8 +171,9 @@ async fn read_more(
     io.read_buf(buf).await
 }
 
-/// Ready once the writer task has failed (after a clean close of ours the
-/// reader goes on waiting for the peer). The waker is registered before
+/// Ready once the writer task has failed on a live socket (after a clean
+/// close of ours, or when the peer is gone, the socket itself wakes the
+/// reader). The waker is registered before
 /// looking, so a writer that fails between the look and the wait still
 /// wakes the read.
 struct WriterStopped<'a>(&'a Shared);
@@ -185,7 +186,7 @@ impl std::future::Future for WriterStopped<'_> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
         self.0.reader.register(cx.waker());
-        if matches!(self.0.writer_done.get(), Some(Err(_))) {
+        if matches!(self.0.writer_done.get(), Some(Err(e)) if !peer_gone(e)) {
             std::task::Poll::Ready(())
         } else {
             std::task::Poll::Pending

@@ -158,6 +158,11 @@ impl SendHalf {
         core: &mut Core,
         op: &mut impl FnMut(&mut Core) -> Result<T>,
     ) -> Option<Result<T>> {
+        // The writer stopped because the peer is gone (the core learns why
+        // from the reader): nothing more can be sent.
+        if let Some(Err(e)) = self.shared.writer_done.get() {
+            return Some(Err(core.error().cloned().unwrap_or_else(|| e.clone())));
+        }
         let full = core.queued_bytes() >= self.shared.send_buffer;
         if full && core.error().is_none() && !core.is_closing() {
             return None;
@@ -246,15 +251,10 @@ impl SendHalf {
     #[allow(clippy::needless_pass_by_value)]
     pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
         let mut core = self.shared.lock();
-        if core.error().is_none()
-            && !core.is_closing()
-            && core.queued_bytes() >= self.shared.send_buffer
-        {
-            return Err(TransportError::Backpressure);
-        }
-        let result = core.send_frame(now(), &frame);
-        self.shared.signal(&mut core);
-        result
+        self.try_op(&mut core, &mut |core: &mut Core| {
+            core.send_frame(now(), &frame)
+        })
+        .unwrap_or(Err(TransportError::Backpressure))
     }
 
     /// Queues GOAWAY: requests with ids above `last_stream_id` will not be

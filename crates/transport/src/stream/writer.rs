@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{now, Shared, IDLE_RELEASE};
+use super::{now, peer_gone, Shared, IDLE_RELEASE};
 use crate::error::{Result, TimeoutKind, TransportError};
 
 /// A burst does not pin a buffer larger than this (idle ones are freed
@@ -16,7 +16,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut io: Box<dyn AsyncWrite + Send +
     let result = serve(&shared, &mut io).await;
     if let Err(e) = &result {
         tracing::debug!(error = %e, "connection writer stopped");
-        shared.lock().fail(e.clone());
+        // A reset or broken pipe says that the peer is gone, not why: the
+        // reader, on the same socket, finds out why (a TLS alert, BYE, EOF)
+        // and ends the connection with that. Any other failure (a write
+        // timeout: the socket is alive) ends it here.
+        if !peer_gone(e) {
+            shared.lock().fail(e.clone());
+        }
     }
     let _ = shared.writer_done.set(result);
     shared.done.notify_waiters();
@@ -56,7 +62,6 @@ async fn serve(shared: &Shared, io: &mut Box<dyn AsyncWrite + Send + Sync + Unpi
             }
             continue;
         }
-        shared.progress.notify_waiters();
         if let Some(e) = failed {
             // Nothing more can be sent; the reader reports the error.
             let _ = tokio::time::timeout(shared.write_timeout, io.shutdown()).await;

@@ -1,0 +1,179 @@
+//! The handshake phase of the core: the Noise messages (or the capability
+//! hello inside TLS) until both sides are open.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use netproto_crypto::{codecs, Capabilities, Mode, Pattern, PublicKey, Receiver, Sender, Session};
+use netproto_wire::Compression;
+
+use super::{ConnectionInfo, Core, Event, Phase, Role, HELLO_STREAM, NOISE_STREAM};
+use crate::core::record::RecordFormat;
+use crate::error::{ProtocolViolation, Result, TransportError};
+use bytes::BytesMut;
+
+impl<F: RecordFormat> Core<F> {
+    /// Writes our handshake messages while it is our turn.
+    pub(super) fn write_handshake(&mut self, now: Instant) -> Result<()> {
+        let wall = self.wall(now);
+        let Phase::Noise(hs) = &mut self.phase else {
+            return Ok(());
+        };
+        let mut msg = Vec::new();
+        while hs.is_my_turn() && !hs.is_finished() {
+            msg.clear();
+            hs.write_message(&mut &mut *self.rng, wall, &mut msg)?;
+            self.format
+                .handshake_packet(NOISE_STREAM, &msg, self.tx.raw())?;
+            self.transmit_signal = true;
+        }
+        if hs.is_finished() {
+            self.finish_noise(now)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish_noise(&mut self, now: Instant) -> Result<()> {
+        let Phase::Noise(hs) = std::mem::replace(&mut self.phase, Phase::Open) else {
+            return Ok(());
+        };
+        let est = hs.finish()?;
+        let (sender, receiver) =
+            Session::new(&est, Mode::Stream, self.rekey, self.session_time(now)).split();
+        let noise = (est.peer, est.handshake_hash, est.pattern);
+        self.peer_caps = Some(est.peer_capabilities);
+        self.open(now, Some((sender, receiver)), Some(noise), est.negotiated);
+        Ok(())
+    }
+
+    pub(super) fn queue_hello(&mut self) -> Result<()> {
+        let mut payload = Vec::with_capacity(16);
+        self.cfg_caps.encode(&mut payload);
+        self.format
+            .handshake_packet(HELLO_STREAM, &payload, self.tx.raw())?;
+        self.transmit_signal = true;
+        Ok(())
+    }
+
+    /// Enters the open phase.
+    pub(super) fn open(
+        &mut self,
+        now: Instant,
+        keys: Option<(Sender, Receiver)>,
+        noise: Option<(Option<PublicKey>, [u8; 32], Pattern)>,
+        negotiated: Capabilities,
+    ) {
+        self.phase = Phase::Open;
+        if let Some((s, r)) = keys {
+            self.sender = Some(s);
+            self.receiver = Some(r);
+        }
+        let mut compression = self.compression;
+        if self.hello_pending() {
+            // Until the server's hello shows which codecs it reads.
+            self.tx.pending_codec = Some(compression.codec).filter(|c| *c != Compression::None);
+            compression.codec = Compression::None;
+        } else if negotiated.compression & codec_bit(compression.codec) == 0 {
+            compression.codec = Compression::None;
+        }
+        self.tx.compression = compression;
+        let info = ConnectionInfo {
+            peer_key: noise.and_then(|(key, _, _)| key),
+            handshake_hash: noise.map(|(_, hash, _)| hash),
+            negotiated,
+            pattern: noise.map(|(_, _, pattern)| pattern),
+            transport: self.transport.clone(),
+            initiator: self.role == Role::Client,
+            compression: compression.codec,
+        };
+        tracing::debug!(
+            peer = info
+                .peer_key
+                .map(|k| k.fingerprint())
+                .as_deref()
+                .unwrap_or("anonymous"),
+            pattern = info.pattern.map_or("none (TLS)", Pattern::name),
+            transport = %info.transport,
+            "secure connection established"
+        );
+        self.info = Some(Arc::new(info));
+        self.live.established(now);
+        self.events.push_back(Event::Established);
+    }
+
+    /// One handshake packet in.
+    pub(super) fn handshake_input(&mut self, now: Instant, input: &mut BytesMut) -> Result<bool> {
+        let Some((stream_id, body, range)) = self.format.next_handshake(input)? else {
+            return Ok(false);
+        };
+        self.live.received(now);
+        let payload = &body[range];
+        match &mut self.phase {
+            Phase::Noise(hs) => {
+                if stream_id == HELLO_STREAM {
+                    // The peer would otherwise see only an EOF: tell it we
+                    // expect Noise.
+                    self.format
+                        .handshake_packet(NOISE_STREAM, &[], self.tx.raw())?;
+                    self.transmit_signal = true;
+                    return Err(TransportError::Protocol(
+                        ProtocolViolation::NoiseInsideTlsMismatch {
+                            peer_runs_noise: false,
+                        },
+                    ));
+                }
+                match &self.timestamp_guard {
+                    Some(guard) => {
+                        // Every update of the guard is one insert, so a
+                        // poisoned lock still holds a consistent guard.
+                        let mut g = guard
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        g.set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
+                        hs.read_message(payload, Some(&mut g))?;
+                    }
+                    None => hs.read_message(payload, None)?,
+                }
+                self.write_handshake(now)?;
+            }
+            Phase::AwaitHello | Phase::Open => {
+                if stream_id != HELLO_STREAM {
+                    if self.role == Role::Server {
+                        // Let a client that started Noise report the
+                        // mismatch rather than an EOF.
+                        self.queue_hello()?;
+                    }
+                    return Err(TransportError::Protocol(
+                        ProtocolViolation::NoiseInsideTlsMismatch {
+                            peer_runs_noise: true,
+                        },
+                    ));
+                }
+                let peer = Capabilities::decode(payload)?;
+                if self.hello_pending() {
+                    self.peer_caps = Some(peer);
+                    if let Some(wanted) = self.tx.pending_codec.take() {
+                        if peer.compression & codec_bit(wanted) != 0 {
+                            self.tx.compression.codec = wanted;
+                        }
+                    }
+                } else {
+                    self.queue_hello()?;
+                    self.peer_caps = Some(peer);
+                    let negotiated = self.cfg_caps.intersect(&peer);
+                    self.open(now, None, None, negotiated);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The capability bit of a codec.
+pub(super) fn codec_bit(c: Compression) -> u8 {
+    match c {
+        Compression::Lz4 => codecs::LZ4,
+        Compression::Zstd => codecs::ZSTD,
+        Compression::None => 0,
+    }
+}

@@ -1,0 +1,212 @@
+//! The sending side of the core's API: checks, frames, PING, GOAWAY, BYE,
+//! and handing sealed bytes to the driver.
+
+use std::time::Instant;
+
+use netproto_wire::{Frame, FrameKind, FrameLimits, HeadersRef};
+
+use super::Core;
+use crate::core::record::RecordFormat;
+use crate::error::{InvalidFrame, Result, TransportError};
+use crate::payload::Payload;
+
+impl<F: RecordFormat> Core<F> {
+    fn check_send(&self) -> Result<()> {
+        self.check_alive()?;
+        if self.closing {
+            return Err(TransportError::ConnectionClosed { clean: true });
+        }
+        if !self.is_established() {
+            return Err(TransportError::InvalidFrame(InvalidFrame::NotEstablished));
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, len: usize) -> Result<()> {
+        let max = self.peer_max_message();
+        if len > max {
+            return Err(TransportError::MessageTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    pub(super) fn push(
+        &mut self,
+        now: Instant,
+        kind: FrameKind,
+        stream_id: u64,
+        headers: HeadersRef<'_>,
+        payload: &[u8],
+    ) -> Result<()> {
+        let t = self.session_time(now);
+        let pushed = self.tx.push(
+            &self.format,
+            &mut self.sender,
+            t,
+            kind,
+            stream_id,
+            headers,
+            payload,
+        );
+        self.transmit_signal = true;
+        // A half-written record cannot be taken back: a sealing failure
+        // (nonce space exhausted) ends the connection.
+        pushed.map_err(|e| self.fail(e))
+    }
+
+    /// Queues a frame. Large payloads are split into continuation pieces.
+    ///
+    /// # Errors
+    /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
+    /// with `more` set, header blocks over the wire limits;
+    /// [`TransportError::MessageTooLarge`] beyond the peer's limit (nothing
+    /// queued, the connection goes on); the connection's error once it has
+    /// ended, [`TransportError::ConnectionClosed`] after [`Core::close`].
+    pub fn send_frame(&mut self, now: Instant, frame: &Frame) -> Result<()> {
+        check_frame(frame)?;
+        self.check_send()?;
+        self.check_size(frame.payload.len())?;
+        self.push(
+            now,
+            frame.kind,
+            frame.stream_id,
+            frame.headers.as_ref(),
+            &frame.payload,
+        )
+    }
+
+    /// Queues a DATA frame with `payload`.
+    ///
+    /// # Errors
+    /// As [`Core::send_frame`].
+    pub fn send_data(&mut self, now: Instant, stream_id: u64, payload: &[u8]) -> Result<()> {
+        self.check_send()?;
+        self.check_size(payload.len())?;
+        self.push(now, FrameKind::Data, stream_id, HeadersRef::EMPTY, payload)
+    }
+
+    /// Encodes `payload` once and queues it as a DATA frame.
+    ///
+    /// # Errors
+    /// [`TransportError::BadMessage`] if it does not encode; otherwise as
+    /// [`Core::send_frame`].
+    pub fn send_payload<P: Payload + ?Sized>(
+        &mut self,
+        now: Instant,
+        stream_id: u64,
+        payload: &P,
+    ) -> Result<()> {
+        self.check_send()?;
+        let mut buf = std::mem::take(&mut self.tx.payload_buf);
+        buf.clear();
+        let result = match payload.encode_payload(&mut buf) {
+            Ok(()) => self
+                .check_size(buf.len())
+                .and_then(|()| self.push(now, FrameKind::Data, stream_id, HeadersRef::EMPTY, &buf)),
+            Err(e) => Err(TransportError::BadMessage(e)),
+        };
+        self.tx.payload_buf = buf;
+        result
+    }
+
+    /// Queues a PING whose PONG will be timed; returns its sequence number
+    /// (see [`Core::ping_settled`]).
+    ///
+    /// # Errors
+    /// The connection's error once it has ended.
+    pub fn ping(&mut self, now: Instant) -> Result<u64> {
+        self.check_send()?;
+        if let Some(seq) = self.live.outstanding_ping() {
+            return Ok(seq);
+        }
+        let seq = self.live.ping_sent(now);
+        self.push(
+            now,
+            FrameKind::Ping,
+            0,
+            HeadersRef::EMPTY,
+            &seq.to_be_bytes(),
+        )?;
+        Ok(seq)
+    }
+
+    /// Whether the PING with sequence number `seq` has been answered.
+    pub fn ping_settled(&self, seq: u64) -> bool {
+        seq < self.live.settled_below()
+    }
+
+    /// Queues GOAWAY: requests with ids above `last_stream_id` will not be
+    /// served.
+    ///
+    /// # Errors
+    /// The connection's error once it has ended.
+    pub fn goaway(&mut self, now: Instant, last_stream_id: u64, reason: &str) -> Result<()> {
+        self.check_send()?;
+        let frame = Frame::goaway(last_stream_id, reason);
+        self.push(now, FrameKind::GoAway, 0, HeadersRef::EMPTY, &frame.payload)
+    }
+
+    /// Queues BYE after everything queued before it; nothing can be sent
+    /// after it. Closing twice is harmless, and so is closing after the
+    /// peer's BYE (ours answers it).
+    ///
+    /// # Errors
+    /// The connection's error if it had already failed.
+    pub fn close(&mut self, now: Instant) -> Result<()> {
+        // After the peer's BYE we still say ours; after a failure, nothing.
+        match &self.error {
+            None | Some(TransportError::ConnectionClosed { clean: true }) => {}
+            Some(e) => return Err(e.clone()),
+        }
+        if self.closing {
+            return Ok(());
+        }
+        if self.is_established() {
+            self.push(now, FrameKind::Bye, 0, HeadersRef::EMPTY, &[])?;
+        }
+        self.closing = true;
+        self.live.stop_keep_alive();
+        Ok(())
+    }
+
+    /// Whether BYE has been queued.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Seals what is queued and moves the bytes to transmit into `dst`
+    /// (cleared first; its allocation becomes the next send buffer).
+    /// Returns false if nothing is queued.
+    ///
+    /// # Errors
+    /// A sealing failure (nonce space exhausted); final.
+    pub fn poll_transmit(&mut self, now: Instant, dst: &mut Vec<u8>) -> Result<bool> {
+        let t = self.session_time(now);
+        let sent = self.tx.transmit(&self.format, &mut self.sender, t, dst);
+        sent.map_err(|e| self.fail(e))
+    }
+
+    /// Gives the send side's buffers back (an idle connection holds none).
+    pub fn release_buffers(&mut self) {
+        self.tx.release();
+    }
+}
+
+/// Refuses frames the core must not send on the application's behalf.
+fn check_frame(frame: &Frame) -> Result<()> {
+    match frame.kind {
+        FrameKind::Handshake => return Err(TransportError::InvalidFrame(InvalidFrame::Handshake)),
+        FrameKind::Bye => return Err(TransportError::InvalidFrame(InvalidFrame::Bye)),
+        _ => {}
+    }
+    if frame.more {
+        return Err(TransportError::InvalidFrame(InvalidFrame::Continuation));
+    }
+    let limits = FrameLimits::default();
+    if frame.headers.len() > limits.max_headers
+        || frame.headers.as_ref().as_bytes().len() > limits.max_header_block
+    {
+        return Err(TransportError::InvalidFrame(InvalidFrame::HeadersTooLarge));
+    }
+    Ok(())
+}
