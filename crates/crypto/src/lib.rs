@@ -68,6 +68,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cookie;
 mod error;
 mod handshake;
 mod keys;

@@ -22,7 +22,9 @@
 mod echo;
 mod memory;
 mod raw;
+mod sim;
 mod throttle;
+mod udp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,7 +36,9 @@ use netproto_transport::{Accept, Connection, ConnectionConfig};
 pub use echo::{echo_server, echo_server_with, EchoServer};
 pub use memory::{memory_carrier, memory_pair, MemoryDialer, MemoryListener};
 pub use raw::{initiation, RawClient};
+pub use sim::{LinkFaults, LinkStats, SimDatagram, SimLink};
 pub use throttle::Throttled;
+pub use udp::{addr as sim_addr, SimNet};
 
 /// A fresh random static key.
 pub fn key() -> Keypair {

@@ -1,7 +1,7 @@
 //! The datagram envelope used by the UDP transport.
 //!
 //! ```text
-//! 0   1  type     0x01 HANDSHAKE | 0x02 RECORD (sealed) | 0x03 PLAIN (CRC-32 trailer)
+//! 0   1  type     0x01 HANDSHAKE | 0x02 RECORD (sealed) | 0x03 PLAIN (CRC-32 trailer) | 0x04 COOKIE
 //! 1   1  flags    bit 0 FRAGMENT, bit 1 KEY_PHASE (RECORD only); bits 2-7 reserved (zero)
 //! 2   4  session  receiver's session index, u32 BE
 //! 6   8  counter  record counter, u64 BE (the AEAD nonce for RECORD)
@@ -39,6 +39,8 @@ pub enum DatagramType {
     Record,
     /// An unencrypted body protected by a CRC-32 trailer.
     Plain,
+    /// A cookie reply to a handshake initiation (the responder is under load).
+    Cookie,
 }
 
 impl DatagramType {
@@ -48,6 +50,7 @@ impl DatagramType {
             Self::Handshake => 0x01,
             Self::Record => 0x02,
             Self::Plain => 0x03,
+            Self::Cookie => 0x04,
         }
     }
 
@@ -60,6 +63,7 @@ impl DatagramType {
             0x01 => Ok(Self::Handshake),
             0x02 => Ok(Self::Record),
             0x03 => Ok(Self::Plain),
+            0x04 => Ok(Self::Cookie),
             _ => Err(WireError::UnknownDatagramType(code)),
         }
     }

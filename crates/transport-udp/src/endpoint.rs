@@ -1,0 +1,844 @@
+//! The sans-IO endpoint: one socket's worth of sessions.
+//!
+//! Datagrams go in through [`Endpoint::handle_datagram`], with the time and
+//! the source address; datagrams to send come out of
+//! [`Endpoint::poll_transmit`], application events out of
+//! [`Endpoint::poll_event`], and [`Endpoint::poll_timeout`] says when to call
+//! [`Endpoint::handle_timeout`]. No socket, clock or runtime inside.
+//! Sessions exist only after a completed handshake; each is known by the
+//! index this side chose ([`SessionId`]), which the peer puts in every
+//! datagram it sends us.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netproto_crypto::cookie::{open_cookie, seal_cookie, CookieKeys, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN};
+use netproto_crypto::{Handshake, HandshakeConfig, Pattern, TimestampGuard};
+use netproto_wire::{DatagramRef, DatagramType, Frame};
+
+use crate::config::UdpConfig;
+use crate::error::{DropReason, Result, UdpError};
+use crate::handshake::{
+    append_macs, cookie_datagram, handshake_datagram, mac1_valid, split_macs, CookieJar, RateLimiter,
+    COOKIE_SECRET_LIFETIME, MACS_LEN,
+};
+use crate::recv::Budget;
+use crate::session::{Event, Resend, SessionStats, UdpSession};
+use crate::{EndpointRng, SessionInfo};
+
+/// A session, by the index this endpoint chose for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u32);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// How a message is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Acknowledged and retransmitted until its deadline; delivered exactly once.
+    #[default]
+    Reliable,
+    /// Sent once; lost if any of its datagrams is lost.
+    Unreliable,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
+/// Counters of an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Datagrams handed in.
+    pub received: u64,
+    /// Datagrams handed out.
+    pub sent: u64,
+    /// Datagrams dropped, by reason.
+    pub dropped: HashMap<DropReason, u64>,
+    /// Cookie replies sent.
+    pub cookies_sent: u64,
+    /// Handshakes completed (both roles).
+    pub handshakes: u64,
+    /// Bytes held for reassembly and undelivered messages, all sessions.
+    pub buffered: usize,
+}
+
+impl EndpointStats {
+    /// Datagrams dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(&reason).copied().unwrap_or(0)
+    }
+}
+
+/// The accepting side's handshake state.
+struct Responder {
+    hs: HandshakeConfig,
+    keys: CookieKeys,
+    unkeyed: Option<CookieKeys>,
+    jar: CookieJar,
+    limiter: RateLimiter,
+    guard: TimestampGuard,
+}
+
+/// An initiation in progress.
+struct Initiating {
+    hs: Handshake,
+    peer: SocketAddr,
+    /// Message 0 without MACs.
+    bare: Vec<u8>,
+    keys: CookieKeys,
+    mac1: [u8; MAC_LEN],
+    cookie: Option<([u8; MAC_LEN], Instant)>,
+    first_sent: Instant,
+    retransmitted: bool,
+    resend: Resend,
+}
+
+/// A responder waiting for message 2.
+struct Responding {
+    hs: Handshake,
+    peer: SocketAddr,
+    peer_index: u32,
+    response: Vec<u8>,
+    sent_at: Instant,
+    resent: bool,
+    deadline: Instant,
+}
+
+/// The endpoint. See the module documentation.
+pub struct Endpoint {
+    cfg: UdpConfig,
+    responder: Option<Responder>,
+    sessions: HashMap<u32, UdpSession>,
+    initiating: HashMap<u32, Initiating>,
+    responding: HashMap<u32, Responding>,
+    /// Duplicate initiations: (source, initiator's index) → our index.
+    by_init: HashMap<(SocketAddr, u32), u32>,
+    rng: Box<dyn EndpointRng>,
+    epoch: Instant,
+    wall_at_epoch: Duration,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(SessionId, Event, usize)>,
+    ready: VecDeque<u32>,
+    ready_set: HashSet<u32>,
+    budget: Budget,
+    stats: EndpointStats,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("sessions", &self.sessions.len())
+            .field("initiating", &self.initiating.len())
+            .field("responding", &self.responding.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Total bytes all sessions of an endpoint may hold for reassembly and
+/// undelivered messages: 64 MiB (16 sessions' full reliable windows).
+pub const DEFAULT_ENDPOINT_BUDGET: usize = 64 << 20;
+
+impl Endpoint {
+    /// An endpoint. With `accept`, it answers handshakes as the responder
+    /// (the transport label is forced to `"udp"`); without, it only
+    /// connects. `now` and `wall` (Unix time, for IK timestamps) anchor
+    /// its clocks.
+    ///
+    /// # Errors
+    /// [`UdpError::Crypto`] if `accept` lacks a static key.
+    pub fn new(
+        cfg: UdpConfig,
+        accept: Option<HandshakeConfig>,
+        mut rng: Box<dyn EndpointRng>,
+        now: Instant,
+        wall: Duration,
+    ) -> Result<Self> {
+        let cfg = cfg.normalized();
+        let responder = match accept {
+            None => None,
+            Some(hs) => {
+                let hs = hs.with_transport("udp");
+                // Fails early without a static key.
+                Handshake::responder(hs.clone())?;
+                let public = hs
+                    .local_key
+                    .as_ref()
+                    .map(|k| *k.public())
+                    .ok_or(netproto_crypto::CryptoError::MissingKey("responder static key"))?;
+                let mut secret = [0u8; 32];
+                rng.fill_bytes(&mut secret);
+                Some(Responder {
+                    keys: CookieKeys::for_responder(Some(&public)),
+                    unkeyed: cfg
+                        .handshake
+                        .accept_unkeyed_mac1
+                        .then(|| CookieKeys::for_responder(None)),
+                    jar: CookieJar::new(secret, now),
+                    limiter: RateLimiter::new(cfg.handshake.per_source_rate, cfg.handshake.per_source_burst),
+                    guard: TimestampGuard::new(cfg.max_sessions.max(1024)),
+                    hs,
+                })
+            }
+        };
+        Ok(Self {
+            cfg,
+            responder,
+            sessions: HashMap::new(),
+            initiating: HashMap::new(),
+            responding: HashMap::new(),
+            by_init: HashMap::new(),
+            rng,
+            epoch: now,
+            wall_at_epoch: wall,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            ready: VecDeque::new(),
+            ready_set: HashSet::new(),
+            budget: Budget {
+                used: 0,
+                limit: DEFAULT_ENDPOINT_BUDGET,
+            },
+            stats: EndpointStats::default(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Sets the total bytes all sessions may hold (default
+    /// [`DEFAULT_ENDPOINT_BUDGET`]).
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget.limit = bytes;
+    }
+
+    /// The configuration in force.
+    pub const fn config(&self) -> &UdpConfig {
+        &self.cfg
+    }
+
+    fn wall(&self, now: Instant) -> Duration {
+        self.wall_at_epoch + now.saturating_duration_since(self.epoch)
+    }
+
+    fn new_index(&mut self) -> u32 {
+        loop {
+            let i = self.rng.next_u32();
+            if i != 0
+                && !self.sessions.contains_key(&i)
+                && !self.initiating.contains_key(&i)
+                && !self.responding.contains_key(&i)
+            {
+                return i;
+            }
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason) {
+        *self.stats.dropped.entry(reason).or_insert(0) += 1;
+        metrics::counter!("netproto_udp_dropped_total", "reason" => reason.label()).increment(1);
+        tracing::trace!(reason = reason.label(), "datagram dropped");
+    }
+
+    fn table_full(&self) -> bool {
+        self.sessions.len() + self.initiating.len() + self.responding.len() >= self.cfg.max_sessions
+    }
+
+    /// Starts a handshake with `peer`; the session's events follow under
+    /// the returned id ([`Event::Connected`] or [`Event::Closed`]).
+    ///
+    /// # Errors
+    /// [`UdpError::SessionTableFull`], and [`UdpError::Crypto`] for a
+    /// configuration the pattern cannot run with.
+    pub fn connect(&mut self, now: Instant, peer: SocketAddr, cfg: HandshakeConfig) -> Result<SessionId> {
+        if self.table_full() {
+            return Err(UdpError::SessionTableFull(self.cfg.max_sessions));
+        }
+        let cfg = cfg.with_transport("udp");
+        let keys = CookieKeys::for_responder(cfg.remote_key.as_ref());
+        let mut hs = Handshake::initiator(cfg)?;
+        let mut noise = Vec::new();
+        let wall = self.wall(now);
+        hs.write_message(&mut RngRef(&mut *self.rng), wall, &mut noise)?;
+        let local = self.new_index();
+        let mut bare = Vec::new();
+        handshake_datagram(0, 0, local, &noise, &mut bare);
+        let mut datagram = bare.clone();
+        let mac1 = append_macs(&mut datagram, &keys, None);
+        let limits = self.cfg.handshake;
+        self.initiating.insert(
+            local,
+            Initiating {
+                hs,
+                peer,
+                bare,
+                keys,
+                mac1,
+                cookie: None,
+                first_sent: now,
+                retransmitted: false,
+                resend: Resend {
+                    datagram: Vec::new(),
+                    next: now + limits.initial_rto,
+                    rto: limits.initial_rto,
+                    max_rto: limits.max_rto,
+                    deadline: now + limits.timeout,
+                },
+            },
+        );
+        self.transmits.push_back(Transmit {
+            destination: peer,
+            contents: datagram,
+        });
+        Ok(SessionId(local))
+    }
+
+    /// Takes one received datagram. Whatever it holds, it is either used or
+    /// counted as dropped ([`EndpointStats::dropped`]); it never fails the
+    /// endpoint. `datagram` is decrypted in place.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        self.stats.received += 1;
+        if datagram.len() > UdpConfig::MAX_DATAGRAM {
+            return self.drop(DropReason::Oversize);
+        }
+        let (header, envelope_len) = match DatagramRef::parse(datagram) {
+            Ok(d) if d.header.fragment.is_none() => (d.header, d.envelope.len()),
+            _ => return self.drop(DropReason::Malformed),
+        };
+        match header.kind {
+            DatagramType::Record => {
+                let Some(session) = self.sessions.get_mut(&header.session) else {
+                    return self.drop(DropReason::UnknownSession);
+                };
+                let (envelope, body) = datagram.split_at_mut(envelope_len);
+                match session.handle_record(now, &header, envelope, body, &mut self.budget) {
+                    Ok(()) => {
+                        // Authentic: the peer may have moved (NAT rebinding).
+                        session.peer = from;
+                    }
+                    Err(reason) => self.drop(reason),
+                }
+                self.after(header.session);
+            }
+            DatagramType::Handshake => match header.counter {
+                0 if header.session == 0 => self.on_initiation(now, from, datagram),
+                1 => self.on_response(now, from, header.session, &datagram[envelope_len..]),
+                2 => self.on_confirm(now, from, header.session, &datagram[envelope_len..]),
+                _ => self.drop(DropReason::Malformed),
+            },
+            DatagramType::Cookie => self.on_cookie(now, from, header.session, &datagram[envelope_len..]),
+            _ => self.drop(DropReason::Malformed),
+        }
+    }
+
+    fn on_initiation(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(r) = self.responder.as_mut() else {
+            return self.drop(DropReason::NotAccepting);
+        };
+        let Some((covered, mac1, mac2)) = split_macs(datagram) else {
+            return self.drop(DropReason::Malformed);
+        };
+        let keys = if mac1_valid(&r.keys, covered, &mac1) {
+            r.keys.clone()
+        } else if let Some(k) = r.unkeyed.as_ref().filter(|k| mac1_valid(k, covered, &mac1)) {
+            k.clone()
+        } else {
+            return self.drop(DropReason::BadMac1);
+        };
+        let body = &covered[netproto_wire::ENVELOPE_LEN..];
+        let Some((index, noise)) = body.split_first_chunk::<4>() else {
+            return self.drop(DropReason::Malformed);
+        };
+        let peer_index = u32::from_be_bytes(*index);
+        // A retransmitted initiation gets the same answer, without new work.
+        if let Some(&local) = self.by_init.get(&(from, peer_index)) {
+            let cached = self
+                .responding
+                .get(&local)
+                .map(|p| p.response.clone())
+                .or_else(|| self.sessions.get(&local).and_then(|s| s.response.clone()));
+            if let Some(response) = cached {
+                if let Some(p) = self.responding.get_mut(&local) {
+                    p.resent = true;
+                }
+                self.transmits.push_back(Transmit {
+                    destination: from,
+                    contents: response,
+                });
+            }
+            return;
+        }
+        if self.responding.len() >= self.cfg.handshake.cookie_threshold {
+            r.jar.rotate_if_due(now, || {
+                let mut s = [0u8; 32];
+                self.rng.fill_bytes(&mut s);
+                s
+            });
+            if !r.jar.mac2_valid(from, &datagram[..datagram.len() - MAC_LEN], &mac2) {
+                let mut nonce = [0u8; COOKIE_NONCE_LEN];
+                self.rng.fill_bytes(&mut nonce);
+                let cookie = r.jar.cookie(from);
+                if let Ok(sealed) = seal_cookie(&keys, &nonce, &cookie, &mac1) {
+                    self.stats.cookies_sent += 1;
+                    self.transmits.push_back(Transmit {
+                        destination: from,
+                        contents: cookie_datagram(peer_index, &nonce, &sealed),
+                    });
+                }
+                return;
+            }
+            if !r.limiter.allow(from.ip(), now) {
+                return self.drop(DropReason::RateLimited);
+            }
+        }
+        if self.responding.len() >= self.cfg.handshake.max_pending || self.table_full() {
+            return self.drop(DropReason::HandshakesFull);
+        }
+        let noise = noise.to_vec();
+        let answer = self.respond(now, from, peer_index, &noise, datagram.len());
+        if let Err(e) = answer {
+            tracing::debug!(%from, error = %e, "handshake initiation refused");
+            self.drop(DropReason::HandshakeFailed);
+        }
+    }
+
+    fn respond(&mut self, now: Instant, from: SocketAddr, peer_index: u32, noise: &[u8], init_len: usize) -> Result<()> {
+        let Some(r) = self.responder.as_mut() else {
+            return Ok(());
+        };
+        let mut hs = Handshake::responder(r.hs.clone())?;
+        r.guard.set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
+        let guard = (r.hs.pattern == Pattern::IK).then_some(&mut r.guard);
+        hs.read_message(noise, guard)?;
+        let wall = self.wall(now);
+        let mut out = Vec::new();
+        hs.write_message(&mut RngRef(&mut *self.rng), wall, &mut out)?;
+        let local = self.new_index();
+        let mut response = Vec::with_capacity(out.len() + 18);
+        handshake_datagram(peer_index, 1, local, &out, &mut response);
+        if response.len() > init_len {
+            // Never answer with more bytes than arrived (anti-amplification);
+            // the initiation padding makes this unreachable for our peers.
+            return Err(UdpError::Crypto(netproto_crypto::CryptoError::InitiationTooShort {
+                len: init_len,
+                response: response.len(),
+            }));
+        }
+        self.transmits.push_back(Transmit {
+            destination: from,
+            contents: response.clone(),
+        });
+        self.by_init.insert((from, peer_index), local);
+        if hs.is_finished() {
+            let established = hs.finish()?;
+            let mut session = self.open_session(&established, local, peer_index, from, false, now);
+            session.response = Some(response);
+            self.sessions.insert(local, session);
+            self.after(local);
+        } else {
+            self.responding.insert(
+                local,
+                Responding {
+                    hs,
+                    peer: from,
+                    peer_index,
+                    response,
+                    sent_at: now,
+                    resent: false,
+                    deadline: now + self.cfg.handshake.timeout,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn open_session(
+        &mut self,
+        established: &netproto_crypto::Established,
+        local: u32,
+        remote: u32,
+        peer: SocketAddr,
+        initiator: bool,
+        now: Instant,
+    ) -> UdpSession {
+        let info = Arc::new(SessionInfo {
+            id: SessionId(local),
+            peer_addr: peer,
+            peer_key: established.peer,
+            handshake_hash: established.handshake_hash,
+            pattern: established.pattern,
+            initiator,
+            negotiated: established.negotiated.clone(),
+        });
+        self.stats.handshakes += 1;
+        metrics::counter!("netproto_udp_handshakes_total").increment(1);
+        let session = UdpSession::new(&self.cfg, established, info.clone(), remote, now);
+        self.events.push_back((SessionId(local), Event::Connected(info), 0));
+        session
+    }
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, local: u32, body: &[u8]) {
+        if let Some(s) = self.sessions.get_mut(&local) {
+            // Our confirmation was lost and the responder answered a
+            // retransmitted initiation: resend the confirmation now.
+            if let Some(c) = &mut s.confirm {
+                c.next = now;
+                self.mark_ready(local);
+            }
+            return;
+        }
+        if !self.initiating.get(&local).is_some_and(|i| i.peer == from) {
+            return self.drop(DropReason::UnknownSession);
+        }
+        let Some((index, noise)) = body.split_first_chunk::<4>() else {
+            return self.drop(DropReason::Malformed);
+        };
+        let Some(mut init) = self.initiating.remove(&local) else {
+            return;
+        };
+        let remote = u32::from_be_bytes(*index);
+        let result = (|| -> Result<_> {
+            init.hs.read_message(noise, None)?;
+            let mut confirm = None;
+            if !init.hs.is_finished() {
+                let mut out = Vec::new();
+                let wall = self.wall(now);
+                init.hs.write_message(&mut RngRef(&mut *self.rng), wall, &mut out)?;
+                let mut datagram = Vec::with_capacity(out.len() + 18);
+                handshake_datagram(remote, 2, local, &out, &mut datagram);
+                confirm = Some(datagram);
+            }
+            Ok((init.hs.finish()?, confirm))
+        })();
+        match result {
+            Ok((established, confirm)) => {
+                let mut session = self.open_session(&established, local, remote, from, true, now);
+                if !init.retransmitted {
+                    session.rtt_sample(now.saturating_duration_since(init.first_sent));
+                }
+                if let Some(datagram) = confirm {
+                    let limits = self.cfg.handshake;
+                    let rto = session.stats().srtt.map_or(limits.initial_rto, |s| (s * 2).max(Duration::from_millis(10)));
+                    session.confirm = Some(Resend {
+                        datagram,
+                        next: now,
+                        rto: rto / 2,
+                        max_rto: limits.max_rto,
+                        deadline: init.resend.deadline.max(now + rto),
+                    });
+                }
+                self.sessions.insert(local, session);
+                self.mark_ready(local);
+                self.after(local);
+            }
+            Err(e) => {
+                self.drop(DropReason::HandshakeFailed);
+                self.events.push_back((SessionId(local), Event::Closed(e), 0));
+            }
+        }
+    }
+
+    fn on_confirm(&mut self, now: Instant, from: SocketAddr, local: u32, body: &[u8]) {
+        if let Some(s) = self.sessions.get_mut(&local) {
+            if !s.info.initiator && s.peer == from {
+                // Our record was lost: send another.
+                s.owe_record = true;
+                self.mark_ready(local);
+            }
+            return;
+        }
+        if !self.responding.get(&local).is_some_and(|p| p.peer == from) {
+            return self.drop(DropReason::UnknownSession);
+        }
+        let Some(mut p) = self.responding.remove(&local) else {
+            return;
+        };
+        self.by_init.remove(&(p.peer, p.peer_index));
+        let noise = body.get(4..).unwrap_or_default();
+        let established = match p.hs.read_message(noise, None).and_then(|()| p.hs.finish()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "handshake confirmation refused");
+                return self.drop(DropReason::HandshakeFailed);
+            }
+        };
+        let mut session = self.open_session(&established, local, p.peer_index, from, false, now);
+        if !p.resent {
+            session.rtt_sample(now.saturating_duration_since(p.sent_at));
+        }
+        session.owe_record = true;
+        self.sessions.insert(local, session);
+        self.mark_ready(local);
+        self.after(local);
+    }
+
+    fn on_cookie(&mut self, now: Instant, from: SocketAddr, local: u32, body: &[u8]) {
+        let Some(init) = self.initiating.get_mut(&local).filter(|i| i.peer == from) else {
+            return self.drop(DropReason::UnknownSession);
+        };
+        let (Some(nonce), Some(sealed)) = (
+            body.first_chunk::<COOKIE_NONCE_LEN>(),
+            body.get(COOKIE_NONCE_LEN..).and_then(|s| <&[u8; SEALED_COOKIE_LEN]>::try_from(s).ok()),
+        ) else {
+            return self.drop(DropReason::Malformed);
+        };
+        let Ok(cookie) = open_cookie(&init.keys, nonce, sealed, &init.mac1) else {
+            return self.drop(DropReason::BadCookie);
+        };
+        init.cookie = Some((cookie, now));
+        // The cookie proves the responder is there and loaded: answer at
+        // once instead of waiting a retransmission interval.
+        let datagram = Self::initiation(init, now);
+        init.retransmitted = true;
+        self.transmits.push_back(Transmit {
+            destination: from,
+            contents: datagram,
+        });
+    }
+
+    /// Message 0 with current MACs.
+    fn initiation(init: &mut Initiating, now: Instant) -> Vec<u8> {
+        let mut datagram = init.bare.clone();
+        let cookie = init
+            .cookie
+            .filter(|(_, at)| now.saturating_duration_since(*at) < COOKIE_SECRET_LIFETIME)
+            .map(|(c, _)| c);
+        init.mac1 = append_macs(&mut datagram, &init.keys, cookie.as_ref());
+        debug_assert_eq!(datagram.len(), init.bare.len() + MACS_LEN);
+        datagram
+    }
+
+    fn mark_ready(&mut self, id: u32) {
+        if self.ready_set.insert(id) {
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Moves a session's events out and forgets it once closed.
+    fn after(&mut self, id: u32) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mut any = false;
+        while let Some((event, charged)) = s.events.pop_front() {
+            any = true;
+            self.events.push_back((SessionId(id), event, charged));
+        }
+        if s.closed {
+            let peer = s.peer;
+            let remote = s.remote;
+            self.sessions.remove(&id);
+            self.by_init.remove(&(peer, remote));
+        } else if any || s.owe_record || s.confirm.is_some() {
+            self.mark_ready(id);
+        } else {
+            self.mark_ready(id);
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(t) = self.transmits.pop_front() {
+            self.stats.sent += 1;
+            return Some(t);
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                self.ready_set.remove(&id);
+                continue;
+            };
+            let mut out = std::mem::take(&mut self.scratch);
+            let sent = s.poll_transmit(now, &mut out);
+            let destination = s.peer;
+            match sent {
+                Ok(true) => {
+                    self.ready.push_back(id);
+                    self.after(id);
+                    self.stats.sent += 1;
+                    let contents = out.clone();
+                    self.scratch = out;
+                    return Some(Transmit {
+                        destination,
+                        contents,
+                    });
+                }
+                Ok(false) => {
+                    self.ready_set.remove(&id);
+                    self.scratch = out;
+                }
+                Err(e) => {
+                    self.scratch = out;
+                    s.close_with(e, &mut self.budget);
+                    self.ready_set.remove(&id);
+                    self.after(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<(SessionId, Event)> {
+        let (id, event, charged) = self.events.pop_front()?;
+        self.budget.used = self.budget.used.saturating_sub(charged);
+        Some((id, event))
+    }
+
+    /// When to call [`Endpoint::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sessions = self.sessions.values().filter_map(UdpSession::next_timeout);
+        let init = self.initiating.values().map(|i| i.resend.next.min(i.resend.deadline));
+        let resp = self.responding.values().map(|p| p.deadline);
+        sessions.chain(init).chain(resp).min()
+    }
+
+    /// Runs every timer due at `now`: retransmissions, deadlines, keep-alives.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .initiating
+            .iter()
+            .filter(|(_, i)| i.resend.next <= now || i.resend.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(init) = self.initiating.get_mut(&id) else {
+                continue;
+            };
+            if init.resend.deadline <= now {
+                let waited = init.resend.deadline.saturating_duration_since(init.first_sent);
+                self.initiating.remove(&id);
+                self.events
+                    .push_back((SessionId(id), Event::Closed(UdpError::HandshakeTimeout(waited)), 0));
+                continue;
+            }
+            if init.resend.due(now) {
+                init.retransmitted = true;
+                let destination = init.peer;
+                let contents = Self::initiation(init, now);
+                self.transmits.push_back(Transmit { destination, contents });
+            }
+        }
+        let expired: Vec<u32> = self
+            .responding
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(p) = self.responding.remove(&id) {
+                self.by_init.remove(&(p.peer, p.peer_index));
+            }
+        }
+        let due: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.next_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.handle_timeout(now, &mut self.budget);
+            }
+            self.after(id);
+        }
+    }
+
+    /// Queues a frame on a session; returns its message id. Reliable
+    /// messages end in [`Event::Delivered`] or [`Event::Failed`].
+    ///
+    /// # Errors
+    /// [`UdpError::UnknownSession`], [`UdpError::MessageTooLarge`],
+    /// [`UdpError::UnreliableTooLarge`], [`UdpError::SendQueueFull`].
+    pub fn send(&mut self, now: Instant, id: SessionId, frame: &Frame, delivery: Delivery) -> Result<u64> {
+        let s = self.sessions.get_mut(&id.0).ok_or(UdpError::UnknownSession(id.0))?;
+        let message = s.send(now, frame, delivery == Delivery::Reliable)?;
+        self.mark_ready(id.0);
+        Ok(message)
+    }
+
+    /// Closes a session: a BYE goes to the peer (once, best effort),
+    /// unacknowledged messages fail, [`Event::Closed`] follows.
+    pub fn close(&mut self, now: Instant, id: SessionId, reason: &str) {
+        if self.initiating.remove(&id.0).is_some() {
+            self.events.push_back((id, Event::Closed(UdpError::Closed), 0));
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&id.0) else {
+            return;
+        };
+        let mut out = Vec::new();
+        if s.bye(now, reason, &mut out).is_ok() {
+            self.transmits.push_back(Transmit {
+                destination: s.peer,
+                contents: out,
+            });
+        }
+        s.close_with(UdpError::Closed, &mut self.budget);
+        self.after(id.0);
+    }
+
+    /// Facts about an established session.
+    pub fn session_info(&self, id: SessionId) -> Option<Arc<SessionInfo>> {
+        self.sessions.get(&id.0).map(|s| s.info.clone())
+    }
+
+    /// Figures of an established session.
+    pub fn session_stats(&self, id: SessionId) -> Option<SessionStats> {
+        self.sessions.get(&id.0).map(UdpSession::stats)
+    }
+
+    /// Bytes queued on a session (for sending or awaiting acknowledgement).
+    pub fn queued(&self, id: SessionId) -> Option<usize> {
+        self.sessions.get(&id.0).map(UdpSession::queued)
+    }
+
+    /// Sessions established.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handshakes this endpoint answers that wait for their last message.
+    pub fn pending_handshakes(&self) -> usize {
+        self.responding.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        let mut s = self.stats.clone();
+        s.buffered = self.budget.used;
+        s
+    }
+}
+
+/// Adapts the boxed RNG to the `RngCore + CryptoRng` the handshake wants.
+struct RngRef<'a>(&'a mut dyn EndpointRng);
+
+impl rand::RngCore for RngRef<'_> {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+
+impl rand::CryptoRng for RngRef<'_> {}

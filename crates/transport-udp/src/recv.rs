@@ -1,0 +1,424 @@
+//! The receiving side of a datagram session: which records to acknowledge,
+//! reliable messages put back together exactly once, unreliable messages
+//! reassembled best-effort, all under byte budgets.
+//!
+//! A piece of a reliable message is acknowledged (through its record) only
+//! once it is stored, and stored pieces are never evicted before the
+//! message completes or `reliable_reassembly_timeout` passes, so every
+//! acknowledged byte is delivered. Completed reliable message ids are
+//! remembered in a window of [`DEDUP_WINDOW`] ids above a floor; a
+//! retransmission of a delivered message is dropped (and its record still
+//! acknowledged, so the sender stops).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use netproto_wire::{FragmentInfo, Reassembled, Reassembler};
+
+use crate::config::{UdpConfig, MAX_ACK_RANGES, RELIABLE_WINDOW, SLOT_COST};
+use crate::error::RecordViolation;
+use crate::items::{Ack, Piece};
+
+/// Reliable message ids remembered above the floor. A sender never has more
+/// than [`RELIABLE_WINDOW`] bytes open, so 65,536 ids cover even a window
+/// of empty messages many times over.
+pub(crate) const DEDUP_WINDOW: u64 = 1 << 16;
+/// What a receiver holds of open reliable messages: the sender's window
+/// plus the per-slot bookkeeping of pieces of at least 256 bytes (1/8).
+const RELIABLE_HOLD: usize = RELIABLE_WINDOW + RELIABLE_WINDOW / 8;
+/// Ranges of received counters remembered for ACKs.
+const MAX_RANGES: usize = MAX_ACK_RANGES as usize + 1;
+
+/// The memory shared by every session of an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) used: usize,
+    pub(crate) limit: usize,
+}
+
+impl Budget {
+    fn take(&mut self, n: usize) -> bool {
+        if self.used + n > self.limit {
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    pub(crate) fn give(&mut self, n: usize) {
+        self.used = self.used.saturating_sub(n);
+    }
+}
+
+#[derive(Debug)]
+struct Partial {
+    count: u64,
+    pieces: Vec<Option<Bytes>>,
+    got: u64,
+    charged: usize,
+    started: Instant,
+}
+
+/// The receiving side. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct RecvState {
+    /// Descending ranges of counters of records that asked for an ACK.
+    received: VecDeque<(u64, u64)>,
+    largest_at: Option<Instant>,
+    unacked: u32,
+    ack_due: Option<Instant>,
+    max_ack_delay: Duration,
+    floor: u64,
+    done: BTreeSet<u64>,
+    partial: BTreeMap<u64, Partial>,
+    held: usize,
+    reliable_timeout: Duration,
+    unreliable: Reassembler,
+    epoch: Instant,
+    /// Completed messages: reliable flag and bytes.
+    pub(crate) complete: VecDeque<(bool, Bytes)>,
+    pub(crate) duplicates: u64,
+}
+
+/// What became of a record's pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// Everything stored or known: acknowledge the record.
+    Yes,
+    /// A reliable piece found no room: do not acknowledge.
+    NoRoom,
+}
+
+impl RecvState {
+    pub(crate) fn new(cfg: &UdpConfig, epoch: Instant) -> Self {
+        Self {
+            received: VecDeque::new(),
+            largest_at: None,
+            unacked: 0,
+            ack_due: None,
+            max_ack_delay: cfg.retransmit.max_ack_delay,
+            floor: 0,
+            done: BTreeSet::new(),
+            partial: BTreeMap::new(),
+            held: 0,
+            reliable_timeout: cfg.reliable_reassembly_timeout,
+            unreliable: Reassembler::new(cfg.reassembly),
+            epoch,
+            complete: VecDeque::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Takes one piece.
+    pub(crate) fn on_piece(
+        &mut self,
+        now: Instant,
+        piece: &Piece<'_>,
+        budget: &mut Budget,
+    ) -> Result<Stored, RecordViolation> {
+        if piece.reliable {
+            self.reliable_piece(now, piece, budget)
+        } else {
+            self.unreliable_piece(now, piece, budget);
+            Ok(Stored::Yes)
+        }
+    }
+
+    fn reliable_piece(
+        &mut self,
+        now: Instant,
+        piece: &Piece<'_>,
+        budget: &mut Budget,
+    ) -> Result<Stored, RecordViolation> {
+        let id = piece.message_id;
+        if id < self.floor || self.done.contains(&id) {
+            self.duplicates += 1;
+            return Ok(Stored::Yes);
+        }
+        if id >= self.floor + DEDUP_WINDOW {
+            self.advance_floor(id + 1 - DEDUP_WINDOW, budget);
+        }
+        if piece.count == 1 {
+            if !budget.take(piece.data.len()) {
+                return Ok(Stored::NoRoom);
+            }
+            self.complete
+                .push_back((true, Bytes::copy_from_slice(piece.data)));
+            self.done.insert(id);
+            return Ok(Stored::Yes);
+        }
+        let index = usize::try_from(piece.index).map_err(|_| RecordViolation::BadMessage(id))?;
+        if !self.partial.contains_key(&id) {
+            let slots = usize::try_from(piece.count).map_err(|_| RecordViolation::BadMessage(id))?;
+            let cost = slots * SLOT_COST;
+            if self.held + cost > RELIABLE_HOLD || !budget.take(cost) {
+                return Ok(Stored::NoRoom);
+            }
+            self.held += cost;
+            self.partial.insert(
+                id,
+                Partial {
+                    count: piece.count,
+                    pieces: vec![None; slots],
+                    got: 0,
+                    charged: cost,
+                    started: now,
+                },
+            );
+        }
+        let Some(p) = self.partial.get_mut(&id) else {
+            return Ok(Stored::NoRoom);
+        };
+        if p.count != piece.count {
+            let charged = p.charged;
+            self.partial.remove(&id);
+            self.held -= charged;
+            budget.give(charged);
+            return Err(RecordViolation::BadMessage(id));
+        }
+        if p.pieces.get(index).is_some_and(Option::is_some) {
+            self.duplicates += 1;
+            return Ok(Stored::Yes);
+        }
+        let len = piece.data.len();
+        if self.held + len > RELIABLE_HOLD || !budget.take(len) {
+            return Ok(Stored::NoRoom);
+        }
+        self.held += len;
+        p.charged += len;
+        if let Some(slot) = p.pieces.get_mut(index) {
+            *slot = Some(Bytes::copy_from_slice(piece.data));
+        }
+        p.got += 1;
+        if p.got == p.count {
+            if let Some(p) = self.partial.remove(&id) {
+                self.held -= p.charged;
+                let total: usize = p.pieces.iter().flatten().map(Bytes::len).sum();
+                let mut out = BytesMut::with_capacity(total);
+                for b in p.pieces.into_iter().flatten() {
+                    out.extend_from_slice(&b);
+                }
+                // The slot bookkeeping is freed; the message bytes stay
+                // charged until the application takes the message.
+                budget.give(p.charged - total);
+                self.complete.push_back((true, out.freeze()));
+                self.done.insert(id);
+            }
+        }
+        Ok(Stored::Yes)
+    }
+
+    fn advance_floor(&mut self, floor: u64, budget: &mut Budget) {
+        self.floor = floor;
+        self.done = self.done.split_off(&floor);
+        let keep = self.partial.split_off(&floor);
+        for p in std::mem::replace(&mut self.partial, keep).into_values() {
+            self.held -= p.charged;
+            budget.give(p.charged);
+        }
+    }
+
+    fn unreliable_piece(&mut self, now: Instant, piece: &Piece<'_>, budget: &mut Budget) {
+        if piece.count == 1 {
+            if budget.take(piece.data.len()) {
+                self.complete
+                    .push_back((false, Bytes::copy_from_slice(piece.data)));
+            }
+            return;
+        }
+        let (Ok(index), Ok(count)) = (u16::try_from(piece.index), u16::try_from(piece.count)) else {
+            return;
+        };
+        let info = FragmentInfo {
+            // Ids wrap in the reassembler's 32-bit key; a partial message
+            // lives 5 s, far less than 2^32 messages take.
+            #[allow(clippy::cast_possible_truncation)]
+            message_id: piece.message_id as u32,
+            index,
+            count,
+        };
+        let before = self.unreliable.buffered();
+        if budget.used + piece.data.len() + usize::from(count) * SLOT_COST > budget.limit {
+            return;
+        }
+        let at = now.saturating_duration_since(self.epoch);
+        let result = self
+            .unreliable
+            .push(at, 0, info, Bytes::copy_from_slice(piece.data));
+        let after = self.unreliable.buffered();
+        budget.used = (budget.used + after).saturating_sub(before);
+        if let Ok(Reassembled::Complete(bytes)) = result {
+            budget.used += bytes.len();
+            self.complete.push_back((false, bytes));
+        }
+    }
+
+    /// Notes an authenticated record that carried reliable pieces.
+    pub(crate) fn on_ack_eliciting(&mut self, now: Instant, counter: u64) {
+        let largest = self.received.front().map(|r| r.1);
+        let in_order = largest.is_none_or(|l| counter == l + 1);
+        insert_range(&mut self.received, counter);
+        if largest.is_none_or(|l| counter > l) {
+            self.largest_at = Some(now);
+        }
+        self.unacked += 1;
+        let due = if !in_order || self.unacked >= 2 {
+            now
+        } else {
+            now + self.max_ack_delay
+        };
+        self.ack_due = Some(self.ack_due.map_or(due, |d| d.min(due)));
+    }
+
+    /// When an ACK is due.
+    pub(crate) const fn ack_due(&self) -> Option<Instant> {
+        self.ack_due
+    }
+
+    /// The ACK to send now, if one is due (or `force`d and anything is
+    /// unacknowledged: it rides along with data).
+    pub(crate) fn take_ack(&mut self, now: Instant, force: bool) -> Option<Ack> {
+        let due = self.ack_due.is_some_and(|d| d <= now) || (force && self.unacked > 0);
+        if !due || self.received.is_empty() {
+            return None;
+        }
+        self.ack_due = None;
+        self.unacked = 0;
+        let delay = self
+            .largest_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        Some(Ack {
+            delay_micros: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            ranges: self.received.iter().copied().collect(),
+        })
+    }
+
+    /// Drops partial messages whose time ran out.
+    pub(crate) fn expire(&mut self, now: Instant, budget: &mut Budget) {
+        let before = self.unreliable.buffered();
+        self.unreliable.expire(now.saturating_duration_since(self.epoch));
+        budget.give(before - self.unreliable.buffered());
+        let late: Vec<u64> = self
+            .partial
+            .iter()
+            .filter(|(_, p)| p.started + self.reliable_timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(p) = self.partial.remove(&id) {
+                self.held -= p.charged;
+                budget.give(p.charged);
+            }
+        }
+    }
+
+    /// When [`RecvState::expire`] has work.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let reliable = self
+            .partial
+            .values()
+            .map(|p| p.started + self.reliable_timeout)
+            .min();
+        let unreliable = self.unreliable.next_deadline().map(|d| self.epoch + d);
+        reliable.into_iter().chain(unreliable).min()
+    }
+
+    /// Gives everything held back to the budget (the session ends).
+    pub(crate) fn release(&mut self, budget: &mut Budget) {
+        budget.give(self.held + self.unreliable.buffered());
+        budget.give(self.complete.iter().map(|(_, b)| b.len()).sum());
+        self.held = 0;
+        self.partial.clear();
+        self.complete.clear();
+        self.unreliable.remove_session(0);
+    }
+}
+
+/// Adds `counter` to descending, merged ranges, keeping the newest
+/// [`MAX_RANGES`].
+fn insert_range(ranges: &mut VecDeque<(u64, u64)>, counter: u64) {
+    // The first range (from the top) that reaches down to `counter + 1`;
+    // every range above it starts above `counter + 1`.
+    match ranges
+        .iter()
+        .position(|&(low, _)| low <= counter.saturating_add(1))
+    {
+        None => ranges.push_back((counter, counter)),
+        Some(i) => {
+            let (low, high) = ranges[i];
+            if (low..=high).contains(&counter) {
+                return;
+            }
+            if counter + 1 == low {
+                ranges[i].0 = counter;
+                if let Some(&(below_low, below_high)) = ranges.get(i + 1) {
+                    if below_high + 1 == counter {
+                        ranges[i].0 = below_low;
+                        ranges.remove(i + 1);
+                    }
+                }
+            } else if counter == high + 1 {
+                ranges[i].1 = counter;
+            } else {
+                ranges.insert(i, (counter, counter));
+            }
+        }
+    }
+    while ranges.len() > MAX_RANGES {
+        ranges.pop_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(counters: &[u64]) -> Vec<(u64, u64)> {
+        let mut r = VecDeque::new();
+        for &c in counters {
+            insert_range(&mut r, c);
+        }
+        r.into_iter().collect()
+    }
+
+    #[test]
+    fn ranges_merge_in_any_order() {
+        assert_eq!(ranges(&[0, 1, 2]), [(0, 2)]);
+        assert_eq!(ranges(&[2, 0, 1]), [(0, 2)]);
+        assert_eq!(ranges(&[5, 1, 3]), [(5, 5), (3, 3), (1, 1)]);
+        assert_eq!(ranges(&[5, 1, 3, 4, 2]), [(1, 5)]);
+        assert_eq!(ranges(&[10, 12, 11, 11]), [(10, 12)]);
+        assert_eq!(ranges(&[0, 9]), [(9, 9), (0, 0)]);
+    }
+
+    #[test]
+    fn ranges_are_capped_keeping_the_newest() {
+        let counters: Vec<u64> = (0..200).map(|i| i * 2).collect();
+        let r = ranges(&counters);
+        assert_eq!(r.len(), MAX_RANGES);
+        assert_eq!(r[0], (398, 398));
+    }
+
+    #[test]
+    fn ranges_match_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..200 {
+            let counters: Vec<u64> = (0..30).map(|_| rng.gen_range(0..40)).collect();
+            let mut set: Vec<u64> = counters.clone();
+            set.sort_unstable();
+            set.dedup();
+            let mut expect: Vec<(u64, u64)> = Vec::new();
+            for c in set {
+                match expect.last_mut() {
+                    Some(last) if last.1 + 1 == c => last.1 = c,
+                    _ => expect.push((c, c)),
+                }
+            }
+            expect.reverse();
+            expect.truncate(MAX_RANGES);
+            assert_eq!(ranges(&counters), expect, "{counters:?}");
+        }
+    }
+}
