@@ -38,7 +38,7 @@ pub use memory::{memory_carrier, memory_pair, MemoryDialer, MemoryListener};
 pub use raw::{initiation, RawClient};
 pub use sim::{LinkFaults, LinkStats, SimDatagram, SimLink};
 pub use throttle::Throttled;
-pub use udp::{addr as sim_addr, SimNet};
+pub use udp::{addr as sim_addr, LossySocket, SimNet};
 
 /// A fresh random static key.
 pub fn key() -> Keypair {

@@ -173,3 +173,58 @@ impl SimNet {
         std::mem::take(&mut self.events[i])
     }
 }
+
+/// A real UDP socket that drops a share of the datagrams it sends,
+/// deterministically for a seed.
+#[derive(Debug)]
+pub struct LossySocket {
+    inner: tokio::net::UdpSocket,
+    rng: std::sync::Mutex<StdRng>,
+    loss: f64,
+}
+
+impl LossySocket {
+    /// Binds 127.0.0.1:0 and drops `loss` (0.0–1.0) of what is sent.
+    ///
+    /// # Errors
+    /// If the socket does not bind.
+    pub async fn bind(loss: f64, seed: u64) -> std::io::Result<Self> {
+        Ok(Self {
+            inner: tokio::net::UdpSocket::bind("127.0.0.1:0").await?,
+            rng: std::sync::Mutex::new(StdRng::seed_from_u64(seed)),
+            loss,
+        })
+    }
+}
+
+impl netproto_transport_udp::DatagramSocket for LossySocket {
+    fn poll_recv_from(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<SocketAddr>> {
+        self.inner.poll_recv_from(cx, buf)
+    }
+
+    fn poll_send_to(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use rand::Rng;
+        let drop = self
+            .rng
+            .lock()
+            .map(|mut r| r.gen_bool(self.loss.clamp(0.0, 1.0)))
+            .unwrap_or(false);
+        if drop {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        self.inner.poll_send_to(cx, buf, target)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}

@@ -1,0 +1,497 @@
+//! The tokio driver: one task owns the socket and the [`Endpoint`], and
+//! hands out [`UdpConnection`]s. It only moves datagrams, reads the clock
+//! and routes events; every protocol rule is in the endpoint.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use netproto_crypto::HandshakeConfig;
+use netproto_wire::Frame;
+use tokio::io::ReadBuf;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::endpoint::{Delivery, Endpoint, EndpointStats, SessionId, Transmit};
+use crate::error::{Result, UdpError};
+use crate::session::{Event, SessionStats};
+use crate::{SessionInfo, UdpConfig};
+
+/// What the driver needs of a socket: tokio's `UdpSocket`, or a wrapper
+/// (the tests put a lossy one in between).
+pub trait DatagramSocket: Send + Sync + 'static {
+    /// Receives one datagram.
+    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>>;
+    /// Sends one datagram.
+    fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>>;
+    /// The bound address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl DatagramSocket for tokio::net::UdpSocket {
+    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> {
+        Self::poll_recv_from(self, cx, buf)
+    }
+    fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+        Self::poll_send_to(self, cx, buf, target)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Self::local_addr(self)
+    }
+}
+
+/// Messages a connection's reader has not taken yet, at most: beyond
+/// this the session is closed with [`UdpError::ReadQueueFull`] (the
+/// messages were acknowledged, so dropping one would break exactly-once).
+const MAX_UNREAD: usize = 2 * crate::RELIABLE_WINDOW;
+/// Established sessions waiting for `accept`.
+const ACCEPT_BACKLOG: usize = 128;
+
+enum ConnEvent {
+    Message(Frame, bool),
+    Closed(UdpError),
+}
+
+struct Route {
+    tx: mpsc::UnboundedSender<ConnEvent>,
+    unread: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+    waiters: HashMap<u64, oneshot::Sender<Result<()>>>,
+}
+
+struct State {
+    endpoint: Endpoint,
+    routes: HashMap<SessionId, Route>,
+    connecting: HashMap<SessionId, oneshot::Sender<Result<UdpConnection>>>,
+    accept: Option<mpsc::Sender<UdpConnection>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the driver: something was queued, or a handle went away.
+    wake: Notify,
+    handles: AtomicUsize,
+    local: SocketAddr,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent state behind
+        // (every method finishes its changes before it can fail).
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Counts handles so the driver stops when the last one goes.
+struct Handle(Arc<Shared>);
+
+impl Handle {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self(shared.clone())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.handles.fetch_sub(1, Ordering::AcqRel);
+        self.0.wake.notify_one();
+    }
+}
+
+/// A UDP socket serving netproto sessions. See the crate documentation.
+pub struct UdpEndpoint {
+    handle: Handle,
+    incoming: tokio::sync::Mutex<Option<mpsc::Receiver<UdpConnection>>>,
+}
+
+impl std::fmt::Debug for UdpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpEndpoint")
+            .field("local_addr", &self.handle.0.local)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+impl UdpEndpoint {
+    /// Binds a UDP socket at `addr`; with `accept`, it answers handshakes
+    /// (take the sessions with [`UdpEndpoint::accept`]).
+    ///
+    /// # Errors
+    /// [`UdpError::Io`] if the socket does not bind, [`UdpError::Crypto`]
+    /// for an `accept` config without a static key.
+    pub async fn bind(addr: SocketAddr, cfg: UdpConfig, accept: Option<HandshakeConfig>) -> Result<Self> {
+        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        Self::with_socket(socket, cfg, accept)
+    }
+
+    /// Serves on a socket of your own (any [`DatagramSocket`]). Must be
+    /// called within a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`UdpEndpoint::bind`].
+    pub fn with_socket<S: DatagramSocket>(socket: S, cfg: UdpConfig, accept: Option<HandshakeConfig>) -> Result<Self> {
+        let local = socket.local_addr()?;
+        let accepting = accept.is_some();
+        let endpoint = Endpoint::new(cfg, accept, Box::new(rand::rngs::OsRng), Instant::now(), unix_now())?;
+        let (accept_tx, accept_rx) = if accepting {
+            let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                endpoint,
+                routes: HashMap::new(),
+                connecting: HashMap::new(),
+                accept: accept_tx,
+            }),
+            wake: Notify::new(),
+            handles: AtomicUsize::new(0),
+            local,
+        });
+        let handle = Handle::new(&shared);
+        tokio::spawn(drive(shared, socket));
+        Ok(Self {
+            handle,
+            incoming: tokio::sync::Mutex::new(accept_rx),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.0.local
+    }
+
+    /// Counters of the endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.handle.0.lock().endpoint.stats()
+    }
+
+    /// Runs a handshake with `peer`.
+    ///
+    /// # Errors
+    /// [`UdpError::HandshakeTimeout`] when every retransmission went
+    /// unanswered, [`UdpError::Crypto`] when the peer failed verification,
+    /// [`UdpError::SessionTableFull`].
+    pub async fn connect(&self, peer: SocketAddr, cfg: HandshakeConfig) -> Result<UdpConnection> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.handle.0.lock();
+            let id = st.endpoint.connect(Instant::now(), peer, cfg)?;
+            st.connecting.insert(id, tx);
+        }
+        self.handle.0.wake.notify_one();
+        rx.await.map_err(|_| UdpError::EndpointClosed)?
+    }
+
+    /// The next session a peer opened.
+    ///
+    /// # Errors
+    /// [`UdpError::EndpointClosed`] if this endpoint does not accept.
+    pub async fn accept(&self) -> Result<UdpConnection> {
+        let mut incoming = self.incoming.lock().await;
+        let rx = incoming.as_mut().ok_or(UdpError::EndpointClosed)?;
+        rx.recv().await.ok_or(UdpError::EndpointClosed)
+    }
+}
+
+/// One session, as the application holds it. Dropping it closes the
+/// session (a BYE goes to the peer).
+pub struct UdpConnection {
+    handle: Handle,
+    id: SessionId,
+    info: Arc<SessionInfo>,
+    rx: mpsc::UnboundedReceiver<ConnEvent>,
+    unread: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+    closed: Option<UdpError>,
+}
+
+impl std::fmt::Debug for UdpConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpConnection").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl UdpConnection {
+    /// Facts about the session.
+    pub fn info(&self) -> &Arc<SessionInfo> {
+        &self.info
+    }
+
+    /// Round-trip time, congestion window and retransmission figures.
+    pub fn stats(&self) -> Option<SessionStats> {
+        self.handle.0.lock().endpoint.session_stats(self.id)
+    }
+
+    fn try_send(&self, frame: &Frame, delivery: Delivery, confirm: bool) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        let mut st = self.handle.0.lock();
+        let id = st.endpoint.send(Instant::now(), self.id, frame, delivery)?;
+        let waiter = confirm.then(|| {
+            let (tx, rx) = oneshot::channel();
+            if let Some(route) = st.routes.get_mut(&self.id) {
+                route.waiters.insert(id, tx);
+            }
+            rx
+        });
+        Ok(waiter)
+    }
+
+    async fn send_inner(&self, frame: &Frame, delivery: Delivery, confirm: bool) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        loop {
+            let room = self.room.notified();
+            match self.try_send(frame, delivery, confirm) {
+                Err(UdpError::SendQueueFull { .. }) => room.await,
+                other => {
+                    self.handle.0.wake.notify_one();
+                    return other;
+                }
+            }
+        }
+    }
+
+    /// Queues a frame, waiting while the session's send queue is full.
+    /// Reliable frames are retransmitted until acknowledged or their
+    /// deadline passes; use [`UdpConnection::send_confirmed`] to learn which.
+    ///
+    /// # Errors
+    /// [`UdpError::MessageTooLarge`], [`UdpError::UnreliableTooLarge`],
+    /// [`UdpError::UnknownSession`] once the session ended.
+    pub async fn send(&self, frame: &Frame, delivery: Delivery) -> Result<()> {
+        self.send_inner(frame, delivery, false).await.map(|_| ())
+    }
+
+    /// Sends a frame reliably and waits until the peer acknowledged all of it.
+    ///
+    /// # Errors
+    /// As [`UdpConnection::send`], plus [`UdpError::DeliveryTimeout`] and
+    /// [`UdpError::TooManyAttempts`].
+    pub async fn send_confirmed(&self, frame: &Frame) -> Result<()> {
+        let waiter = self.send_inner(frame, Delivery::Reliable, true).await?;
+        match waiter {
+            Some(rx) => rx.await.unwrap_or(Err(UdpError::Closed)),
+            None => Ok(()),
+        }
+    }
+
+    /// The next message (a frame, and whether it came reliably).
+    ///
+    /// # Errors
+    /// Why the session ended: [`UdpError::PeerClosed`],
+    /// [`UdpError::IdleTimeout`], [`UdpError::EndpointClosed`], …
+    pub async fn recv(&mut self) -> Result<(Frame, bool)> {
+        if let Some(e) = &self.closed {
+            return Err(repeat(e));
+        }
+        match self.rx.recv().await {
+            Some(ConnEvent::Message(frame, reliable)) => {
+                self.unread.fetch_sub(frame.payload.len(), Ordering::AcqRel);
+                Ok((frame, reliable))
+            }
+            Some(ConnEvent::Closed(e)) => {
+                let again = repeat(&e);
+                self.closed = Some(e);
+                Err(again)
+            }
+            None => Err(UdpError::EndpointClosed),
+        }
+    }
+
+    /// Closes the session now, telling the peer why.
+    pub fn close(&mut self, reason: &str) {
+        let mut st = self.handle.0.lock();
+        st.endpoint.close(Instant::now(), self.id, reason);
+        drop(st);
+        self.handle.0.wake.notify_one();
+    }
+}
+
+/// The error a closed connection keeps returning.
+fn repeat(e: &UdpError) -> UdpError {
+    match e {
+        UdpError::PeerClosed(r) => UdpError::PeerClosed(r.clone()),
+        UdpError::IdleTimeout(d) => UdpError::IdleTimeout(*d),
+        UdpError::HandshakeTimeout(d) => UdpError::HandshakeTimeout(*d),
+        UdpError::ReadQueueFull(n) => UdpError::ReadQueueFull(*n),
+        UdpError::EndpointClosed => UdpError::EndpointClosed,
+        _ => UdpError::Closed,
+    }
+}
+
+impl Drop for UdpConnection {
+    fn drop(&mut self) {
+        let mut st = self.handle.0.lock();
+        st.routes.remove(&self.id);
+        st.endpoint.close(Instant::now(), self.id, "");
+    }
+}
+
+fn new_connection(shared: &Arc<Shared>, st: &mut State, id: SessionId, info: Arc<SessionInfo>) -> UdpConnection {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let unread = Arc::new(AtomicUsize::new(0));
+    let room = Arc::new(Notify::new());
+    st.routes.insert(
+        id,
+        Route {
+            tx,
+            unread: unread.clone(),
+            room: room.clone(),
+            waiters: HashMap::new(),
+        },
+    );
+    UdpConnection {
+        handle: Handle::new(shared),
+        id,
+        info,
+        rx,
+        unread,
+        room,
+        closed: None,
+    }
+}
+
+/// Routes the endpoint's events to connections. Connections nobody took
+/// land in `unwanted`, to be dropped once the lock is released (dropping
+/// one takes the lock).
+fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut Vec<UdpConnection>) {
+    while let Some((id, event)) = st.endpoint.poll_event() {
+        match event {
+            Event::Connected(info) => {
+                let conn = new_connection(shared, st, id, info);
+                if let Some(waiter) = st.connecting.remove(&id) {
+                    if let Err(Ok(conn)) = waiter.send(Ok(conn)) {
+                        unwanted.push(conn);
+                    }
+                } else if let Some(accept) = &st.accept {
+                    if let Err(e) = accept.try_send(conn) {
+                        let (mpsc::error::TrySendError::Full(conn) | mpsc::error::TrySendError::Closed(conn)) = e;
+                        tracing::warn!(session = %id, "accept backlog full: session closed");
+                        unwanted.push(conn);
+                    }
+                } else {
+                    unwanted.push(conn);
+                }
+            }
+            Event::Message { frame, reliable } => {
+                let Some(route) = st.routes.get(&id) else { continue };
+                let len = frame.payload.len();
+                if route.unread.fetch_add(len, Ordering::AcqRel) + len > MAX_UNREAD {
+                    let _ = route.tx.send(ConnEvent::Closed(UdpError::ReadQueueFull(MAX_UNREAD)));
+                    st.routes.remove(&id);
+                    st.endpoint.close(now, id, "receiver not reading");
+                    continue;
+                }
+                let _ = route.tx.send(ConnEvent::Message(frame, reliable));
+            }
+            Event::Delivered(message) => {
+                if let Some(route) = st.routes.get_mut(&id) {
+                    route.room.notify_waiters();
+                    if let Some(w) = route.waiters.remove(&message) {
+                        let _ = w.send(Ok(()));
+                    }
+                }
+            }
+            Event::Failed { message, error } => {
+                if let Some(route) = st.routes.get_mut(&id) {
+                    route.room.notify_waiters();
+                    if let Some(w) = route.waiters.remove(&message) {
+                        let _ = w.send(Err(error));
+                    }
+                }
+            }
+            Event::Closed(error) => {
+                if let Some(waiter) = st.connecting.remove(&id) {
+                    let _ = waiter.send(Err(error));
+                } else if let Some(route) = st.routes.remove(&id) {
+                    route.room.notify_waiters();
+                    let _ = route.tx.send(ConnEvent::Closed(error));
+                }
+            }
+        }
+    }
+}
+
+/// The driver task.
+async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
+    let mut buf = vec![0u8; UdpConfig::MAX_DATAGRAM];
+    let mut unsent: Option<Transmit> = None;
+    let mut unwanted = Vec::new();
+    loop {
+        unwanted.clear();
+        if shared.handles.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let timeout = {
+            let mut st = shared.lock();
+            let now = Instant::now();
+            if st.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                st.endpoint.handle_timeout(now);
+            }
+            dispatch(&shared, &mut st, now, &mut unwanted);
+            // Send until the socket pushes back.
+            loop {
+                let Some(t) = unsent.take().or_else(|| st.endpoint.poll_transmit(now)) else {
+                    break;
+                };
+                let waker = futures_noop_waker();
+                let mut cx = Context::from_waker(&waker);
+                match socket.poll_send_to(&mut cx, &t.contents, t.destination) {
+                    Poll::Ready(Ok(_)) => {}
+                    // A datagram that cannot be sent (unreachable, too
+                    // big) is lost, which the protocol already handles.
+                    Poll::Ready(Err(e)) => tracing::debug!(to = %t.destination, error = %e, "send failed"),
+                    Poll::Pending => {
+                        unsent = Some(t);
+                        break;
+                    }
+                }
+            }
+            dispatch(&shared, &mut st, now, &mut unwanted);
+            st.endpoint.poll_timeout()
+        };
+        let sleep = async {
+            match timeout {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let writable = async {
+            if let Some(t) = &unsent {
+                poll_fn(|cx| socket.poll_send_to(cx, &t.contents, t.destination)).await.ok();
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = poll_fn(|cx| {
+                let mut rb = ReadBuf::new(&mut buf);
+                socket.poll_recv_from(cx, &mut rb).map(|r| r.map(|from| (from, rb.filled().len())))
+            }) => {
+                if let Ok((from, n)) = r {
+                    let mut st = shared.lock();
+                    let now = Instant::now();
+                    st.endpoint.handle_datagram(now, from, &mut buf[..n]);
+                }
+            }
+            () = writable => { unsent = None; }
+            () = shared.wake.notified() => {}
+            () = sleep => {}
+        }
+    }
+}
+
+/// A waker that does nothing: the driver tries a send once and, if the
+/// socket is full, waits for writability in its `select!`.
+fn futures_noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}

@@ -159,6 +159,11 @@ pub enum UdpError {
     /// This side closed the session.
     #[error("session closed")]
     Closed,
+    /// The application did not read a connection's messages: more than
+    /// this many bytes waited (they were acknowledged, so the session is
+    /// closed instead of dropping one).
+    #[error("receiver not reading: over {0} bytes unread")]
+    ReadQueueFull(usize),
     /// The endpoint's driver stopped.
     #[error("endpoint closed")]
     EndpointClosed,

@@ -53,6 +53,7 @@
 //! ```
 
 mod config;
+mod driver;
 
 mod endpoint;
 mod error;
@@ -71,6 +72,7 @@ pub use config::{
     HandshakeLimits, RetransmitConfig, UdpConfig, MAX_ACK_RANGES, MAX_PIECES, RELIABLE_WINDOW,
 };
 
+pub use driver::{DatagramSocket, UdpConnection, UdpEndpoint};
 pub use endpoint::{
     Delivery, Endpoint, EndpointStats, SessionId, Transmit, DEFAULT_ENDPOINT_BUDGET,
 };
