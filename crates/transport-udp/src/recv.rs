@@ -383,6 +383,54 @@ mod tests {
     }
 
     #[test]
+    fn bogus_pieces_stay_within_budget_and_a_real_message_completes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let now = Instant::now();
+        let cfg = UdpConfig::default();
+        // Two sessions share the endpoint budget: one hostile peer sends
+        // 100,000 bogus pieces (random ids, counts, indexes, sizes, modes),
+        // the other a real 64 KiB message in 60 pieces meanwhile.
+        let (mut hostile, mut real_rx) = (RecvState::new(&cfg, now), RecvState::new(&cfg, now));
+        let mut budget = Budget { used: 0, limit: 64 << 20 };
+        let junk = vec![0xaa; 1100];
+        let real: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<&[u8]> = real.chunks(1100).collect();
+        let count = chunks.len() as u64;
+        let mut peak = 0;
+        for i in 0..100_000u64 {
+            let c = rng.gen_range(1..=crate::config::MAX_PIECES);
+            let piece = Piece {
+                reliable: rng.gen_bool(0.5),
+                message_id: rng.gen_range(0..1 << 20),
+                count: c,
+                index: rng.gen_range(0..c),
+                data: &junk[..rng.gen_range(0..junk.len())],
+            };
+            let _ = hostile.on_piece(now, &piece, &mut budget);
+            // Completed junk is never taken by the application: it stays charged.
+            assert!(hostile.held <= RELIABLE_HOLD, "reliable hold {}", hostile.held);
+            assert!(budget.used <= budget.limit);
+            peak = peak.max(budget.used);
+            if i % 1000 == 0 && i / 1000 < count {
+                let index = i / 1000;
+                let piece = Piece { reliable: true, message_id: 0, count, index, data: chunks[index as usize] };
+                assert_eq!(real_rx.on_piece(now, &piece, &mut budget), Ok(Stored::Yes));
+            }
+        }
+        let Some((true, bytes)) = real_rx.complete.pop_front() else {
+            panic!("the real message did not complete");
+        };
+        assert_eq!(&bytes[..], &real[..]);
+        // One session holds at most its reliable hold, the unreliable
+        // reassembly limit and what completed and waits to be read.
+        assert!(peak < 64 << 20, "{peak}");
+        hostile.release(&mut budget);
+        budget.give(bytes.len());
+        assert_eq!(budget.used, 0, "everything charged is given back");
+    }
+
+    #[test]
     fn ranges_merge_in_any_order() {
         assert_eq!(ranges(&[0, 1, 2]), [(0, 2)]);
         assert_eq!(ranges(&[2, 0, 1]), [(0, 2)]);
