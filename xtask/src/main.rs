@@ -31,6 +31,8 @@ const FUZZ_TARGETS: &[&str] = &[
     "handshake_messages",
     "datagram_session",
     "core_input",
+    "udp_endpoint",
+    "udp_items",
 ];
 
 fn main() -> ExitCode {

@@ -300,7 +300,7 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         let (got, stats) = run(7);
-        assert_eq!(stats.delivered as usize, got.len());
+        assert_eq!(stats.delivered, got.len() as u64);
         assert!(stats.lost > 5 && stats.lost < 40, "{stats:?}");
         assert!(got.windows(2).any(|w| w[0] > w[1]), "jitter reorders");
     }

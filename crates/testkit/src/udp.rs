@@ -1,4 +1,8 @@
 //! Two or more sans-IO UDP endpoints on a [`SimLink`], in virtual time.
+//!
+//! Test setup: a fixture that cannot be built stops the test at once, with
+//! the reason.
+#![allow(clippy::panic, clippy::missing_panics_doc)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +105,8 @@ impl SimNet {
             let mut moved = false;
             for i in 0..self.nodes.len() {
                 while let Some(t) = self.nodes[i].poll_transmit(self.now) {
-                    self.link.send(self.now, addr(i), t.destination, &t.contents);
+                    self.link
+                        .send(self.now, addr(i), t.destination, &t.contents);
                     moved = true;
                 }
             }
@@ -216,8 +221,7 @@ impl netproto_transport_udp::DatagramSocket for LossySocket {
         let drop = self
             .rng
             .lock()
-            .map(|mut r| r.gen_bool(self.loss.clamp(0.0, 1.0)))
-            .unwrap_or(false);
+            .is_ok_and(|mut r| r.gen_bool(self.loss.clamp(0.0, 1.0)));
         if drop {
             return std::task::Poll::Ready(Ok(buf.len()));
         }

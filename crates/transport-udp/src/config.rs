@@ -11,7 +11,7 @@ pub const MAX_PIECES: u64 = 4096;
 /// acknowledged) per session, and that a receiver must be ready to hold.
 pub const RELIABLE_WINDOW: usize = 4 << 20;
 /// Most ACK ranges in one ACK item.
-pub const MAX_ACK_RANGES: u64 = 64;
+pub const MAX_ACK_RANGES: usize = 64;
 /// Bookkeeping charged per announced piece slot, so tiny pieces with huge
 /// counts cannot hold memory for free (the same figure as the wire
 /// reassembler's).
@@ -137,7 +137,7 @@ impl Default for UdpConfig {
             retransmit: RetransmitConfig::default(),
             handshake: HandshakeLimits::default(),
             reassembly: ReassemblyLimits::default(),
-            reliable_reassembly_timeout: Duration::from_secs(60),
+            reliable_reassembly_timeout: Duration::from_mins(1),
             keep_alive: Some(Duration::from_secs(15)),
             idle_timeout: Duration::from_secs(20),
         }
@@ -154,7 +154,9 @@ impl UdpConfig {
 
     /// The configuration with limits clamped to what the protocol allows.
     pub(crate) fn normalized(mut self) -> Self {
-        self.max_datagram = self.max_datagram.clamp(Self::MIN_DATAGRAM, Self::MAX_DATAGRAM);
+        self.max_datagram = self
+            .max_datagram
+            .clamp(Self::MIN_DATAGRAM, Self::MAX_DATAGRAM);
         self.max_message = self.max_message.min(RELIABLE_WINDOW - (16 << 10));
         self.max_unreliable_pieces = self.max_unreliable_pieces.max(1);
         self.max_sessions = self.max_sessions.max(1);

@@ -25,18 +25,36 @@ use crate::{SessionInfo, UdpConfig};
 /// (the tests put a lossy one in between).
 pub trait DatagramSocket: Send + Sync + 'static {
     /// Receives one datagram.
-    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>>;
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>>;
     /// Sends one datagram.
-    fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>>;
+    fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>>;
     /// The bound address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 impl DatagramSocket for tokio::net::UdpSocket {
-    fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> {
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
         Self::poll_recv_from(self, cx, buf)
     }
-    fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+    fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
         Self::poll_send_to(self, cx, buf, target)
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -82,7 +100,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent state behind
         // (every method finishes its changes before it can fail).
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -118,7 +138,9 @@ impl std::fmt::Debug for UdpEndpoint {
 }
 
 fn unix_now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 impl UdpEndpoint {
@@ -128,7 +150,11 @@ impl UdpEndpoint {
     /// # Errors
     /// [`UdpError::Io`] if the socket does not bind, [`UdpError::Crypto`]
     /// for an `accept` config without a static key.
-    pub async fn bind(addr: SocketAddr, cfg: UdpConfig, accept: Option<HandshakeConfig>) -> Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        cfg: UdpConfig,
+        accept: Option<HandshakeConfig>,
+    ) -> Result<Self> {
         let socket = tokio::net::UdpSocket::bind(addr).await?;
         Self::with_socket(socket, cfg, accept)
     }
@@ -138,10 +164,20 @@ impl UdpEndpoint {
     ///
     /// # Errors
     /// As [`UdpEndpoint::bind`].
-    pub fn with_socket<S: DatagramSocket>(socket: S, cfg: UdpConfig, accept: Option<HandshakeConfig>) -> Result<Self> {
+    pub fn with_socket<S: DatagramSocket>(
+        socket: S,
+        cfg: UdpConfig,
+        accept: Option<HandshakeConfig>,
+    ) -> Result<Self> {
         let local = socket.local_addr()?;
         let accepting = accept.is_some();
-        let endpoint = Endpoint::new(cfg, accept, Box::new(rand::rngs::OsRng), Instant::now(), unix_now())?;
+        let endpoint = Endpoint::new(
+            cfg,
+            accept,
+            Box::new(rand::rngs::OsRng),
+            Instant::now(),
+            unix_now(),
+        )?;
         let (accept_tx, accept_rx) = if accepting {
             let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
             (Some(tx), Some(rx))
@@ -219,7 +255,9 @@ pub struct UdpConnection {
 
 impl std::fmt::Debug for UdpConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdpConnection").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("UdpConnection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -234,7 +272,12 @@ impl UdpConnection {
         self.handle.0.lock().endpoint.session_stats(self.id)
     }
 
-    fn try_send(&self, frame: &Frame, delivery: Delivery, confirm: bool) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+    fn try_send(
+        &self,
+        frame: &Frame,
+        delivery: Delivery,
+        confirm: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
         let mut st = self.handle.0.lock();
         let id = st.endpoint.send(Instant::now(), self.id, frame, delivery)?;
         let waiter = confirm.then(|| {
@@ -247,7 +290,12 @@ impl UdpConnection {
         Ok(waiter)
     }
 
-    async fn send_inner(&self, frame: &Frame, delivery: Delivery, confirm: bool) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+    async fn send_inner(
+        &self,
+        frame: &Frame,
+        delivery: Delivery,
+        confirm: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
         loop {
             let room = self.room.notified();
             match self.try_send(frame, delivery, confirm) {
@@ -336,7 +384,12 @@ impl Drop for UdpConnection {
     }
 }
 
-fn new_connection(shared: &Arc<Shared>, st: &mut State, id: SessionId, info: Arc<SessionInfo>) -> UdpConnection {
+fn new_connection(
+    shared: &Arc<Shared>,
+    st: &mut State,
+    id: SessionId,
+    info: Arc<SessionInfo>,
+) -> UdpConnection {
     let (tx, rx) = mpsc::unbounded_channel();
     let unread = Arc::new(AtomicUsize::new(0));
     let room = Arc::new(Notify::new());
@@ -374,7 +427,8 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                     }
                 } else if let Some(accept) = &st.accept {
                     if let Err(e) = accept.try_send(conn) {
-                        let (mpsc::error::TrySendError::Full(conn) | mpsc::error::TrySendError::Closed(conn)) = e;
+                        let (mpsc::error::TrySendError::Full(conn)
+                        | mpsc::error::TrySendError::Closed(conn)) = e;
                         tracing::warn!(session = %id, "accept backlog full: session closed");
                         unwanted.push(conn);
                     }
@@ -383,10 +437,14 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                 }
             }
             Event::Message { frame, reliable } => {
-                let Some(route) = st.routes.get(&id) else { continue };
+                let Some(route) = st.routes.get(&id) else {
+                    continue;
+                };
                 let len = frame.payload.len();
                 if route.unread.fetch_add(len, Ordering::AcqRel) + len > MAX_UNREAD {
-                    let _ = route.tx.send(ConnEvent::Closed(UdpError::ReadQueueFull(MAX_UNREAD)));
+                    let _ = route
+                        .tx
+                        .send(ConnEvent::Closed(UdpError::ReadQueueFull(MAX_UNREAD)));
                     st.routes.remove(&id);
                     st.endpoint.close(now, id, "receiver not reading");
                     continue;
@@ -439,17 +497,16 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
             }
             dispatch(&shared, &mut st, now, &mut unwanted);
             // Send until the socket pushes back.
-            loop {
-                let Some(t) = unsent.take().or_else(|| st.endpoint.poll_transmit(now)) else {
-                    break;
-                };
+            while let Some(t) = unsent.take().or_else(|| st.endpoint.poll_transmit(now)) {
                 let waker = futures_noop_waker();
                 let mut cx = Context::from_waker(&waker);
                 match socket.poll_send_to(&mut cx, &t.contents, t.destination) {
                     Poll::Ready(Ok(_)) => {}
                     // A datagram that cannot be sent (unreachable, too
                     // big) is lost, which the protocol already handles.
-                    Poll::Ready(Err(e)) => tracing::debug!(to = %t.destination, error = %e, "send failed"),
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(to = %t.destination, error = %e, "send failed");
+                    }
                     Poll::Pending => {
                         unsent = Some(t);
                         break;
@@ -467,7 +524,9 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
         };
         let writable = async {
             if let Some(t) = &unsent {
-                poll_fn(|cx| socket.poll_send_to(cx, &t.contents, t.destination)).await.ok();
+                poll_fn(|cx| socket.poll_send_to(cx, &t.contents, t.destination))
+                    .await
+                    .ok();
             } else {
                 std::future::pending::<()>().await;
             }

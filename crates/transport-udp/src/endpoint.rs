@@ -14,15 +14,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netproto_crypto::cookie::{open_cookie, seal_cookie, CookieKeys, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN};
+use netproto_crypto::cookie::{
+    open_cookie, seal_cookie, CookieKeys, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN,
+};
 use netproto_crypto::{Handshake, HandshakeConfig, Pattern, TimestampGuard};
 use netproto_wire::{DatagramRef, DatagramType, Frame};
 
 use crate::config::UdpConfig;
 use crate::error::{DropReason, Result, UdpError};
 use crate::handshake::{
-    append_macs, cookie_datagram, handshake_datagram, mac1_valid, split_macs, CookieJar, RateLimiter,
-    COOKIE_SECRET_LIFETIME, MACS_LEN,
+    append_macs, cookie_datagram, handshake_datagram, mac1_valid, split_macs, CookieJar,
+    RateLimiter, COOKIE_SECRET_LIFETIME, MACS_LEN,
 };
 use crate::recv::Budget;
 use crate::session::{Event, Resend, SessionStats, UdpSession};
@@ -173,14 +175,12 @@ impl Endpoint {
         let responder = match accept {
             None => None,
             Some(hs) => {
-                let hs = hs.with_transport("udp");
+                let hs = advertise(hs, &cfg);
                 // Fails early without a static key.
                 Handshake::responder(hs.clone())?;
-                let public = hs
-                    .local_key
-                    .as_ref()
-                    .map(|k| *k.public())
-                    .ok_or(netproto_crypto::CryptoError::MissingKey("responder static key"))?;
+                let public = hs.local_key.as_ref().map(|k| *k.public()).ok_or(
+                    netproto_crypto::CryptoError::MissingKey("responder static key"),
+                )?;
                 let mut secret = [0u8; 32];
                 rng.fill_bytes(&mut secret);
                 Some(Responder {
@@ -190,7 +190,10 @@ impl Endpoint {
                         .accept_unkeyed_mac1
                         .then(|| CookieKeys::for_responder(None)),
                     jar: CookieJar::new(secret, now),
-                    limiter: RateLimiter::new(cfg.handshake.per_source_rate, cfg.handshake.per_source_burst),
+                    limiter: RateLimiter::new(
+                        cfg.handshake.per_source_rate,
+                        cfg.handshake.per_source_burst,
+                    ),
                     guard: TimestampGuard::new(cfg.max_sessions.max(1024)),
                     hs,
                 })
@@ -263,11 +266,16 @@ impl Endpoint {
     /// # Errors
     /// [`UdpError::SessionTableFull`], and [`UdpError::Crypto`] for a
     /// configuration the pattern cannot run with.
-    pub fn connect(&mut self, now: Instant, peer: SocketAddr, cfg: HandshakeConfig) -> Result<SessionId> {
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        cfg: HandshakeConfig,
+    ) -> Result<SessionId> {
         if self.table_full() {
             return Err(UdpError::SessionTableFull(self.cfg.max_sessions));
         }
-        let cfg = cfg.with_transport("udp");
+        let cfg = advertise(cfg, &self.cfg);
         let keys = CookieKeys::for_responder(cfg.remote_key.as_ref());
         let mut hs = Handshake::initiator(cfg)?;
         let mut noise = Vec::new();
@@ -339,7 +347,9 @@ impl Endpoint {
                 2 => self.on_confirm(now, from, header.session, &datagram[envelope_len..]),
                 _ => self.drop(DropReason::Malformed),
             },
-            DatagramType::Cookie => self.on_cookie(now, from, header.session, &datagram[envelope_len..]),
+            DatagramType::Cookie => {
+                self.on_cookie(now, from, header.session, &datagram[envelope_len..]);
+            }
             _ => self.drop(DropReason::Malformed),
         }
     }
@@ -387,7 +397,10 @@ impl Endpoint {
                 self.rng.fill_bytes(&mut s);
                 s
             });
-            if !r.jar.mac2_valid(from, &datagram[..datagram.len() - MAC_LEN], &mac2) {
+            if !r
+                .jar
+                .mac2_valid(from, &datagram[..datagram.len() - MAC_LEN], &mac2)
+            {
                 let mut nonce = [0u8; COOKIE_NONCE_LEN];
                 self.rng.fill_bytes(&mut nonce);
                 let cookie = r.jar.cookie(from);
@@ -415,12 +428,20 @@ impl Endpoint {
         }
     }
 
-    fn respond(&mut self, now: Instant, from: SocketAddr, peer_index: u32, noise: &[u8], init_len: usize) -> Result<()> {
+    fn respond(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer_index: u32,
+        noise: &[u8],
+        init_len: usize,
+    ) -> Result<()> {
         let Some(r) = self.responder.as_mut() else {
             return Ok(());
         };
         let mut hs = Handshake::responder(r.hs.clone())?;
-        r.guard.set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
+        r.guard
+            .set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
         let guard = (r.hs.pattern == Pattern::IK).then_some(&mut r.guard);
         hs.read_message(noise, guard)?;
         let wall = self.wall(now);
@@ -432,10 +453,12 @@ impl Endpoint {
         if response.len() > init_len {
             // Never answer with more bytes than arrived (anti-amplification);
             // the initiation padding makes this unreachable for our peers.
-            return Err(UdpError::Crypto(netproto_crypto::CryptoError::InitiationTooShort {
-                len: init_len,
-                response: response.len(),
-            }));
+            return Err(UdpError::Crypto(
+                netproto_crypto::CryptoError::InitiationTooShort {
+                    len: init_len,
+                    response: response.len(),
+                },
+            ));
         }
         self.transmits.push_back(Transmit {
             destination: from,
@@ -481,12 +504,13 @@ impl Endpoint {
             handshake_hash: established.handshake_hash,
             pattern: established.pattern,
             initiator,
-            negotiated: established.negotiated.clone(),
+            negotiated: established.negotiated,
         });
         self.stats.handshakes += 1;
         metrics::counter!("netproto_udp_handshakes_total").increment(1);
         let session = UdpSession::new(&self.cfg, established, info.clone(), remote, now);
-        self.events.push_back((SessionId(local), Event::Connected(info), 0));
+        self.events
+            .push_back((SessionId(local), Event::Connected(info), 0));
         session
     }
 
@@ -500,7 +524,7 @@ impl Endpoint {
             }
             return;
         }
-        if !self.initiating.get(&local).is_some_and(|i| i.peer == from) {
+        if self.initiating.get(&local).is_none_or(|i| i.peer != from) {
             return self.drop(DropReason::UnknownSession);
         }
         let Some((index, noise)) = body.split_first_chunk::<4>() else {
@@ -516,7 +540,8 @@ impl Endpoint {
             if !init.hs.is_finished() {
                 let mut out = Vec::new();
                 let wall = self.wall(now);
-                init.hs.write_message(&mut RngRef(&mut *self.rng), wall, &mut out)?;
+                init.hs
+                    .write_message(&mut RngRef(&mut *self.rng), wall, &mut out)?;
                 let mut datagram = Vec::with_capacity(out.len() + 18);
                 handshake_datagram(remote, 2, local, &out, &mut datagram);
                 confirm = Some(datagram);
@@ -531,7 +556,9 @@ impl Endpoint {
                 }
                 if let Some(datagram) = confirm {
                     let limits = self.cfg.handshake;
-                    let rto = session.stats().srtt.map_or(limits.initial_rto, |s| (s * 2).max(Duration::from_millis(10)));
+                    let rto = session.stats().srtt.map_or(limits.initial_rto, |s| {
+                        (s * 2).max(Duration::from_millis(10))
+                    });
                     session.confirm = Some(Resend {
                         datagram,
                         next: now,
@@ -546,7 +573,8 @@ impl Endpoint {
             }
             Err(e) => {
                 self.drop(DropReason::HandshakeFailed);
-                self.events.push_back((SessionId(local), Event::Closed(e), 0));
+                self.events
+                    .push_back((SessionId(local), Event::Closed(e), 0));
             }
         }
     }
@@ -560,7 +588,7 @@ impl Endpoint {
             }
             return;
         }
-        if !self.responding.get(&local).is_some_and(|p| p.peer == from) {
+        if self.responding.get(&local).is_none_or(|p| p.peer != from) {
             return self.drop(DropReason::UnknownSession);
         }
         let Some(mut p) = self.responding.remove(&local) else {
@@ -591,7 +619,8 @@ impl Endpoint {
         };
         let (Some(nonce), Some(sealed)) = (
             body.first_chunk::<COOKIE_NONCE_LEN>(),
-            body.get(COOKIE_NONCE_LEN..).and_then(|s| <&[u8; SEALED_COOKIE_LEN]>::try_from(s).ok()),
+            body.get(COOKIE_NONCE_LEN..)
+                .and_then(|s| <&[u8; SEALED_COOKIE_LEN]>::try_from(s).ok()),
         ) else {
             return self.drop(DropReason::Malformed);
         };
@@ -632,9 +661,7 @@ impl Endpoint {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
-        let mut any = false;
         while let Some((event, charged)) = s.events.pop_front() {
-            any = true;
             self.events.push_back((SessionId(id), event, charged));
         }
         if s.closed {
@@ -642,8 +669,6 @@ impl Endpoint {
             let remote = s.remote;
             self.sessions.remove(&id);
             self.by_init.remove(&(peer, remote));
-        } else if any || s.owe_record || s.confirm.is_some() {
-            self.mark_ready(id);
         } else {
             self.mark_ready(id);
         }
@@ -700,7 +725,10 @@ impl Endpoint {
     /// When to call [`Endpoint::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sessions = self.sessions.values().filter_map(UdpSession::next_timeout);
-        let init = self.initiating.values().map(|i| i.resend.next.min(i.resend.deadline));
+        let init = self
+            .initiating
+            .values()
+            .map(|i| i.resend.next.min(i.resend.deadline));
         let resp = self.responding.values().map(|p| p.deadline);
         sessions.chain(init).chain(resp).min()
     }
@@ -718,17 +746,26 @@ impl Endpoint {
                 continue;
             };
             if init.resend.deadline <= now {
-                let waited = init.resend.deadline.saturating_duration_since(init.first_sent);
+                let waited = init
+                    .resend
+                    .deadline
+                    .saturating_duration_since(init.first_sent);
                 self.initiating.remove(&id);
-                self.events
-                    .push_back((SessionId(id), Event::Closed(UdpError::HandshakeTimeout(waited)), 0));
+                self.events.push_back((
+                    SessionId(id),
+                    Event::Closed(UdpError::HandshakeTimeout(waited)),
+                    0,
+                ));
                 continue;
             }
             if init.resend.due(now) {
                 init.retransmitted = true;
                 let destination = init.peer;
                 let contents = Self::initiation(init, now);
-                self.transmits.push_back(Transmit { destination, contents });
+                self.transmits.push_back(Transmit {
+                    destination,
+                    contents,
+                });
             }
         }
         let expired: Vec<u32> = self
@@ -762,8 +799,17 @@ impl Endpoint {
     /// # Errors
     /// [`UdpError::UnknownSession`], [`UdpError::MessageTooLarge`],
     /// [`UdpError::UnreliableTooLarge`], [`UdpError::SendQueueFull`].
-    pub fn send(&mut self, now: Instant, id: SessionId, frame: &Frame, delivery: Delivery) -> Result<u64> {
-        let s = self.sessions.get_mut(&id.0).ok_or(UdpError::UnknownSession(id.0))?;
+    pub fn send(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        frame: &Frame,
+        delivery: Delivery,
+    ) -> Result<u64> {
+        let s = self
+            .sessions
+            .get_mut(&id.0)
+            .ok_or(UdpError::UnknownSession(id.0))?;
         let message = s.send(now, frame, delivery == Delivery::Reliable)?;
         self.mark_ready(id.0);
         Ok(message)
@@ -773,7 +819,8 @@ impl Endpoint {
     /// unacknowledged messages fail, [`Event::Closed`] follows.
     pub fn close(&mut self, now: Instant, id: SessionId, reason: &str) {
         if self.initiating.remove(&id.0).is_some() {
-            self.events.push_back((id, Event::Closed(UdpError::Closed), 0));
+            self.events
+                .push_back((id, Event::Closed(UdpError::Closed), 0));
             return;
         }
         let Some(s) = self.sessions.get_mut(&id.0) else {
@@ -821,6 +868,16 @@ impl Endpoint {
         s.buffered = self.budget.used;
         s
     }
+}
+
+/// The handshake config as this endpoint runs it: bound to the `udp`
+/// transport, offering its own message limit and no compression (datagram
+/// sessions do not compress).
+fn advertise(hs: HandshakeConfig, cfg: &UdpConfig) -> HandshakeConfig {
+    let mut caps = hs.capabilities;
+    caps.max_frame = u32::try_from(cfg.max_message).unwrap_or(u32::MAX);
+    caps.compression = 0;
+    hs.with_transport("udp").with_capabilities(caps)
 }
 
 /// Adapts the boxed RNG to the `RngCore + CryptoRng` the handshake wants.

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use netproto_crypto::cookie::{mac, mac_eq, CookieKeys, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN};
+use netproto_crypto::cookie::{
+    mac, mac_eq, CookieKeys, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN,
+};
 use netproto_wire::{DatagramHeader, DatagramType, ENVELOPE_LEN};
 
 /// Bytes of the two MACs at the end of message 0.
@@ -22,12 +24,18 @@ pub(crate) const MACS_LEN: usize = 2 * MAC_LEN;
 pub(crate) const COOKIE_DATAGRAM_LEN: usize = ENVELOPE_LEN + COOKIE_NONCE_LEN + SEALED_COOKIE_LEN;
 /// The cookie secret is replaced this often (WireGuard's figure); a cookie
 /// is accepted under the current and the previous secret.
-pub(crate) const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
+pub(crate) const COOKIE_SECRET_LIFETIME: Duration = Duration::from_mins(2);
 /// Most sources the rate limiter tracks (about 4 MiB of state at most).
 const MAX_SOURCES: usize = 65_536;
 
 /// Appends a HANDSHAKE datagram without MACs.
-pub(crate) fn handshake_datagram(receiver: u32, number: u64, sender: u32, noise: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn handshake_datagram(
+    receiver: u32,
+    number: u64,
+    sender: u32,
+    noise: &[u8],
+    out: &mut Vec<u8>,
+) {
     DatagramHeader {
         kind: DatagramType::Handshake,
         session: receiver,
@@ -41,7 +49,11 @@ pub(crate) fn handshake_datagram(receiver: u32, number: u64, sender: u32, noise:
 }
 
 /// Appends mac1 and mac2 (zero without a cookie) to message 0; returns mac1.
-pub(crate) fn append_macs(out: &mut Vec<u8>, keys: &CookieKeys, cookie: Option<&[u8; MAC_LEN]>) -> [u8; MAC_LEN] {
+pub(crate) fn append_macs(
+    out: &mut Vec<u8>,
+    keys: &CookieKeys,
+    cookie: Option<&[u8; MAC_LEN]>,
+) -> [u8; MAC_LEN] {
     let mac1 = mac(&keys.mac1, &[out]);
     out.extend_from_slice(&mac1);
     let mac2 = cookie.map_or([0; MAC_LEN], |c| mac(c, &[out]));
@@ -62,7 +74,11 @@ pub(crate) fn mac1_valid(keys: &CookieKeys, covered: &[u8], mac1: &[u8; MAC_LEN]
 }
 
 /// A COOKIE datagram.
-pub(crate) fn cookie_datagram(initiator: u32, nonce: &[u8; COOKIE_NONCE_LEN], sealed: &[u8; SEALED_COOKIE_LEN]) -> Vec<u8> {
+pub(crate) fn cookie_datagram(
+    initiator: u32,
+    nonce: &[u8; COOKIE_NONCE_LEN],
+    sealed: &[u8; SEALED_COOKIE_LEN],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(COOKIE_DATAGRAM_LEN);
     DatagramHeader {
         kind: DatagramType::Cookie,
@@ -118,7 +134,12 @@ impl CookieJar {
     }
 
     /// Whether `mac2` over `covered` is valid for `source`.
-    pub(crate) fn mac2_valid(&self, source: SocketAddr, covered: &[u8], mac2: &[u8; MAC_LEN]) -> bool {
+    pub(crate) fn mac2_valid(
+        &self,
+        source: SocketAddr,
+        covered: &[u8],
+        mac2: &[u8; MAC_LEN],
+    ) -> bool {
         let addr = address_bytes(source);
         [&self.current, &self.previous].into_iter().any(|secret| {
             let cookie = mac(secret, &[&addr]);
@@ -157,7 +178,8 @@ impl RateLimiter {
             }
         }
         let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
+            .min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

@@ -95,7 +95,7 @@ impl Ack {
         let Some(&(first_low, largest)) = self.ranges.first() else {
             return;
         };
-        let ranges = &self.ranges[..self.ranges.len().min(MAX_ACK_RANGES as usize + 1)];
+        let ranges = &self.ranges[..self.ranges.len().min(MAX_ACK_RANGES + 1)];
         out.put_u8(ACK);
         varint::encode(largest, out);
         varint::encode(self.delay_micros, out);
@@ -119,6 +119,7 @@ impl Ack {
 
 /// One decoded item.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item<'a> {
     /// A message piece.
     Piece(Piece<'a>),
@@ -155,10 +156,7 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self) -> Result<u8> {
-        let (&b, rest) = self
-            .buf
-            .split_first()
-            .ok_or(RecordViolation::Truncated)?;
+        let (&b, rest) = self.buf.split_first().ok_or(RecordViolation::Truncated)?;
         self.buf = rest;
         Ok(b)
     }
@@ -200,7 +198,7 @@ fn ack(r: &mut Reader<'_>) -> Result<Ack> {
     let largest = r.varint()?;
     let delay_micros = r.varint()?;
     let extra = r.varint()?;
-    if extra > MAX_ACK_RANGES {
+    if extra > MAX_ACK_RANGES as u64 {
         return Err(RecordViolation::TooManyRanges(extra).into());
     }
     let first = r.varint()?;

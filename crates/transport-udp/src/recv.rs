@@ -28,7 +28,7 @@ pub(crate) const DEDUP_WINDOW: u64 = 1 << 16;
 /// plus the per-slot bookkeeping of pieces of at least 256 bytes (1/8).
 const RELIABLE_HOLD: usize = RELIABLE_WINDOW + RELIABLE_WINDOW / 8;
 /// Ranges of received counters remembered for ACKs.
-const MAX_RANGES: usize = MAX_ACK_RANGES as usize + 1;
+const MAX_RANGES: usize = MAX_ACK_RANGES + 1;
 
 /// The memory shared by every session of an endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +150,8 @@ impl RecvState {
         }
         let index = usize::try_from(piece.index).map_err(|_| RecordViolation::BadMessage(id))?;
         if !self.partial.contains_key(&id) {
-            let slots = usize::try_from(piece.count).map_err(|_| RecordViolation::BadMessage(id))?;
+            let slots =
+                usize::try_from(piece.count).map_err(|_| RecordViolation::BadMessage(id))?;
             let cost = slots * SLOT_COST;
             if self.held + cost > RELIABLE_HOLD || !budget.take(cost) {
                 return Ok(Stored::NoRoom);
@@ -227,7 +228,8 @@ impl RecvState {
             }
             return;
         }
-        let (Ok(index), Ok(count)) = (u16::try_from(piece.index), u16::try_from(piece.count)) else {
+        let (Ok(index), Ok(count)) = (u16::try_from(piece.index), u16::try_from(piece.count))
+        else {
             return;
         };
         let info = FragmentInfo {
@@ -297,7 +299,8 @@ impl RecvState {
     /// Drops partial messages whose time ran out.
     pub(crate) fn expire(&mut self, now: Instant, budget: &mut Budget) {
         let before = self.unreliable.buffered();
-        self.unreliable.expire(now.saturating_duration_since(self.epoch));
+        self.unreliable
+            .expire(now.saturating_duration_since(self.epoch));
         budget.give(before - self.unreliable.buffered());
         let late: Vec<u64> = self
             .partial
@@ -392,9 +395,12 @@ mod tests {
         // 100,000 bogus pieces (random ids, counts, indexes, sizes, modes),
         // the other a real 64 KiB message in 60 pieces meanwhile.
         let (mut hostile, mut real_rx) = (RecvState::new(&cfg, now), RecvState::new(&cfg, now));
-        let mut budget = Budget { used: 0, limit: 64 << 20 };
+        let mut budget = Budget {
+            used: 0,
+            limit: 64 << 20,
+        };
         let junk = vec![0xaa; 1100];
-        let real: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
+        let real: Vec<u8> = (0u32..64 << 10).map(|i| (i % 251) as u8).collect();
         let chunks: Vec<&[u8]> = real.chunks(1100).collect();
         let count = chunks.len() as u64;
         let mut peak = 0;
@@ -409,12 +415,22 @@ mod tests {
             };
             let _ = hostile.on_piece(now, &piece, &mut budget);
             // Completed junk is never taken by the application: it stays charged.
-            assert!(hostile.held <= RELIABLE_HOLD, "reliable hold {}", hostile.held);
+            assert!(
+                hostile.held <= RELIABLE_HOLD,
+                "reliable hold {}",
+                hostile.held
+            );
             assert!(budget.used <= budget.limit);
             peak = peak.max(budget.used);
             if i % 1000 == 0 && i / 1000 < count {
                 let index = i / 1000;
-                let piece = Piece { reliable: true, message_id: 0, count, index, data: chunks[index as usize] };
+                let piece = Piece {
+                    reliable: true,
+                    message_id: 0,
+                    count,
+                    index,
+                    data: chunks[index as usize],
+                };
                 assert_eq!(real_rx.on_piece(now, &piece, &mut budget), Ok(Stored::Yes));
             }
         }

@@ -114,7 +114,10 @@ mod tests {
             r.on_timeout();
             seen.push(r.rto());
         }
-        assert_eq!(seen, [ms(610), ms(1220), ms(2440), ms(4880), ms(8000), ms(8000)]);
+        assert_eq!(
+            seen,
+            [ms(610), ms(1220), ms(2440), ms(4880), ms(8000), ms(8000)]
+        );
         r.reset_backoff();
         assert_eq!(r.rto(), ms(305));
     }

@@ -50,7 +50,9 @@ struct Outgoing {
 
 impl Outgoing {
     fn piece(&self, index: u64) -> Bytes {
-        let start = usize::try_from(index).unwrap_or(usize::MAX).saturating_mul(self.piece_len);
+        let start = usize::try_from(index)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(self.piece_len);
         let end = start.saturating_add(self.piece_len).min(self.bytes.len());
         self.bytes.slice(start.min(end)..end)
     }
@@ -217,18 +219,11 @@ impl SendState {
 
     /// Appends pieces to `plaintext` while they fit in `limit` bytes;
     /// returns the reliable pieces added.
-    pub(crate) fn fill(
-        &mut self,
-        plaintext: &mut Vec<u8>,
-        limit: usize,
-    ) -> Vec<(u64, u64)> {
+    pub(crate) fn fill(&mut self, plaintext: &mut Vec<u8>, limit: usize) -> Vec<(u64, u64)> {
         let mut reliable = Vec::new();
         let window = self.window_open();
         // Retransmissions first: they are the oldest data.
-        while window {
-            let Some(&(id, index)) = self.retransmit.front() else {
-                break;
-            };
+        while let (true, Some(&(id, index))) = (window, self.retransmit.front()) {
             let Some(m) = self.messages.get(&id) else {
                 self.retransmit.pop_front();
                 continue;
@@ -251,10 +246,13 @@ impl SendState {
             let attempts = self.count_send(id, index);
             if attempts > self.max_attempts {
                 self.retransmit.pop_front();
-                self.fail(id, UdpError::TooManyAttempts {
-                    message: id,
-                    attempts: attempts - 1,
-                });
+                self.fail(
+                    id,
+                    UdpError::TooManyAttempts {
+                        message: id,
+                        attempts: attempts - 1,
+                    },
+                );
                 continue;
             }
             piece.encode(plaintext);
@@ -274,9 +272,7 @@ impl SendState {
             };
             if m.reliable {
                 let starting = m.next_new == 0;
-                if !window
-                    || (starting && self.open_reliable + m.bytes.len() > RELIABLE_WINDOW)
-                {
+                if !window || (starting && self.open_reliable + m.bytes.len() > RELIABLE_WINDOW) {
                     i += 1;
                     continue;
                 }
@@ -300,7 +296,10 @@ impl SendState {
                 }
                 if m.reliable {
                     reliable.push((id, m.next_new));
-                    if let Some(s) = m.sends.get_mut(usize::try_from(m.next_new).unwrap_or(usize::MAX)) {
+                    if let Some(s) = m
+                        .sends
+                        .get_mut(usize::try_from(m.next_new).unwrap_or(usize::MAX))
+                    {
                         *s += 1;
                     }
                 }
@@ -326,7 +325,10 @@ impl SendState {
         let Some(m) = self.messages.get_mut(&id) else {
             return 0;
         };
-        match m.sends.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
+        match m
+            .sends
+            .get_mut(usize::try_from(index).unwrap_or(usize::MAX))
+        {
             Some(s) => {
                 *s += 1;
                 *s
@@ -336,16 +338,25 @@ impl SendState {
     }
 
     /// Records that the record `counter` of `size` bytes carried `pieces`.
-    pub(crate) fn on_sent(&mut self, now: Instant, counter: u64, size: usize, pieces: Vec<(u64, u64)>) {
+    pub(crate) fn on_sent(
+        &mut self,
+        now: Instant,
+        counter: u64,
+        size: usize,
+        pieces: Vec<(u64, u64)>,
+    ) {
         if pieces.is_empty() {
             return;
         }
         self.bytes_in_flight += size;
-        self.in_flight.insert(counter, SentRecord {
-            at: now,
-            size,
-            pieces,
-        });
+        self.in_flight.insert(
+            counter,
+            SentRecord {
+                at: now,
+                size,
+                pieces,
+            },
+        );
     }
 
     /// Processes an acknowledgement of record counters.
@@ -361,7 +372,8 @@ impl SendState {
                     continue;
                 };
                 if counter == largest {
-                    self.rtt.sample(now.saturating_duration_since(rec.at), ack_delay);
+                    self.rtt
+                        .sample(now.saturating_duration_since(rec.at), ack_delay);
                 }
                 newly = true;
                 self.bytes_in_flight -= rec.size;
@@ -393,7 +405,10 @@ impl SendState {
         let Some(m) = self.messages.get_mut(&id) else {
             return;
         };
-        let Some(slot) = m.acked.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) else {
+        let Some(slot) = m
+            .acked
+            .get_mut(usize::try_from(index).unwrap_or(usize::MAX))
+        else {
             return;
         };
         if *slot {
@@ -500,7 +515,12 @@ impl SendState {
     pub(crate) fn on_timeout(&mut self, now: Instant) {
         self.detect_lost(now);
         let rto = self.rtt.rto();
-        let expired = self.in_flight.values().map(|r| r.at).min().is_some_and(|at| at + rto <= now);
+        let expired = self
+            .in_flight
+            .values()
+            .map(|r| r.at)
+            .min()
+            .is_some_and(|at| at + rto <= now);
         if expired {
             let all: Vec<u64> = self.in_flight.keys().copied().collect();
             self.lose(now, &all, true);
@@ -513,16 +533,24 @@ impl SendState {
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            self.fail(id, UdpError::DeliveryTimeout {
-                message: id,
-                after: self.deadline,
-            });
+            self.fail(
+                id,
+                UdpError::DeliveryTimeout {
+                    message: id,
+                    after: self.deadline,
+                },
+            );
         }
     }
 
     /// Fails every message (the session ends).
     pub(crate) fn abandon(&mut self, why: impl Fn() -> UdpError) {
-        let ids: Vec<u64> = self.messages.iter().filter(|(_, m)| m.reliable).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.reliable)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             self.fail(id, why());
         }

@@ -116,7 +116,12 @@ impl UdpSession {
         remote: u32,
         now: Instant,
     ) -> Self {
-        let session = Session::new(established, Mode::Datagram, RekeyPolicy::default(), Duration::ZERO);
+        let session = Session::new(
+            established,
+            Mode::Datagram,
+            RekeyPolicy::default(),
+            Duration::ZERO,
+        );
         let (sender, receiver) = session.split();
         let record_room = cfg.max_datagram - ENVELOPE_LEN - TAG_LEN;
         Self {
@@ -134,7 +139,10 @@ impl UdpSession {
             idle: cfg.idle_timeout,
             ping_seq: 0,
             limits: FrameLimits::with_max_payload(cfg.max_message),
-            max_payload: cfg.max_message,
+            // Never send more than the peer said it takes.
+            max_payload: cfg.max_message.min(
+                usize::try_from(established.peer_capabilities.max_frame).unwrap_or(usize::MAX),
+            ),
             record_room,
             plaintext: Vec::with_capacity(record_room),
             events: VecDeque::new(),
@@ -217,7 +225,9 @@ impl UdpSession {
             key_phase: r.key_phase(),
         };
         header.write(out);
-        let tag = self.sender.seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
+        let tag = self
+            .sender
+            .seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
         out.extend_from_slice(&self.plaintext);
         out.extend_from_slice(&tag);
         self.tx.on_sent(now, header.counter, out.len(), pieces);
@@ -281,17 +291,20 @@ impl UdpSession {
         DropReason::BadRecord
     }
 
-    fn deliver(&mut self, now: Instant, budget: &mut Budget) -> std::result::Result<(), DropReason> {
+    fn deliver(
+        &mut self,
+        now: Instant,
+        budget: &mut Budget,
+    ) -> std::result::Result<(), DropReason> {
         while let Some((reliable, bytes)) = self.rx.complete.pop_front() {
             let charged = bytes.len();
             let frame = match Frame::decode(&bytes, &self.limits) {
                 Ok((frame, used)) if used == bytes.len() => frame,
                 _ => {
                     budget.give(charged);
-                    return Err(self.violation(
-                        UdpError::Record(RecordViolation::BadMessage(0)),
-                        budget,
-                    ));
+                    return Err(
+                        self.violation(UdpError::Record(RecordViolation::BadMessage(0)), budget)
+                    );
                 }
             };
             match frame.kind {
@@ -313,10 +326,9 @@ impl UdpSession {
                 }
                 FrameKind::Handshake | FrameKind::Ack => {
                     budget.give(charged);
-                    return Err(self.violation(
-                        UdpError::Record(RecordViolation::BadMessage(0)),
-                        budget,
-                    ));
+                    return Err(
+                        self.violation(UdpError::Record(RecordViolation::BadMessage(0)), budget)
+                    );
                 }
                 _ => self
                     .events
@@ -372,7 +384,9 @@ impl UdpSession {
             key_phase: r.key_phase(),
         };
         header.write(out);
-        let tag = self.sender.seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
+        let tag = self
+            .sender
+            .seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
         out.extend_from_slice(&self.plaintext);
         out.extend_from_slice(&tag);
         Ok(())
@@ -417,7 +431,11 @@ impl UdpSession {
         self.rx.expire(now, budget);
         if self.keep_alive.is_some_and(|k| now >= self.last_send + k) {
             self.ping_seq += 1;
-            let ping = Frame::new(FrameKind::Ping, 0, Bytes::copy_from_slice(&self.ping_seq.to_be_bytes()));
+            let ping = Frame::new(
+                FrameKind::Ping,
+                0,
+                Bytes::copy_from_slice(&self.ping_seq.to_be_bytes()),
+            );
             let _ = self.send(now, &ping, false);
             self.last_send = now;
         }

@@ -1,5 +1,12 @@
 //! Datagram sessions on a simulated link in virtual time: handshakes,
 //! exact-once delivery under loss, duplication and reordering.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,11 +22,19 @@ fn connected(net: &mut SimNet, client: usize, pattern: Pattern) -> (SessionId, S
     let cfg = net.client_config(pattern);
     let id = net.connect(client, cfg);
     let ok = net.run_until(Duration::from_secs(30), |n| {
-        n.events[client].iter().any(|(i, e)| *i == id && matches!(e, Event::Connected(_)))
+        n.events[client]
+            .iter()
+            .any(|(i, e)| *i == id && matches!(e, Event::Connected(_)))
     });
-    assert!(ok, "{pattern:?} handshake did not complete: {:?}", net.events[client]);
+    assert!(
+        ok,
+        "{pattern:?} handshake did not complete: {:?}",
+        net.events[client]
+    );
     // The server side is up once it has the last handshake message.
-    assert!(net.run_until(Duration::from_secs(30), |n| n.events[0].iter().any(|(_, e)| matches!(e, Event::Connected(_)))));
+    assert!(net.run_until(Duration::from_secs(30), |n| n.events[0]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Connected(_)))));
     let server_id = net.events[0]
         .iter()
         .rev()
@@ -40,9 +55,20 @@ fn payload(n: u64, len: usize) -> Bytes {
 
 /// Sends `sizes` reliably from node `from` and checks every one arrives at
 /// node `to` exactly once and byte-exact, and every send is Delivered.
-fn exchange(net: &mut SimNet, from: usize, id: SessionId, to: usize, sizes: &[usize], limit: Duration) {
+fn exchange(
+    net: &mut SimNet,
+    from: usize,
+    id: SessionId,
+    to: usize,
+    sizes: &[usize],
+    limit: Duration,
+) {
     let mut sent = HashMap::new();
-    let mut queue: Vec<(u64, usize)> = sizes.iter().enumerate().map(|(i, &l)| (i as u64, l)).collect();
+    let mut queue: Vec<(u64, usize)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u64, l))
+        .collect();
     queue.reverse();
     let mut received: HashMap<u64, usize> = HashMap::new();
     let mut delivered = 0usize;
@@ -64,7 +90,13 @@ fn exchange(net: &mut SimNet, from: usize, id: SessionId, to: usize, sizes: &[us
                 Err(e) => panic!("send: {e}"),
             }
         }
-        assert!(net.step(until) || net.now < until, "stalled: {delivered} delivered, {} received of {}; link {:?}", received.len(), sizes.len(), net.link.stats());
+        assert!(
+            net.step(until) || net.now < until,
+            "stalled: {delivered} delivered, {} received of {}; link {:?}",
+            received.len(),
+            sizes.len(),
+            net.link.stats()
+        );
         for (_, e) in net.take_events(from) {
             match e {
                 Event::Delivered(_) => delivered += 1,
@@ -81,7 +113,11 @@ fn exchange(net: &mut SimNet, from: usize, id: SessionId, to: usize, sizes: &[us
                 Event::Message { frame, reliable } => {
                     assert!(reliable);
                     let n = frame.stream_id - 1;
-                    assert_eq!(frame.payload, payload(n, sizes[n as usize]), "message {n} corrupted");
+                    assert_eq!(
+                        frame.payload,
+                        payload(n, sizes[n as usize]),
+                        "message {n} corrupted"
+                    );
                     *received.entry(n).or_default() += 1;
                     assert_eq!(received[&n], 1, "message {n} delivered twice");
                 }
@@ -91,18 +127,44 @@ fn exchange(net: &mut SimNet, from: usize, id: SessionId, to: usize, sizes: &[us
     }
     // Nothing more arrives later (no late duplicates).
     net.run_for(Duration::from_secs(5));
-    let late: Vec<_> = net.take_events(to).into_iter().filter(|(_, e)| matches!(e, Event::Message { .. })).collect();
+    let late: Vec<_> = net
+        .take_events(to)
+        .into_iter()
+        .filter(|(_, e)| matches!(e, Event::Message { .. }))
+        .collect();
     assert!(late.is_empty(), "late deliveries: {}", late.len());
 }
 
 #[test]
 fn every_pattern_connects_and_exchanges_both_ways() {
-    for (seed, pattern) in [Pattern::XX, Pattern::XK, Pattern::IK, Pattern::NK].into_iter().enumerate() {
-        let mut net = SimNet::with_pattern(seed as u64, LinkFaults::with_delay(Duration::from_millis(10)), UdpConfig::default(), pattern);
+    for (seed, pattern) in [Pattern::XX, Pattern::XK, Pattern::IK, Pattern::NK]
+        .into_iter()
+        .enumerate()
+    {
+        let mut net = SimNet::with_pattern(
+            seed as u64,
+            LinkFaults::with_delay(Duration::from_millis(10)),
+            UdpConfig::default(),
+            pattern,
+        );
         let c = net.add_client(UdpConfig::default());
         let (cid, sid) = connected(&mut net, c, pattern);
-        exchange(&mut net, c, cid, 0, &[0, 5, 2000, 70_000], Duration::from_secs(10));
-        exchange(&mut net, 0, sid, c, &[1, 1199, 1200, 1201], Duration::from_secs(10));
+        exchange(
+            &mut net,
+            c,
+            cid,
+            0,
+            &[0, 5, 2000, 70_000],
+            Duration::from_secs(10),
+        );
+        exchange(
+            &mut net,
+            0,
+            sid,
+            c,
+            &[1, 1199, 1200, 1201],
+            Duration::from_secs(10),
+        );
     }
 }
 
@@ -127,9 +189,19 @@ fn large_reliable_messages_survive_loss_duplication_and_reordering() {
         let mut net = SimNet::new(seed, lossy(), UdpConfig::default());
         let c = net.add_client(UdpConfig::default());
         let (cid, _) = connected(&mut net, c, Pattern::XX);
-        exchange(&mut net, c, cid, 0, &[64 << 10, 1 << 20], Duration::from_secs(120));
+        exchange(
+            &mut net,
+            c,
+            cid,
+            0,
+            &[64 << 10, 1 << 20],
+            Duration::from_mins(2),
+        );
         let stats = net.link.stats();
-        assert!(stats.lost > 50 && stats.duplicated > 0, "the link really was lossy: {stats:?}");
+        assert!(
+            stats.lost > 50 && stats.duplicated > 0,
+            "the link really was lossy: {stats:?}"
+        );
     }
 }
 
@@ -146,7 +218,6 @@ fn ten_thousand_mixed_messages_survive_loss() {
             rng.gen_range(0..=(1usize << bits))
         })
         .collect();
-    assert!(sizes.iter().any(|&s| s == 0) && sizes.iter().any(|&s| s > 200_000));
-    exchange(&mut net, c, cid, 0, &sizes, Duration::from_secs(3600));
+    assert!(sizes.contains(&0) && sizes.iter().any(|&s| s > 200_000));
+    exchange(&mut net, c, cid, 0, &sizes, Duration::from_hours(1));
 }
-

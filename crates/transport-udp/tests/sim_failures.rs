@@ -1,5 +1,12 @@
 //! Retransmission timing, deadlines, partitions and unreliable delivery on
 //! the simulated link, in virtual time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,9 @@ fn net_with(cfg: UdpConfig) -> (SimNet, usize, SessionId, SessionId) {
     assert!(net.run_until(Duration::from_secs(5), |n| n.events[0]
         .iter()
         .any(|(_, e)| matches!(e, Event::Connected(_)))
-        && n.events[c].iter().any(|(_, e)| matches!(e, Event::Connected(_)))));
+        && n.events[c]
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Connected(_)))));
     let sid = net.events[0][0].0;
     net.take_events(0);
     net.take_events(c);
@@ -56,7 +65,7 @@ fn send_times(net: &mut SimNet, end: Instant) -> Vec<Duration> {
 fn retransmissions_follow_the_rto_schedule_then_the_message_fails() {
     let mut cfg = UdpConfig::default();
     cfg.keep_alive = None;
-    cfg.idle_timeout = Duration::from_secs(600);
+    cfg.idle_timeout = Duration::from_mins(10);
     cfg.retransmit.deadline = Duration::from_secs(20);
     cfg.retransmit.max_attempts = 100;
     let (mut net, c, cid, _) = net_with(cfg);
@@ -64,16 +73,30 @@ fn retransmissions_follow_the_rto_schedule_then_the_message_fails() {
     // RTTVAR 25 ms, so RTO = 50 + 4·25 + 5 (max ACK delay) = 155 ms.
     assert_eq!(net.nodes[c].session_stats(cid).unwrap().srtt, Some(ms(50)));
     let start = net.now;
-    net.link.partition(start, start + Duration::from_secs(60));
-    net.nodes[c].send(net.now, cid, &Frame::data(1, &b"x"[..]), Delivery::Reliable).unwrap();
+    net.link.partition(start, start + Duration::from_mins(1));
+    net.nodes[c]
+        .send(net.now, cid, &Frame::data(1, &b"x"[..]), Delivery::Reliable)
+        .unwrap();
     let times = send_times(&mut net, start + Duration::from_secs(25));
     // First send at 0, then after 155, 310, 620, 1240, 2480, 4960 ms and
     // then every 8 s (the cap) until the 20 s deadline.
-    let expect: Vec<Duration> = [0, 155, 465, 1085, 2325, 4805, 9765, 17_765].into_iter().map(ms).collect();
+    let expect: Vec<Duration> = [0, 155, 465, 1085, 2325, 4805, 9765, 17_765]
+        .into_iter()
+        .map(ms)
+        .collect();
     assert_eq!(times, expect);
     let events = net.take_events(c);
     assert!(
-        matches!(&events[..], [(_, Event::Failed { message: 0, error: UdpError::DeliveryTimeout { .. } })]),
+        matches!(
+            &events[..],
+            [(
+                _,
+                Event::Failed {
+                    message: 0,
+                    error: UdpError::DeliveryTimeout { .. }
+                }
+            )]
+        ),
         "{events:?}"
     );
 }
@@ -86,18 +109,49 @@ fn a_session_recovers_after_a_partition_that_failed_a_message() {
     let (mut net, c, cid, _) = net_with(cfg);
     let start = net.now;
     net.link.partition(start, start + Duration::from_secs(8));
-    net.nodes[c].send(net.now, cid, &Frame::data(1, &b"lost"[..]), Delivery::Reliable).unwrap();
+    net.nodes[c]
+        .send(
+            net.now,
+            cid,
+            &Frame::data(1, &b"lost"[..]),
+            Delivery::Reliable,
+        )
+        .unwrap();
     net.run_for(Duration::from_secs(9));
     let failed = net.take_events(c);
-    assert!(failed.iter().any(|(_, e)| matches!(e, Event::Failed { error: UdpError::DeliveryTimeout { .. }, .. })), "{failed:?}");
-    assert!(!net.events[0].iter().any(|(_, e)| matches!(e, Event::Message { .. })));
+    assert!(
+        failed.iter().any(|(_, e)| matches!(
+            e,
+            Event::Failed {
+                error: UdpError::DeliveryTimeout { .. },
+                ..
+            }
+        )),
+        "{failed:?}"
+    );
+    assert!(!net.events[0]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Message { .. })));
     // Healed: the next message goes through on the same session.
-    net.nodes[c].send(net.now, cid, &Frame::data(2, &b"after"[..]), Delivery::Reliable).unwrap();
-    assert!(net.run_until(Duration::from_secs(10), |n| n.events[c].iter().any(|(_, e)| matches!(e, Event::Delivered(1)))));
-    let got: Vec<_> = net.take_events(0).into_iter().filter_map(|(_, e)| match e {
-        Event::Message { frame, .. } => Some(frame.payload),
-        _ => None,
-    }).collect();
+    net.nodes[c]
+        .send(
+            net.now,
+            cid,
+            &Frame::data(2, &b"after"[..]),
+            Delivery::Reliable,
+        )
+        .unwrap();
+    assert!(net.run_until(Duration::from_secs(10), |n| n.events[c]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Delivered(1)))));
+    let got: Vec<_> = net
+        .take_events(0)
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message { frame, .. } => Some(frame.payload),
+            _ => None,
+        })
+        .collect();
     assert_eq!(got, vec![bytes::Bytes::from_static(b"after")]);
 }
 
@@ -107,11 +161,14 @@ fn a_silent_peer_times_out_the_session() {
     cfg.idle_timeout = Duration::from_secs(20);
     let (mut net, c, _, _) = net_with(cfg);
     let start = net.now;
-    net.link.partition(start, start + Duration::from_secs(3600));
+    net.link.partition(start, start + Duration::from_hours(1));
     net.run_for(Duration::from_secs(21));
     for node in [0, c] {
         let events = net.take_events(node);
-        assert!(matches!(&events[..], [(_, Event::Closed(UdpError::IdleTimeout(_)))]), "{events:?}");
+        assert!(
+            matches!(&events[..], [(_, Event::Closed(UdpError::IdleTimeout(_)))]),
+            "{events:?}"
+        );
     }
     assert_eq!(net.nodes[0].session_count(), 0);
 }
@@ -119,7 +176,7 @@ fn a_silent_peer_times_out_the_session() {
 #[test]
 fn keep_alives_hold_a_quiet_session_open() {
     let (mut net, c, _, _) = net_with(UdpConfig::default());
-    net.run_for(Duration::from_secs(120));
+    net.run_for(Duration::from_mins(2));
     assert!(net.take_events(c).is_empty());
     assert_eq!(net.nodes[0].session_count(), 1);
 }
@@ -128,17 +185,46 @@ fn keep_alives_hold_a_quiet_session_open() {
 fn unreliable_messages_go_once_and_large_ones_are_refused() {
     let (mut net, c, cid, _) = net_with(UdpConfig::default());
     for i in 0..10u64 {
-        net.nodes[c].send(net.now, cid, &Frame::data(i, vec![i as u8; 3000]), Delivery::Unreliable).unwrap();
+        net.nodes[c]
+            .send(
+                net.now,
+                cid,
+                &Frame::data(i, vec![i as u8; 3000]),
+                Delivery::Unreliable,
+            )
+            .unwrap();
     }
-    let err = net.nodes[c].send(net.now, cid, &Frame::data(99, vec![0; 20_000]), Delivery::Unreliable);
-    assert!(matches!(err, Err(UdpError::UnreliableTooLarge { pieces: 18, max: 8 })), "{err:?}");
+    let err = net.nodes[c].send(
+        net.now,
+        cid,
+        &Frame::data(99, vec![0; 20_000]),
+        Delivery::Unreliable,
+    );
+    assert!(
+        matches!(
+            err,
+            Err(UdpError::UnreliableTooLarge { pieces: 18, max: 8 })
+        ),
+        "{err:?}"
+    );
     let before = net.link.stats().sent;
     net.run_for(Duration::from_secs(1));
-    assert_eq!(net.link.stats().sent - before, 30, "3 datagrams each, no ACKs, no retransmissions");
-    let got: Vec<u64> = net.take_events(0).into_iter().filter_map(|(_, e)| match e {
-        Event::Message { frame, reliable: false } => Some(frame.stream_id),
-        _ => None,
-    }).collect();
+    assert_eq!(
+        net.link.stats().sent - before,
+        30,
+        "3 datagrams each, no ACKs, no retransmissions"
+    );
+    let got: Vec<u64> = net
+        .take_events(0)
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message {
+                frame,
+                reliable: false,
+            } => Some(frame.stream_id),
+            _ => None,
+        })
+        .collect();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
 
@@ -147,13 +233,35 @@ fn closing_tells_the_peer_and_fails_pending_messages() {
     let (mut net, c, cid, _) = net_with(UdpConfig::default());
     let start = net.now;
     net.link.partition(start, start + ms(100));
-    net.nodes[c].send(net.now, cid, &Frame::data(1, &b"x"[..]), Delivery::Reliable).unwrap();
+    net.nodes[c]
+        .send(net.now, cid, &Frame::data(1, &b"x"[..]), Delivery::Reliable)
+        .unwrap();
     net.run_for(ms(200));
     net.nodes[c].close(net.now, cid, "done");
     net.run_for(ms(200));
     let events = net.take_events(c);
-    assert!(matches!(&events[..], [(_, Event::Failed { error: UdpError::Closed, .. }), (_, Event::Closed(UdpError::Closed))]), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [
+                (
+                    _,
+                    Event::Failed {
+                        error: UdpError::Closed,
+                        ..
+                    }
+                ),
+                (_, Event::Closed(UdpError::Closed))
+            ]
+        ),
+        "{events:?}"
+    );
     let server: Vec<_> = net.take_events(0);
-    assert!(server.iter().any(|(_, e)| matches!(e, Event::Closed(UdpError::PeerClosed(Some(r))) if r == "done")), "{server:?}");
+    assert!(
+        server
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Closed(UdpError::PeerClosed(Some(r))) if r == "done")),
+        "{server:?}"
+    );
     assert_eq!(net.nodes[0].session_count(), 0);
 }

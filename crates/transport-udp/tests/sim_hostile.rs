@@ -2,6 +2,13 @@
 //! forged records, spoofed initiation floods. Each is counted and dropped,
 //! costs no Diffie-Hellman work without a valid mac1, and a legitimate
 //! peer keeps working meanwhile.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,27 +25,42 @@ fn connect(net: &mut SimNet, c: usize) -> SessionId {
     let cfg = net.client_config(Pattern::XX);
     let id = net.connect(c, cfg);
     assert!(net.run_until(Duration::from_secs(5), |n| {
-        [0, c].iter().all(|&node| n.events[node].iter().any(|(_, e)| matches!(e, Event::Connected(_))))
+        [0, c].iter().all(|&node| {
+            n.events[node]
+                .iter()
+                .any(|(_, e)| matches!(e, Event::Connected(_)))
+        })
     }));
     id
 }
 
 fn delivered(net: &SimNet, node: usize, message: u64) -> bool {
-    net.events[node].iter().any(|(_, e)| matches!(e, Event::Delivered(m) if *m == message))
+    net.events[node]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Delivered(m) if *m == message))
 }
 
 /// An XX initiation (Noise message 0) as a datagram from `sender`, with a
 /// valid mac1 (the attacker knows the server key) or a random one.
 fn initiation(server: &Keypair, sender: u32, valid_mac1: bool, rng: &mut impl Rng) -> Vec<u8> {
-    let cfg = HandshakeConfig::new(Some(Keypair::generate(&mut rand::rngs::OsRng)), Arc::new(AnyPeer)).with_transport("udp");
+    let cfg = HandshakeConfig::new(
+        Some(Keypair::generate(&mut rand::rngs::OsRng)),
+        Arc::new(AnyPeer),
+    )
+    .with_transport("udp");
     let mut hs = Handshake::initiator(cfg).unwrap();
     let mut noise = Vec::new();
-    hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise).unwrap();
+    hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise)
+        .unwrap();
     let mut d = vec![0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     d.extend_from_slice(&sender.to_be_bytes());
     d.extend_from_slice(&noise);
     let keys = CookieKeys::for_responder(Some(server.public()));
-    let mac1 = if valid_mac1 { mac(&keys.mac1, &[&d]) } else { rng.gen() };
+    let mac1 = if valid_mac1 {
+        mac(&keys.mac1, &[&d])
+    } else {
+        rng.gen()
+    };
     d.extend_from_slice(&mac1);
     d.extend_from_slice(&[0; 16]);
     d
@@ -46,11 +68,25 @@ fn initiation(server: &Keypair, sender: u32, valid_mac1: bool, rng: &mut impl Rn
 
 #[test]
 fn garbage_and_forged_records_are_dropped_while_a_transfer_completes() {
-    let mut net = SimNet::new(21, LinkFaults::with_delay(Duration::from_millis(5)), UdpConfig::default());
+    let mut net = SimNet::new(
+        21,
+        LinkFaults::with_delay(Duration::from_millis(5)),
+        UdpConfig::default(),
+    );
     let c = net.add_client(UdpConfig::default());
     let cid = connect(&mut net, c);
-    let sid = net.events[0].iter().find_map(|(i, e)| matches!(e, Event::Connected(_)).then_some(*i)).unwrap();
-    let msg = net.nodes[c].send(net.now, cid, &Frame::data(1, vec![7u8; 64 << 10]), Delivery::Reliable).unwrap();
+    let sid = net.events[0]
+        .iter()
+        .find_map(|(i, e)| matches!(e, Event::Connected(_)).then_some(*i))
+        .unwrap();
+    let msg = net.nodes[c]
+        .send(
+            net.now,
+            cid,
+            &Frame::data(1, vec![7u8; 64 << 10]),
+            Delivery::Reliable,
+        )
+        .unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let attacker = SocketAddr::from(([10, 9, 9, 9], 666));
     let mut sent = 0u32;
@@ -79,7 +115,11 @@ fn garbage_and_forged_records_are_dropped_while_a_transfer_completes() {
                 }
                 _ => {}
             }
-            let from = if sent % 2 == 0 { attacker } else { sim_addr(c) };
+            let from = if sent.is_multiple_of(2) {
+                attacker
+            } else {
+                sim_addr(c)
+            };
             net.nodes[0].handle_datagram(net.now, from, &mut d);
             sent += 1;
         }
@@ -93,7 +133,10 @@ fn garbage_and_forged_records_are_dropped_while_a_transfer_completes() {
     assert_eq!(stats.handshakes, 1, "no session appeared from garbage");
     assert_eq!(net.nodes[0].pending_handshakes(), 0);
     assert_eq!(net.nodes[0].session_count(), 1);
-    let got = net.events[0].iter().filter(|(_, e)| matches!(e, Event::Message { .. })).count();
+    let got = net.events[0]
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Message { .. }))
+        .count();
     assert_eq!(got, 1);
 }
 
@@ -114,24 +157,34 @@ fn initiations_without_a_valid_mac1_cost_no_handshake_work() {
     let stats = net.nodes[0].stats();
     assert_eq!(stats.dropped(DropReason::BadMac1), 10_000);
     assert_eq!(net.nodes[0].pending_handshakes(), 0);
-    assert!(net.nodes[0].poll_transmit(net.now).is_none(), "no reply to anyone");
+    assert!(
+        net.nodes[0].poll_transmit(net.now).is_none(),
+        "no reply to anyone"
+    );
 }
 
 #[test]
 fn a_spoofed_initiation_flood_gets_cookies_and_a_real_client_still_connects() {
-    let mut net = SimNet::new(23, LinkFaults::with_delay(Duration::from_millis(5)), UdpConfig::default());
+    let mut net = SimNet::new(
+        23,
+        LinkFaults::with_delay(Duration::from_millis(5)),
+        UdpConfig::default(),
+    );
     let c = net.add_client(UdpConfig::default());
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let server_key = net.server_key.clone();
     let template = initiation(&server_key, 1, true, &mut rng);
-    let mut flood = |net: &mut SimNet, n: u32, base: u32| {
+    let flood = |net: &mut SimNet, n: u32, base: u32| {
         for i in base..base + n {
             // Same Noise message, fresh index and spoofed source each time:
             // as much work as the attacker can make us do per datagram.
             let mut d = template.clone();
             d[14..18].copy_from_slice(&i.to_be_bytes());
             let covered = d.len() - 32;
-            let m = mac(&CookieKeys::for_responder(Some(server_key.public())).mac1, &[&d[..covered]]);
+            let m = mac(
+                &CookieKeys::for_responder(Some(server_key.public())).mac1,
+                &[&d[..covered]],
+            );
             d[covered..covered + 16].copy_from_slice(&m);
             let from = SocketAddr::from(([10, 2, (i >> 8) as u8, i as u8], 5000));
             net.nodes[0].handle_datagram(net.now, from, &mut d);
@@ -146,7 +199,11 @@ fn a_spoofed_initiation_flood_gets_cookies_and_a_real_client_still_connects() {
     for tick in 0..300u32 {
         flood(&mut net, 100, tick * 100);
         net.run_for(Duration::from_millis(10));
-        if connected_at.is_none() && net.events[c].iter().any(|(i, e)| *i == id && matches!(e, Event::Connected(_))) {
+        if connected_at.is_none()
+            && net.events[c]
+                .iter()
+                .any(|(i, e)| *i == id && matches!(e, Event::Connected(_)))
+        {
             connected_at = Some(net.now - start);
         }
     }
@@ -158,6 +215,9 @@ fn a_spoofed_initiation_flood_gets_cookies_and_a_real_client_still_connects() {
     let stats = net.nodes[0].stats();
     assert!(stats.cookies_sent > 29_000, "{stats:?}");
     let pending = net.nodes[0].pending_handshakes();
-    assert!(pending <= 65, "handshake work stayed at the cookie threshold: {pending}");
+    assert!(
+        pending <= 65,
+        "handshake work stayed at the cookie threshold: {pending}"
+    );
     assert_eq!(net.nodes[0].session_count(), 1);
 }
