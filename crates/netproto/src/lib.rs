@@ -60,8 +60,10 @@
 //! |---------|---------|--------------|
 //! | `tls`   | yes     | `tls://` endpoints: [`TlsListener`], [`TlsConnector`], mutual TLS, [`CertPin`], [`generate_self_signed`], [`DevCa`] (rustls, ring provider) |
 //!
-//! UDP and cluster transports are not part of this release; they will arrive
-//! behind the features `udp` and `cluster`. Zstd compression is always
+//! | `udp`   | yes     | [`udp`]: encrypted datagram sessions (Noise over UDP, cookies, fragmentation, reliable or unreliable messages) as a sans-IO [`udp::Endpoint`] and the tokio [`udp::UdpEndpoint`]; `Server`/`Client` over UDP come with issue #16 |
+//!
+//! The cluster transport is not part of this release; it will arrive behind
+//! the feature `cluster`. Zstd compression is always
 //! built (the wire crate's `std` feature).
 
 use std::sync::Arc;
@@ -87,6 +89,9 @@ pub use netproto_transport::{
     IoStream, Listener, Payload, PeerAddr, ProtocolViolation, RecvHalf, SendHalf, SocketOptions,
     StreamSecurity, TimeoutKind, TlsFailure, TransportError,
 };
+/// UDP datagram sessions (`netproto-transport-udp`).
+#[cfg(feature = "udp")]
+pub use netproto_transport_udp as udp;
 #[cfg(feature = "tls")]
 pub use netproto_transport_tls::{
     generate_self_signed, self_signed, CertPin, DevCa, GeneratedCert, Roots, TlsClientConfig,
@@ -119,6 +124,10 @@ pub enum Error {
     #[cfg(feature = "tls")]
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// UDP endpoints and datagram sessions.
+    #[cfg(feature = "udp")]
+    #[error(transparent)]
+    Udp(#[from] netproto_transport_udp::UdpError),
 }
 
 fn connection_config(
