@@ -89,14 +89,14 @@ pub use netproto_transport::{
     IoStream, Listener, Payload, PeerAddr, ProtocolViolation, RecvHalf, SendHalf, SocketOptions,
     StreamSecurity, TimeoutKind, TlsFailure, TransportError,
 };
-/// UDP datagram sessions (`netproto-transport-udp`).
-#[cfg(feature = "udp")]
-pub use netproto_transport_udp as udp;
 #[cfg(feature = "tls")]
 pub use netproto_transport_tls::{
     generate_self_signed, self_signed, CertPin, DevCa, GeneratedCert, Roots, TlsClientConfig,
     TlsConnector, TlsError, TlsListener, TlsServerConfig, Validity,
 };
+/// UDP datagram sessions (`netproto-transport-udp`).
+#[cfg(feature = "udp")]
+pub use netproto_transport_udp as udp;
 pub use netproto_wire::{
     Compression, CompressionPolicy, ErrorCode, Frame, FrameKind, Headers, Message, WireError,
 };

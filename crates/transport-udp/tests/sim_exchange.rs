@@ -221,3 +221,24 @@ fn ten_thousand_mixed_messages_survive_loss() {
     assert!(sizes.contains(&0) && sizes.iter().any(|&s| s > 200_000));
     exchange(&mut net, c, cid, 0, &sizes, Duration::from_hours(1));
 }
+
+#[test]
+fn sessions_rekey_every_two_minutes_and_keep_delivering() {
+    let mut net = SimNet::new(
+        77,
+        LinkFaults::with_delay(Duration::from_millis(10))
+            .jitter(Duration::from_millis(30))
+            .loss(0.02),
+        UdpConfig::default(),
+    );
+    let c = net.add_client(UdpConfig::default());
+    let (cid, sid) = connected(&mut net, c, Pattern::XX);
+    // Ten minutes: five rekeys each way (RekeyPolicy: every 120 s), with
+    // reordering across each key change.
+    for round in 0..20 {
+        exchange(&mut net, c, cid, 0, &[100, 3000], Duration::from_secs(20));
+        exchange(&mut net, 0, sid, c, &[50], Duration::from_secs(20));
+        net.run_for(Duration::from_secs(20));
+        assert_eq!(net.nodes[0].session_count(), 1, "round {round}");
+    }
+}

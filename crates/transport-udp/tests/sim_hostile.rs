@@ -221,3 +221,29 @@ fn a_spoofed_initiation_flood_gets_cookies_and_a_real_client_still_connects() {
     );
     assert_eq!(net.nodes[0].session_count(), 1);
 }
+
+#[test]
+fn a_replayed_ik_initiation_from_elsewhere_makes_no_session() {
+    let mut net =
+        SimNet::with_pattern(24, LinkFaults::default(), UdpConfig::default(), Pattern::IK);
+    let c = net.add_client(UdpConfig::default());
+    let cfg = net.client_config(Pattern::IK);
+    net.connect(c, cfg);
+    // Capture the initiation on its way.
+    let t = net.nodes[c].poll_transmit(net.now).unwrap();
+    let mut original = t.contents.clone();
+    net.nodes[0].handle_datagram(net.now, sim_addr(c), &mut original);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.nodes[0].session_count(), 1);
+    // The attacker replays it from its own address: the IK timestamp is not
+    // newer than the one the server recorded for that client key.
+    let mut replay = t.contents;
+    let attacker = SocketAddr::from(([10, 6, 6, 6], 666));
+    net.nodes[0].handle_datagram(net.now, attacker, &mut replay);
+    assert_eq!(net.nodes[0].stats().dropped(DropReason::HandshakeFailed), 1);
+    assert_eq!(net.nodes[0].session_count(), 1);
+    assert!(
+        net.nodes[0].poll_transmit(net.now).is_none(),
+        "no answer to the replay"
+    );
+}
