@@ -10,6 +10,10 @@ pub const MAX_PIECES: u64 = 4096;
 /// Bytes of reliable messages a sender may have open (not yet wholly
 /// acknowledged) per session, and that a receiver must be ready to hold.
 pub const RELIABLE_WINDOW: usize = 4 << 20;
+/// Reliable message ids a receiver remembers above its floor, and so how
+/// far past its oldest unacknowledged reliable message a sender may start
+/// one: 65,536.
+pub const DEDUP_WINDOW: u64 = 1 << 16;
 /// Most ACK ranges in one ACK item.
 pub const MAX_ACK_RANGES: usize = 64;
 /// Bookkeeping charged per announced piece slot, so tiny pieces with huge
@@ -99,7 +103,8 @@ impl Default for HandshakeLimits {
 #[non_exhaustive]
 pub struct UdpConfig {
     /// Largest datagram sent: 1200 bytes (fits the IPv6 minimum MTU of 1280
-    /// with IP and UDP headers). Larger datagrams received are dropped.
+    /// with IP and UDP headers). Datagrams up to [`UdpConfig::MAX_DATAGRAM`]
+    /// are received (a peer may be configured larger).
     pub max_datagram: usize,
     /// Largest message payload: 1 MiB; at most [`RELIABLE_WINDOW`] less
     /// 16 KiB (the frame around it).

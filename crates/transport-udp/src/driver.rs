@@ -442,6 +442,7 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                 };
                 let len = frame.payload.len();
                 if route.unread.fetch_add(len, Ordering::AcqRel) + len > MAX_UNREAD {
+                    route.room.notify_waiters();
                     let _ = route
                         .tx
                         .send(ConnEvent::Closed(UdpError::ReadQueueFull(MAX_UNREAD)));
@@ -479,14 +480,61 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
     }
 }
 
+/// Ends every connection when the driver stops, however it stops (a
+/// panic included), so no caller waits forever on a dead endpoint.
+struct Farewell(Arc<Shared>);
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        for (_, route) in st.routes.drain() {
+            route.room.notify_waiters();
+            let _ = route.tx.send(ConnEvent::Closed(UdpError::EndpointClosed));
+        }
+        for (_, waiter) in st.connecting.drain() {
+            let _ = waiter.send(Err(UdpError::EndpointClosed));
+        }
+        st.accept = None;
+    }
+}
+
+/// Sends what the endpoint has until the socket pushes back; returns the
+/// datagram it would not take, and whether anything left.
+fn flush<S: DatagramSocket>(
+    socket: &S,
+    st: &mut State,
+    now: Instant,
+    mut unsent: Option<Transmit>,
+) -> (Option<Transmit>, bool) {
+    let mut sent = false;
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    while let Some(t) = unsent.take().or_else(|| st.endpoint.poll_transmit(now)) {
+        match socket.poll_send_to(&mut cx, &t.contents, t.destination) {
+            Poll::Ready(Ok(_)) => sent = true,
+            // A datagram that cannot be sent (unreachable, too big) is
+            // lost, which the protocol already handles.
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(to = %t.destination, error = %e, "send failed");
+            }
+            Poll::Pending => return (Some(t), sent),
+        }
+    }
+    (None, sent)
+}
+
 /// The driver task.
 async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
+    let _farewell = Farewell(shared.clone());
     let mut buf = vec![0u8; UdpConfig::MAX_DATAGRAM];
     let mut unsent: Option<Transmit> = None;
     let mut unwanted = Vec::new();
     loop {
         unwanted.clear();
         if shared.handles.load(Ordering::Acquire) == 0 {
+            // The last handle queued its BYE: send it before leaving.
+            let mut st = shared.lock();
+            let _ = flush(&socket, &mut st, Instant::now(), unsent.take());
             return;
         }
         let timeout = {
@@ -496,25 +544,23 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
                 st.endpoint.handle_timeout(now);
             }
             dispatch(&shared, &mut st, now, &mut unwanted);
-            // Send until the socket pushes back.
-            while let Some(t) = unsent.take().or_else(|| st.endpoint.poll_transmit(now)) {
-                let waker = futures_noop_waker();
-                let mut cx = Context::from_waker(&waker);
-                match socket.poll_send_to(&mut cx, &t.contents, t.destination) {
-                    Poll::Ready(Ok(_)) => {}
-                    // A datagram that cannot be sent (unreachable, too
-                    // big) is lost, which the protocol already handles.
-                    Poll::Ready(Err(e)) => {
-                        tracing::debug!(to = %t.destination, error = %e, "send failed");
-                    }
-                    Poll::Pending => {
-                        unsent = Some(t);
-                        break;
-                    }
+            let (left, sent) = flush(&socket, &mut st, now, unsent.take());
+            unsent = left;
+            if sent {
+                // Queues shrank: wake senders waiting for room (unreliable
+                // messages leave the queue without an event).
+                for route in st.routes.values() {
+                    route.room.notify_waiters();
                 }
             }
             dispatch(&shared, &mut st, now, &mut unwanted);
-            st.endpoint.poll_timeout()
+            // While the socket pushes back, due timers wait for it too:
+            // what they would send could not go out anyway.
+            if unsent.is_some() {
+                None
+            } else {
+                st.endpoint.poll_timeout()
+            }
         };
         let sleep = async {
             match timeout {
@@ -547,10 +593,4 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
             () = sleep => {}
         }
     }
-}
-
-/// A waker that does nothing: the driver tries a send once and, if the
-/// socket is full, waits for writability in its `select!`.
-fn futures_noop_waker() -> std::task::Waker {
-    std::task::Waker::noop().clone()
 }

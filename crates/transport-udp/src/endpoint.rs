@@ -109,6 +109,15 @@ struct Initiating {
     resend: Resend,
 }
 
+/// Who a new session is between.
+#[derive(Clone, Copy)]
+struct Ends {
+    local: u32,
+    remote: u32,
+    peer: SocketAddr,
+    initiator: bool,
+}
+
 /// A responder waiting for message 2.
 struct Responding {
     hs: Handshake,
@@ -127,8 +136,12 @@ pub struct Endpoint {
     sessions: HashMap<u32, UdpSession>,
     initiating: HashMap<u32, Initiating>,
     responding: HashMap<u32, Responding>,
-    /// Duplicate initiations: (source, initiator's index) → our index.
+    /// Duplicate initiations: (source, initiator's index) → our index,
+    /// while the handshake is pending and for the session's life.
     by_init: HashMap<(SocketAddr, u32), u32>,
+    /// Responder sessions of two-message patterns that no record confirmed
+    /// yet: not announced to the application, counted as pending handshakes.
+    half_open: HashSet<u32>,
     rng: Box<dyn EndpointRng>,
     epoch: Instant,
     wall_at_epoch: Duration,
@@ -206,6 +219,7 @@ impl Endpoint {
             initiating: HashMap::new(),
             responding: HashMap::new(),
             by_init: HashMap::new(),
+            half_open: HashSet::new(),
             rng,
             epoch: now,
             wall_at_epoch: wall,
@@ -368,8 +382,10 @@ impl Endpoint {
         } else {
             return self.drop(DropReason::BadMac1);
         };
-        let body = &covered[netproto_wire::ENVELOPE_LEN..];
-        let Some((index, noise)) = body.split_first_chunk::<4>() else {
+        let Some((index, noise)) = covered
+            .get(netproto_wire::ENVELOPE_LEN..)
+            .and_then(<[u8]>::split_first_chunk::<4>)
+        else {
             return self.drop(DropReason::Malformed);
         };
         let peer_index = u32::from_be_bytes(*index);
@@ -388,15 +404,18 @@ impl Endpoint {
                     destination: from,
                     contents: response,
                 });
+            } else {
+                self.drop(DropReason::Duplicate);
             }
             return;
         }
-        if self.responding.len() >= self.cfg.handshake.cookie_threshold {
-            r.jar.rotate_if_due(now, || {
-                let mut s = [0u8; 32];
-                self.rng.fill_bytes(&mut s);
-                s
-            });
+        r.jar.rotate_if_due(now, || {
+            let mut s = [0u8; 32];
+            self.rng.fill_bytes(&mut s);
+            s
+        });
+        let pending = self.responding.len() + self.half_open.len();
+        if pending >= self.cfg.handshake.cookie_threshold {
             if !r
                 .jar
                 .mac2_valid(from, &datagram[..datagram.len() - MAC_LEN], &mac2)
@@ -417,7 +436,7 @@ impl Endpoint {
                 return self.drop(DropReason::RateLimited);
             }
         }
-        if self.responding.len() >= self.cfg.handshake.max_pending || self.table_full() {
+        if pending >= self.cfg.handshake.max_pending || self.table_full() {
             return self.drop(DropReason::HandshakesFull);
         }
         let noise = noise.to_vec();
@@ -464,14 +483,31 @@ impl Endpoint {
             destination: from,
             contents: response.clone(),
         });
-        self.by_init.insert((from, peer_index), local);
         if hs.is_finished() {
+            // Two messages: the session exists now, but it is announced
+            // (and leaves the pending count) only when the initiator's
+            // first record proves it holds the keys: a spoofed initiation
+            // never reaches the application.
             let established = hs.finish()?;
-            let mut session = self.open_session(&established, local, peer_index, from, false, now);
+            let mut session = self.open_session(
+                &established,
+                Ends {
+                    local,
+                    remote: peer_index,
+                    peer: from,
+                    initiator: false,
+                },
+                now,
+                false,
+            );
             session.response = Some(response);
+            session.init_key = Some((from, peer_index));
+            self.by_init.insert((from, peer_index), local);
+            self.half_open.insert(local);
             self.sessions.insert(local, session);
             self.after(local);
         } else {
+            self.by_init.insert((from, peer_index), local);
             self.responding.insert(
                 local,
                 Responding {
@@ -491,12 +527,16 @@ impl Endpoint {
     fn open_session(
         &mut self,
         established: &netproto_crypto::Established,
-        local: u32,
-        remote: u32,
-        peer: SocketAddr,
-        initiator: bool,
+        ends: Ends,
         now: Instant,
+        announce: bool,
     ) -> UdpSession {
+        let Ends {
+            local,
+            remote,
+            peer,
+            initiator,
+        } = ends;
         let info = Arc::new(SessionInfo {
             id: SessionId(local),
             peer_addr: peer,
@@ -508,9 +548,13 @@ impl Endpoint {
         });
         self.stats.handshakes += 1;
         metrics::counter!("netproto_udp_handshakes_total").increment(1);
-        let session = UdpSession::new(&self.cfg, established, info.clone(), remote, now);
-        self.events
-            .push_back((SessionId(local), Event::Connected(info), 0));
+        let mut session = UdpSession::new(&self.cfg, established, info.clone(), remote, now);
+        if announce {
+            self.events
+                .push_back((SessionId(local), Event::Connected(info), 0));
+        } else {
+            session.announced = false;
+        }
         session
     }
 
@@ -518,9 +562,14 @@ impl Endpoint {
         if let Some(s) = self.sessions.get_mut(&local) {
             // Our confirmation was lost and the responder answered a
             // retransmitted initiation: resend the confirmation now.
-            if let Some(c) = &mut s.confirm {
+            let resend = s.peer == from && s.confirm.is_some();
+            if let (true, Some(c)) = (resend, &mut s.confirm) {
                 c.next = now;
+            }
+            if resend {
                 self.mark_ready(local);
+            } else {
+                self.drop(DropReason::Duplicate);
             }
             return;
         }
@@ -550,9 +599,29 @@ impl Endpoint {
         })();
         match result {
             Ok((established, confirm)) => {
-                let mut session = self.open_session(&established, local, remote, from, true, now);
+                let mut session = self.open_session(
+                    &established,
+                    Ends {
+                        local,
+                        remote,
+                        peer: from,
+                        initiator: true,
+                    },
+                    now,
+                    true,
+                );
                 if !init.retransmitted {
                     session.rtt_sample(now.saturating_duration_since(init.first_sent));
+                }
+                if confirm.is_none() {
+                    // Two messages: the responder waits for our first record.
+                    let interval = session
+                        .stats()
+                        .srtt
+                        .map_or(self.cfg.handshake.initial_rto, |s| {
+                            (s * 2).max(Duration::from_millis(10))
+                        });
+                    session.probe = Some((now, interval));
                 }
                 if let Some(datagram) = confirm {
                     let limits = self.cfg.handshake;
@@ -585,6 +654,8 @@ impl Endpoint {
                 // Our record was lost: send another.
                 s.owe_record = true;
                 self.mark_ready(local);
+            } else {
+                self.drop(DropReason::Duplicate);
             }
             return;
         }
@@ -594,16 +665,29 @@ impl Endpoint {
         let Some(mut p) = self.responding.remove(&local) else {
             return;
         };
-        self.by_init.remove(&(p.peer, p.peer_index));
         let noise = body.get(4..).unwrap_or_default();
         let established = match p.hs.read_message(noise, None).and_then(|()| p.hs.finish()) {
             Ok(e) => e,
             Err(e) => {
                 tracing::debug!(%from, error = %e, "handshake confirmation refused");
+                self.by_init.remove(&(p.peer, p.peer_index));
                 return self.drop(DropReason::HandshakeFailed);
             }
         };
-        let mut session = self.open_session(&established, local, p.peer_index, from, false, now);
+        let mut session = self.open_session(
+            &established,
+            Ends {
+                local,
+                remote: p.peer_index,
+                peer: from,
+                initiator: false,
+            },
+            now,
+            true,
+        );
+        // A late copy of message 0 still gets message 1, without new work.
+        session.init_key = Some((p.peer, p.peer_index));
+        session.response = Some(p.response);
         if !p.resent {
             session.rtt_sample(now.saturating_duration_since(p.sent_at));
         }
@@ -664,11 +748,15 @@ impl Endpoint {
         while let Some((event, charged)) = s.events.pop_front() {
             self.events.push_back((SessionId(id), event, charged));
         }
+        if s.announced {
+            self.half_open.remove(&id);
+        }
         if s.closed {
-            let peer = s.peer;
-            let remote = s.remote;
+            if let Some(key) = s.init_key {
+                self.by_init.remove(&key);
+            }
+            self.half_open.remove(&id);
             self.sessions.remove(&id);
-            self.by_init.remove(&(peer, remote));
         } else {
             self.mark_ready(id);
         }
@@ -857,9 +945,10 @@ impl Endpoint {
         self.sessions.len()
     }
 
-    /// Handshakes this endpoint answers that wait for their last message.
+    /// Handshakes this endpoint answers that are not confirmed yet (waiting
+    /// for message 2, or for the first record of a two-message pattern).
     pub fn pending_handshakes(&self) -> usize {
-        self.responding.len()
+        self.responding.len() + self.half_open.len()
     }
 
     /// Counters.

@@ -65,6 +65,9 @@ pub enum DropReason {
     BadCookie,
     /// An initiation on an endpoint that does not accept.
     NotAccepting,
+    /// A handshake message already handled (a network duplicate or a
+    /// retransmission that needs no answer).
+    Duplicate,
 }
 
 impl DropReason {
@@ -82,6 +85,7 @@ impl DropReason {
             Self::BadRecord => "bad_record",
             Self::BadCookie => "bad_cookie",
             Self::NotAccepting => "not_accepting",
+            Self::Duplicate => "duplicate",
         }
     }
 }

@@ -89,7 +89,7 @@ impl Ack {
     }
 
     /// Appends the item. `ranges` must be descending and disjoint with a
-    /// gap of at least one between them (as [`crate::recv`] keeps them);
+    /// gap of at least one between them (as a receiver keeps them);
     /// at most 65 are written.
     pub fn encode<B: BufMut + ?Sized>(&self, out: &mut B) {
         let Some(&(first_low, largest)) = self.ranges.first() else {

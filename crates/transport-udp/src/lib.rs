@@ -69,7 +69,8 @@ use std::net::SocketAddr;
 use netproto_crypto::{Capabilities, Pattern, PublicKey, HASH_LEN};
 
 pub use config::{
-    HandshakeLimits, RetransmitConfig, UdpConfig, MAX_ACK_RANGES, MAX_PIECES, RELIABLE_WINDOW,
+    HandshakeLimits, RetransmitConfig, UdpConfig, DEDUP_WINDOW, MAX_ACK_RANGES, MAX_PIECES,
+    RELIABLE_WINDOW,
 };
 
 pub use driver::{DatagramSocket, UdpConnection, UdpEndpoint};

@@ -16,14 +16,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use netproto_wire::{FragmentInfo, Reassembled, Reassembler};
 
-use crate::config::{UdpConfig, MAX_ACK_RANGES, RELIABLE_WINDOW, SLOT_COST};
+use crate::config::{UdpConfig, DEDUP_WINDOW, MAX_ACK_RANGES, RELIABLE_WINDOW, SLOT_COST};
 use crate::error::RecordViolation;
 use crate::items::{Ack, Piece};
 
-/// Reliable message ids remembered above the floor. A sender never has more
-/// than [`RELIABLE_WINDOW`] bytes open, so 65,536 ids cover even a window
-/// of empty messages many times over.
-pub(crate) const DEDUP_WINDOW: u64 = 1 << 16;
 /// What a receiver holds of open reliable messages: the sender's window
 /// plus the per-slot bookkeeping of pieces of at least 256 bytes (1/8).
 const RELIABLE_HOLD: usize = RELIABLE_WINDOW + RELIABLE_WINDOW / 8;
@@ -136,10 +132,16 @@ impl RecvState {
             self.duplicates += 1;
             return Ok(Stored::Yes);
         }
-        if id >= self.floor + DEDUP_WINDOW {
-            self.advance_floor(id + 1 - DEDUP_WINDOW, budget);
+        if id >= self.floor.saturating_add(DEDUP_WINDOW) {
+            // The sender starts a reliable id only within DEDUP_WINDOW of
+            // its oldest unacknowledged one, so everything below the new
+            // floor was delivered or given up by the sender.
+            self.advance_floor(id - (DEDUP_WINDOW - 1), budget);
         }
         if piece.count == 1 {
+            if self.partial.contains_key(&id) {
+                return Err(RecordViolation::BadMessage(id));
+            }
             if !budget.take(piece.data.len()) {
                 return Ok(Stored::NoRoom);
             }

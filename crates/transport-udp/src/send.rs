@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::config::{UdpConfig, MAX_PIECES, RELIABLE_WINDOW};
+use crate::config::{UdpConfig, DEDUP_WINDOW, MAX_PIECES, RELIABLE_WINDOW};
 use crate::error::{Result, UdpError};
 use crate::items::{piece_overhead, Piece};
 use crate::rtt::RttEstimator;
@@ -83,10 +83,16 @@ pub(crate) struct SendState {
     max_queue: usize,
     deadline: Duration,
     max_attempts: u32,
-    next_id: u64,
+    /// Reliable and unreliable messages are numbered separately, so a
+    /// receiver's window of reliable ids only ever sees reliable ones.
+    next_reliable: u64,
+    next_unreliable: u64,
+    /// Reliable messages until wholly acknowledged, by id.
     messages: BTreeMap<u64, Outgoing>,
-    /// Messages with pieces never sent, in order.
-    fresh: VecDeque<u64>,
+    /// Unreliable messages until wholly sent, by id.
+    unreliable: BTreeMap<u64, Outgoing>,
+    /// Messages with pieces never sent, in order: (reliable, id).
+    fresh: VecDeque<(bool, u64)>,
     retransmit: VecDeque<(u64, u64)>,
     in_flight: BTreeMap<u64, SentRecord>,
     bytes_in_flight: usize,
@@ -116,8 +122,10 @@ impl SendState {
             max_queue: cfg.max_send_queue,
             deadline: cfg.retransmit.deadline,
             max_attempts: cfg.retransmit.max_attempts.max(1),
-            next_id: 0,
+            next_reliable: 0,
+            next_unreliable: 0,
             messages: BTreeMap::new(),
+            unreliable: BTreeMap::new(),
             fresh: VecDeque::new(),
             retransmit: VecDeque::new(),
             in_flight: BTreeMap::new(),
@@ -156,7 +164,11 @@ impl SendState {
                 limit: self.max_queue,
             });
         }
-        let id = self.next_id;
+        let id = if reliable {
+            self.next_reliable
+        } else {
+            self.next_unreliable
+        };
         let piece_len = self.piece_room(id);
         let count = bytes.len().div_ceil(piece_len).max(1) as u64;
         if !reliable && count > self.max_unreliable_pieces as u64 {
@@ -176,9 +188,18 @@ impl SendState {
         } else {
             0
         };
-        self.next_id += 1;
+        if reliable {
+            self.next_reliable += 1;
+        } else {
+            self.next_unreliable += 1;
+        }
         self.queued += bytes.len();
-        self.messages.insert(
+        let map = if reliable {
+            &mut self.messages
+        } else {
+            &mut self.unreliable
+        };
+        map.insert(
             id,
             Outgoing {
                 reliable,
@@ -192,14 +213,15 @@ impl SendState {
                 created: now,
             },
         );
-        self.fresh.push_back(id);
+        self.fresh.push_back((reliable, id));
         Ok(id)
     }
 
-    /// Takes a message id for a message sent outside the queues (BYE).
+    /// Takes an unreliable message id for a message sent outside the
+    /// queues (BYE).
     pub(crate) const fn take_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id - 1
+        self.next_unreliable += 1;
+        self.next_unreliable - 1
     }
 
     /// Bytes held for sending or awaiting acknowledgement.
@@ -260,24 +282,46 @@ impl SendState {
             self.retransmitted += 1;
             reliable.push((id, index));
         }
-        // Then new pieces, in message order. A reliable message waits while
-        // the window is closed or the receiver's reliable window is full;
-        // unreliable messages behind it go ahead.
+        self.fill_fresh(window, plaintext, limit, &mut reliable);
+        reliable
+    }
+
+    /// New pieces, in message order. A reliable message waits while the
+    /// window is closed or the receiver's byte or id window is full;
+    /// unreliable messages behind it go ahead.
+    fn fill_fresh(
+        &mut self,
+        window: bool,
+        plaintext: &mut Vec<u8>,
+        limit: usize,
+        reliable: &mut Vec<(u64, u64)>,
+    ) {
+        let oldest_reliable = self.messages.keys().next().copied();
         let mut i = 0;
-        while i < self.fresh.len() {
-            let id = self.fresh[i];
-            let Some(m) = self.messages.get_mut(&id) else {
+        while let Some(&(is_reliable, id)) = self.fresh.get(i) {
+            let map = if is_reliable {
+                &mut self.messages
+            } else {
+                &mut self.unreliable
+            };
+            let Some(mut m) = map.remove(&id) else {
                 self.fresh.remove(i);
                 continue;
             };
-            if m.reliable {
-                let starting = m.next_new == 0;
-                if !window || (starting && self.open_reliable + m.bytes.len() > RELIABLE_WINDOW) {
+            if m.reliable && m.next_new == 0 {
+                // A reliable message starts only within the congestion
+                // window, the receiver's byte window and its id window.
+                let too_new = oldest_reliable.is_some_and(|o| id >= o + DEDUP_WINDOW);
+                if !window || too_new || self.open_reliable + m.bytes.len() > RELIABLE_WINDOW {
+                    self.messages.insert(id, m);
                     i += 1;
                     continue;
                 }
+            } else if m.reliable && !window {
+                self.messages.insert(id, m);
+                i += 1;
+                continue;
             }
-            let mut done = false;
             while m.next_new < m.count {
                 let data = m.piece(m.next_new);
                 let piece = Piece {
@@ -305,20 +349,22 @@ impl SendState {
                 }
                 m.next_new += 1;
             }
-            if m.next_new == m.count {
+            let done = m.next_new == m.count;
+            if done {
                 self.fresh.remove(i);
-                done = true;
-                if !m.reliable {
-                    self.queued -= m.bytes.len();
-                    self.messages.remove(&id);
-                }
+            }
+            if m.reliable {
+                self.messages.insert(id, m);
+            } else if done {
+                self.queued -= m.bytes.len();
+            } else {
+                self.unreliable.insert(id, m);
             }
             if !done {
                 // The record is full.
                 break;
             }
         }
-        reliable
     }
 
     fn count_send(&mut self, id: u64, index: u64) -> u32 {
@@ -481,7 +527,7 @@ impl SendState {
             if m.reliable && m.next_new > 0 {
                 self.open_reliable -= m.bytes.len();
             }
-            self.fresh.retain(|f| *f != id);
+            self.fresh.retain(|f| *f != (true, id));
             self.events.push_back(SendEvent::Failed(id, error));
         }
     }
@@ -555,6 +601,7 @@ impl SendState {
             self.fail(id, why());
         }
         self.messages.clear();
+        self.unreliable.clear();
         self.fresh.clear();
         self.retransmit.clear();
         self.in_flight.clear();
@@ -564,5 +611,41 @@ impl SendState {
     /// The congestion window in bytes.
     pub(crate) const fn cwnd(&self) -> usize {
         self.cwnd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reliable_message_starts_only_within_the_receivers_id_window() {
+        let now = Instant::now();
+        let mut tx = SendState::new(&UdpConfig::default(), 1170);
+        for _ in 0..DEDUP_WINDOW + 100 {
+            tx.push(now, Bytes::from_static(b"abc"), true).unwrap();
+        }
+        // Unreliable ids are counted on their own.
+        assert_eq!(tx.push(now, Bytes::from_static(b"u"), false).unwrap(), 0);
+        let mut started = Vec::new();
+        let mut pt = Vec::new();
+        loop {
+            pt.clear();
+            let pieces = tx.fill(&mut pt, 1170);
+            if pt.is_empty() {
+                break;
+            }
+            started.extend(pieces.into_iter().map(|(id, _)| id));
+        }
+        // Nothing is acknowledged: message 0 stays open, so ids from
+        // 65,536 on must wait.
+        assert_eq!(started.len() as u64, DEDUP_WINDOW);
+        assert_eq!(started.last(), Some(&(DEDUP_WINDOW - 1)));
+        // Message 0 acknowledged (record 0 carried it): the next id may go.
+        tx.on_sent(now, 0, 100, vec![(0, 0)]);
+        tx.on_ack(now, &[(0, 0)], Duration::ZERO);
+        pt.clear();
+        let pieces = tx.fill(&mut pt, 1170);
+        assert_eq!(pieces.first(), Some(&(DEDUP_WINDOW, 0)));
     }
 }

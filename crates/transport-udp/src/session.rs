@@ -19,6 +19,8 @@ use crate::SessionInfo;
 
 /// PINGs with longer payloads are not answered (as on streams).
 const MAX_PING_PAYLOAD: usize = 64;
+/// Longest interval between the confirming PINGs of a two-message initiator.
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(4);
 
 /// What a session reports to the application.
 #[derive(Debug)]
@@ -94,6 +96,14 @@ pub(crate) struct UdpSession {
     pub(crate) response: Option<Vec<u8>>,
     /// Responder of three messages: the initiator waits for a record.
     pub(crate) owe_record: bool,
+    /// Initiator of two messages: PING until the responder's first record
+    /// (the responder announces the session only when a record arrives).
+    pub(crate) probe: Option<(Instant, Duration)>,
+    /// Whether the application was told ([`Event::Connected`]); a
+    /// responder's two-message session is announced by its first record.
+    pub(crate) announced: bool,
+    /// The initiation this session answered (source, initiator's index).
+    pub(crate) init_key: Option<(SocketAddr, u32)>,
     pub(crate) closed: bool,
 }
 
@@ -149,6 +159,9 @@ impl UdpSession {
             confirm: None,
             response: None,
             owe_record: false,
+            probe: None,
+            announced: true,
+            init_key: None,
             closed: false,
         }
     }
@@ -198,6 +211,12 @@ impl UdpSession {
             if c.due(now) {
                 out.extend_from_slice(&c.datagram);
                 return Ok(true);
+            }
+        }
+        if let Some((next, interval)) = self.probe {
+            if now >= next {
+                self.ping(now);
+                self.probe = Some((now + interval, (interval * 2).min(MAX_PROBE_INTERVAL)));
             }
         }
         self.plaintext.clear();
@@ -258,6 +277,12 @@ impl UdpSession {
         self.last_recv = now;
         self.confirm = None;
         self.response = None;
+        self.probe = None;
+        if !self.announced {
+            self.announced = true;
+            self.events
+                .push_front((Event::Connected(self.info.clone()), 0));
+        }
         let mut eliciting = false;
         let mut room = true;
         for item in items(&body[..len]) {
@@ -357,7 +382,14 @@ impl UdpSession {
         self.tx.abandon(|| UdpError::Closed);
         self.drain_send_events();
         self.rx.release(budget);
-        self.events.push_back((Event::Closed(error), 0));
+        if self.announced {
+            self.events.push_back((Event::Closed(error), 0));
+        } else {
+            // Never announced: the application knows nothing to close.
+            for (_, charged) in self.events.drain(..) {
+                budget.give(charged);
+            }
+        }
     }
 
     /// A sealed BYE for the peer (best effort: sent once, unacknowledged).
@@ -405,6 +437,7 @@ impl UdpSession {
             Some(self.last_recv + self.idle),
             keep_alive,
             self.confirm.as_ref().map(|c| c.next.min(c.deadline)),
+            self.probe.map(|(next, _)| next),
         ]
         .into_iter()
         .flatten()
@@ -430,16 +463,18 @@ impl UdpSession {
         self.tx.on_timeout(now);
         self.rx.expire(now, budget);
         if self.keep_alive.is_some_and(|k| now >= self.last_send + k) {
-            self.ping_seq += 1;
-            let ping = Frame::new(
-                FrameKind::Ping,
-                0,
-                Bytes::copy_from_slice(&self.ping_seq.to_be_bytes()),
-            );
-            let _ = self.send(now, &ping, false);
-            self.last_send = now;
+            self.ping(now);
         }
         self.drain_send_events();
+    }
+
+    /// Queues our keep-alive PING (an 8-byte sequence number).
+    fn ping(&mut self, now: Instant) {
+        self.ping_seq += 1;
+        let seq = Bytes::copy_from_slice(&self.ping_seq.to_be_bytes());
+        // A full queue skips it, as a lost datagram would.
+        let _ = self.send(now, &Frame::new(FrameKind::Ping, 0, seq), false);
+        self.last_send = now;
     }
 
     /// Counters for stats.

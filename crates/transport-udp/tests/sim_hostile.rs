@@ -247,3 +247,82 @@ fn a_replayed_ik_initiation_from_elsewhere_makes_no_session() {
         "no answer to the replay"
     );
 }
+
+#[test]
+fn short_initiations_with_a_valid_mac1_are_dropped_not_panicked_on() {
+    let mut net = SimNet::new(25, LinkFaults::default(), UdpConfig::default());
+    let keys = CookieKeys::for_responder(Some(net.server_key.public()));
+    for len in 0..80 {
+        let mut d = vec![0u8; len];
+        if len > 0 {
+            d[0] = 0x01;
+        }
+        if len >= 32 {
+            let covered = len - 32;
+            let m = mac(&keys.mac1, &[&d[..covered]]);
+            d[covered..covered + 16].copy_from_slice(&m);
+        }
+        net.nodes[0].handle_datagram(net.now, sim_addr(9), &mut d);
+    }
+    assert_eq!(net.nodes[0].stats().received, 80);
+    assert_eq!(net.nodes[0].pending_handshakes(), 0);
+}
+
+#[test]
+fn spoofed_two_message_initiations_are_never_announced_and_count_as_load() {
+    let mut net = SimNet::with_pattern(
+        26,
+        LinkFaults::with_delay(Duration::from_millis(5)),
+        UdpConfig::default(),
+        Pattern::NK,
+    );
+    let server = net.server_key.clone();
+    let keys = CookieKeys::for_responder(Some(server.public()));
+    let cfg = HandshakeConfig::new(None, Arc::new(AnyPeer))
+        .with_pattern(Pattern::NK)
+        .with_remote_key(*server.public())
+        .with_transport("udp");
+    // 200 spoofed NK initiations (valid mac1: the server key is public).
+    for i in 0..200u32 {
+        let mut hs = Handshake::initiator(cfg.clone()).unwrap();
+        let mut noise = Vec::new();
+        hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise)
+            .unwrap();
+        let mut d = vec![0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        d.extend_from_slice(&(i + 1).to_be_bytes());
+        d.extend_from_slice(&noise);
+        let m = mac(&keys.mac1, &[&d]);
+        d.extend_from_slice(&m);
+        d.extend_from_slice(&[0; 16]);
+        let from = SocketAddr::from(([10, 3, 0, i as u8], 7000));
+        net.nodes[0].handle_datagram(net.now, from, &mut d);
+    }
+    // The first 64 cost a handshake each and wait half-open; the rest meet
+    // a loaded server and get cookies.
+    assert_eq!(net.nodes[0].pending_handshakes(), 64);
+    assert_eq!(net.nodes[0].stats().cookies_sent, 136);
+    net.flush();
+    assert!(
+        net.events[0].is_empty(),
+        "nothing announced: {:?}",
+        net.events[0]
+    );
+    // A real NK client still gets through (cookie, then mac2) and is
+    // announced once its first record arrives.
+    let c = net.add_client(UdpConfig::default());
+    let cfg = net.client_config(Pattern::NK);
+    net.connect(c, cfg);
+    assert!(net.run_until(Duration::from_secs(3), |n| n.events[0]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Connected(_)))));
+    // The half-open ones go quietly at the idle timeout.
+    net.run_for(Duration::from_secs(25));
+    assert_eq!(net.nodes[0].pending_handshakes(), 0);
+    assert!(
+        net.events[0]
+            .iter()
+            .all(|(_, e)| !matches!(e, Event::Closed(_))),
+        "{:?}",
+        net.events[0]
+    );
+}

@@ -42,6 +42,7 @@ async fn echo_run<S: DatagramSocket, C: DatagramSocket>(
     server_socket: S,
     client_socket: C,
     count: usize,
+    lossy: bool,
 ) {
     let mut rng = rand::rngs::OsRng;
     let server_key = Keypair::generate(&mut rng);
@@ -79,17 +80,19 @@ async fn echo_run<S: DatagramSocket, C: DatagramSocket>(
         got += 1;
     }
     drop(conn);
-    tokio::time::timeout(Duration::from_secs(10), echo)
-        .await
-        .unwrap()
-        .unwrap();
+    // The BYE is sent once: on a lossy socket it may be lost, and the server
+    // would find out only by its idle timeout, so do not wait for that.
+    match tokio::time::timeout(Duration::from_secs(2), echo).await {
+        Ok(result) => result.unwrap(),
+        Err(_) => assert!(lossy, "the server saw no BYE on a clean socket"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_both_ways_on_loopback() {
     let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    tokio::time::timeout(Duration::from_mins(4), echo_run(s, c, 10_000))
+    tokio::time::timeout(Duration::from_mins(4), echo_run(s, c, 10_000, false))
         .await
         .unwrap();
 }
@@ -98,7 +101,7 @@ async fn ten_thousand_messages_both_ways_on_loopback() {
 async fn messages_survive_a_socket_that_drops_five_percent() {
     let s = LossySocket::bind(0.05, 1).await.unwrap();
     let c = LossySocket::bind(0.05, 2).await.unwrap();
-    tokio::time::timeout(Duration::from_mins(4), echo_run(s, c, 1_000))
+    tokio::time::timeout(Duration::from_mins(4), echo_run(s, c, 1_000, true))
         .await
         .unwrap();
 }
