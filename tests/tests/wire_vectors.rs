@@ -2,14 +2,16 @@
 //! lines written in the spec, and re-encode byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::fmt::Write as _;
-
 use bytes::BytesMut;
 use netproto_wire::{
     compress, decompress, encode_datagram, encode_packet, frames, DatagramRef, DatagramType,
     FrameLimits, FrameRef, PacketDecoder, PacketFlags, WireError, DEFAULT_MAX_BODY,
     DEFAULT_ZSTD_LEVEL,
 };
+
+use std::fmt::Write as _;
+
+use netproto_testkit::{hex, spec_vectors, unhex};
 
 const SPEC: &str = include_str!("../../docs/WIRE.md");
 
@@ -22,53 +24,23 @@ struct Vector {
 }
 
 fn parse_vectors(spec: &str) -> Vec<Vector> {
-    let mut out = Vec::new();
-    let mut current: Option<Vector> = None;
-    let mut last_key = String::new();
-    for line in spec.lines() {
-        if line.trim() == "```vector" {
-            current = Some(Vector::default());
-            continue;
-        }
-        let Some(v) = current.as_mut() else { continue };
-        if line.trim() == "```" {
-            out.push(current.take().unwrap());
-            continue;
-        }
-        if line.starts_with(char::is_whitespace) {
-            assert_eq!(last_key, "hex", "only hex may continue on the next line");
-            v.hex.push_str(line.trim());
-            continue;
-        }
-        let (key, value) = line.split_once(':').expect("key: value");
-        let value = value.trim().to_owned();
-        match key {
-            "name" => v.name = value,
-            "kind" => v.kind = value,
-            "hex" => v.hex = value,
-            "expect" => v.expect.push(value),
-            other => panic!("unknown vector key {other}"),
-        }
-        key.clone_into(&mut last_key);
-    }
-    assert!(current.is_none(), "unterminated vector block");
-    out
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len().is_multiple_of(2), "odd number of hex digits");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+    spec_vectors(spec, "vector")
+        .into_iter()
+        .map(|v| {
+            for (key, _) in &v.fields {
+                assert!(
+                    ["name", "kind", "hex"].contains(&key.as_str()),
+                    "unknown vector key {key}"
+                );
+            }
+            Vector {
+                name: v.field("name").unwrap_or_default().to_owned(),
+                kind: v.field("kind").unwrap_or_default().to_owned(),
+                hex: v.field("hex").unwrap_or_default().to_owned(),
+                expect: v.expect,
+            }
+        })
         .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        write!(s, "{x:02x}").unwrap();
-        s
-    })
 }
 
 /// The variant name of an error, as the spec writes it.

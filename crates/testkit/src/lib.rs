@@ -25,6 +25,7 @@ mod raw;
 mod sim;
 mod throttle;
 mod udp;
+mod vectors;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use raw::{initiation, RawClient};
 pub use sim::{LinkFaults, LinkStats, SimDatagram, SimLink};
 pub use throttle::Throttled;
 pub use udp::{addr as sim_addr, LossySocket, SimNet};
+pub use vectors::{hex, spec_vectors, unhex, SpecVector};
 
 /// A fresh random static key.
 pub fn key() -> Keypair {

@@ -485,7 +485,9 @@ impl SendState {
         let lost: Vec<u64> = self
             .in_flight
             .range(..largest)
-            .filter(|(c, r)| *c + PACKET_THRESHOLD <= largest || r.at + delay <= now)
+            // Both tests hold for a prefix (counters and send times grow
+            // together), so the scan stops at the first survivor.
+            .take_while(|(c, r)| *c + PACKET_THRESHOLD <= largest || r.at + delay <= now)
             .map(|(c, _)| *c)
             .collect();
         if !lost.is_empty() {
@@ -535,25 +537,21 @@ impl SendState {
     /// When [`SendState::on_timeout`] has work: the earliest of the loss
     /// timer, the retransmission timer and a message deadline.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let rto = self
-            .in_flight
-            .values()
-            .map(|r| r.at)
-            .min()
-            .map(|at| at + self.rtt.rto());
-        let loss = self.largest_acked.and_then(|largest| {
-            self.in_flight
-                .range(..largest)
-                .map(|(_, r)| r.at)
-                .min()
-                .map(|at| at + self.loss_delay())
-        });
+        // Counters and message ids grow with time, so the oldest record and
+        // the oldest message are the first entries: O(log n), not a scan
+        // (this runs on every wake-up of the driver).
+        let oldest = self.in_flight.values().next().map(|r| r.at);
+        let rto = oldest.map(|at| at + self.rtt.rto());
+        let loss = self
+            .largest_acked
+            .filter(|&largest| self.in_flight.keys().next().is_some_and(|&c| c < largest))
+            .and(oldest)
+            .map(|at| at + self.loss_delay());
         let deadline = self
             .messages
             .values()
-            .filter(|m| m.reliable)
-            .map(|m| m.created + self.deadline)
-            .min();
+            .next()
+            .map(|m| m.created + self.deadline);
         [rto, loss, deadline].into_iter().flatten().min()
     }
 
@@ -564,8 +562,8 @@ impl SendState {
         let expired = self
             .in_flight
             .values()
+            .next()
             .map(|r| r.at)
-            .min()
             .is_some_and(|at| at + rto <= now);
         if expired {
             let all: Vec<u64> = self.in_flight.keys().copied().collect();
@@ -575,7 +573,7 @@ impl SendState {
         let late: Vec<u64> = self
             .messages
             .iter()
-            .filter(|(_, m)| m.reliable && m.created + self.deadline <= now)
+            .take_while(|(_, m)| m.created + self.deadline <= now)
             .map(|(id, _)| *id)
             .collect();
         for id in late {

@@ -19,6 +19,8 @@ use crate::SessionInfo;
 
 /// PINGs with longer payloads are not answered (as on streams).
 const MAX_PING_PAYLOAD: usize = 64;
+/// Longest BYE reason sent (it must fit one datagram with its frame).
+const MAX_BYE_REASON: usize = 256;
 /// Longest interval between the confirming PINGs of a two-message initiator.
 const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(4);
 
@@ -235,21 +237,8 @@ impl UdpSession {
             return Ok(false);
         }
         self.owe_record = false;
-        let r = self.sender.reserve(self.clock(now))?;
-        let header = DatagramHeader {
-            kind: DatagramType::Record,
-            session: self.remote,
-            counter: r.counter(),
-            fragment: None,
-            key_phase: r.key_phase(),
-        };
-        header.write(out);
-        let tag = self
-            .sender
-            .seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
-        out.extend_from_slice(&self.plaintext);
-        out.extend_from_slice(&tag);
-        self.tx.on_sent(now, header.counter, out.len(), pieces);
+        let counter = self.seal_plaintext(now, out)?;
+        self.tx.on_sent(now, counter, out.len(), pieces);
         self.last_send = now;
         self.drain_send_events();
         Ok(true)
@@ -392,21 +381,8 @@ impl UdpSession {
         }
     }
 
-    /// A sealed BYE for the peer (best effort: sent once, unacknowledged).
-    pub(crate) fn bye(&mut self, now: Instant, reason: &str, out: &mut Vec<u8>) -> Result<()> {
-        out.clear();
-        let frame = Frame::new(FrameKind::Bye, 0, Bytes::copy_from_slice(reason.as_bytes()));
-        let mut msg = BytesMut::new();
-        frame.encode(&mut msg);
-        self.plaintext.clear();
-        crate::items::Piece {
-            reliable: false,
-            message_id: self.tx.take_id(),
-            count: 1,
-            index: 0,
-            data: &msg[..msg.len().min(self.record_room / 2)],
-        }
-        .encode(&mut self.plaintext);
+    /// Seals `self.plaintext` as the next RECORD into `out`; returns its counter.
+    fn seal_plaintext(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<u64> {
         let r = self.sender.reserve(self.clock(now))?;
         let header = DatagramHeader {
             kind: DatagramType::Record,
@@ -421,6 +397,34 @@ impl UdpSession {
             .seal(r, &out[..ENVELOPE_LEN], &mut self.plaintext)?;
         out.extend_from_slice(&self.plaintext);
         out.extend_from_slice(&tag);
+        Ok(header.counter)
+    }
+
+    /// A sealed BYE for the peer (best effort: sent once, unacknowledged);
+    /// the reason is cut to 256 bytes on a character boundary.
+    pub(crate) fn bye(&mut self, now: Instant, reason: &str, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        let mut end = reason.len().min(MAX_BYE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let frame = Frame::new(
+            FrameKind::Bye,
+            0,
+            Bytes::copy_from_slice(&reason.as_bytes()[..end]),
+        );
+        let mut msg = BytesMut::new();
+        frame.encode(&mut msg);
+        self.plaintext.clear();
+        crate::items::Piece {
+            reliable: false,
+            message_id: self.tx.take_id(),
+            count: 1,
+            index: 0,
+            data: &msg,
+        }
+        .encode(&mut self.plaintext);
+        self.seal_plaintext(now, out)?;
         Ok(())
     }
 

@@ -46,9 +46,19 @@ fn initiation(server: &Keypair, sender: u32, valid_mac1: bool, rng: &mut impl Rn
     let cfg = HandshakeConfig::new(
         Some(Keypair::generate(&mut rand::rngs::OsRng)),
         Arc::new(AnyPeer),
-    )
-    .with_transport("udp");
-    let mut hs = Handshake::initiator(cfg).unwrap();
+    );
+    initiation_with(cfg, server, sender, rng.gen(), valid_mac1)
+}
+
+/// Message 0 of `cfg`'s pattern from `sender`, with a valid mac1 or `bad_mac1`.
+fn initiation_with(
+    cfg: HandshakeConfig,
+    server: &Keypair,
+    sender: u32,
+    bad_mac1: [u8; 16],
+    valid_mac1: bool,
+) -> Vec<u8> {
+    let mut hs = Handshake::initiator(cfg.with_transport("udp")).unwrap();
     let mut noise = Vec::new();
     hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise)
         .unwrap();
@@ -59,7 +69,7 @@ fn initiation(server: &Keypair, sender: u32, valid_mac1: bool, rng: &mut impl Rn
     let mac1 = if valid_mac1 {
         mac(&keys.mac1, &[&d])
     } else {
-        rng.gen()
+        bad_mac1
     };
     d.extend_from_slice(&mac1);
     d.extend_from_slice(&[0; 16]);
@@ -277,23 +287,12 @@ fn spoofed_two_message_initiations_are_never_announced_and_count_as_load() {
         Pattern::NK,
     );
     let server = net.server_key.clone();
-    let keys = CookieKeys::for_responder(Some(server.public()));
     let cfg = HandshakeConfig::new(None, Arc::new(AnyPeer))
         .with_pattern(Pattern::NK)
-        .with_remote_key(*server.public())
-        .with_transport("udp");
+        .with_remote_key(*server.public());
     // 200 spoofed NK initiations (valid mac1: the server key is public).
     for i in 0..200u32 {
-        let mut hs = Handshake::initiator(cfg.clone()).unwrap();
-        let mut noise = Vec::new();
-        hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise)
-            .unwrap();
-        let mut d = vec![0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        d.extend_from_slice(&(i + 1).to_be_bytes());
-        d.extend_from_slice(&noise);
-        let m = mac(&keys.mac1, &[&d]);
-        d.extend_from_slice(&m);
-        d.extend_from_slice(&[0; 16]);
+        let mut d = initiation_with(cfg.clone(), &server, i + 1, [0; 16], true);
         let from = SocketAddr::from(([10, 3, 0, i as u8], 7000));
         net.nodes[0].handle_datagram(net.now, from, &mut d);
     }

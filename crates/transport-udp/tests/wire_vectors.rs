@@ -13,65 +13,14 @@ use std::net::SocketAddr;
 
 use netproto_crypto::cookie::{mac, open_cookie, seal_cookie, CookieKeys};
 use netproto_crypto::PublicKey;
+use netproto_testkit::{hex, spec_vectors, unhex, SpecVector};
 use netproto_transport_udp::items::{items, Item};
 use netproto_transport_udp::{RecordViolation, UdpError};
 
 const SPEC: &str = include_str!("../../../docs/WIRE.md");
 
-#[derive(Debug, Default)]
-struct Vector {
-    fields: Vec<(String, String)>,
-    expect: Vec<String>,
-}
-
-impl Vector {
-    fn get(&self, key: &str) -> &str {
-        let field = self.fields.iter().find(|(k, _)| k == key);
-        field.map_or_else(|| panic!("no {key}"), |(_, v)| v.as_str())
-    }
-}
-
-fn vectors() -> Vec<Vector> {
-    let mut out = Vec::new();
-    let mut current: Option<Vector> = None;
-    for line in SPEC.lines() {
-        if line.trim() == "```udp-vector" {
-            current = Some(Vector::default());
-            continue;
-        }
-        let Some(v) = current.as_mut() else { continue };
-        if line.trim() == "```" {
-            out.push(current.take().unwrap());
-            continue;
-        }
-        if line.starts_with(char::is_whitespace) {
-            v.fields.last_mut().unwrap().1.push_str(line.trim());
-            continue;
-        }
-        let (key, value) = line.split_once(':').unwrap();
-        if key == "expect" {
-            v.expect.push(value.trim().to_owned());
-        } else {
-            v.fields.push((key.to_owned(), value.trim().to_owned()));
-        }
-    }
-    out
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+fn get<'a>(v: &'a SpecVector, key: &str) -> &'a str {
+    v.field(key).unwrap_or_else(|| panic!("no {key}"))
 }
 
 fn describe(e: &UdpError) -> String {
@@ -90,8 +39,8 @@ fn describe(e: &UdpError) -> String {
     format!("error {name}")
 }
 
-fn check_item(v: &Vector) {
-    let bytes = unhex(v.get("hex"));
+fn check_item(v: &SpecVector) {
+    let bytes = unhex(get(v, "hex"));
     let mut got = Vec::new();
     let mut reencoded = Vec::new();
     for item in items(&bytes) {
@@ -127,11 +76,11 @@ fn check_item(v: &Vector) {
     } else if !got.iter().any(|g| g.starts_with("error")) {
         assert_eq!(hex(&reencoded), hex(&bytes), "re-encoding");
     }
-    assert_eq!(got, v.expect, "{}", v.get("name"));
+    assert_eq!(got, v.expect, "{}", get(v, "name"));
 }
 
-fn key(v: &Vector) -> CookieKeys {
-    let k: [u8; 32] = unhex(v.get("key")).try_into().unwrap();
+fn key(v: &SpecVector) -> CookieKeys {
+    let k: [u8; 32] = unhex(get(v, "key")).try_into().unwrap();
     if k == [0; 32] {
         CookieKeys::for_responder(None)
     } else {
@@ -141,11 +90,11 @@ fn key(v: &Vector) -> CookieKeys {
 
 #[test]
 fn every_datagram_session_vector_holds() {
-    let all = vectors();
+    let all = spec_vectors(SPEC, "udp-vector");
     assert!(all.len() >= 10, "vectors found: {}", all.len());
     for v in &all {
-        let covered = unhex(v.get("hex"));
-        match v.get("kind") {
+        let covered = unhex(get(v, "hex"));
+        match get(v, "kind") {
             "item" => check_item(v),
             "mac" => {
                 let mac1 = mac(&key(v).mac1, &[&covered]);
@@ -153,19 +102,19 @@ fn every_datagram_session_vector_holds() {
                     v.expect,
                     [format!("mac1={}", hex(&mac1))],
                     "{}",
-                    v.get("name")
+                    get(v, "name")
                 );
             }
             "cookie" => {
                 let keys = key(v);
                 let mac1 = mac(&keys.mac1, &[&covered]);
-                let source: SocketAddr = v.get("source").parse().unwrap();
+                let source: SocketAddr = get(v, "source").parse().unwrap();
                 let SocketAddr::V4(s4) = source else { panic!() };
                 let mut addr = s4.ip().octets().to_vec();
                 addr.extend_from_slice(&source.port().to_be_bytes());
-                let cookie = mac(&unhex(v.get("secret")), &[&addr]);
+                let cookie = mac(&unhex(get(v, "secret")), &[&addr]);
                 let mac2 = mac(&cookie, &[&covered, &mac1]);
-                let nonce: [u8; 24] = unhex(v.get("nonce")).try_into().unwrap();
+                let nonce: [u8; 24] = unhex(get(v, "nonce")).try_into().unwrap();
                 let sealed = seal_cookie(&keys, &nonce, &cookie, &mac1).unwrap();
                 assert_eq!(open_cookie(&keys, &nonce, &sealed, &mac1).unwrap(), cookie);
                 let got = vec![
@@ -173,7 +122,7 @@ fn every_datagram_session_vector_holds() {
                     format!("mac2={}", hex(&mac2)),
                     format!("sealed={}", hex(&sealed)),
                 ];
-                assert_eq!(got, v.expect, "{}", v.get("name"));
+                assert_eq!(got, v.expect, "{}", get(v, "name"));
             }
             other => panic!("unknown kind {other}"),
         }
