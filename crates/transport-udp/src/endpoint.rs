@@ -49,6 +49,10 @@ pub enum Delivery {
     Reliable,
     /// Sent once; lost if any of its datagrams is lost.
     Unreliable,
+    /// Reliable, and delivered in the order sent among the session's
+    /// ordered messages (a later one waits for an earlier one). If one
+    /// fails, the session ends with [`UdpError::OrderBroken`].
+    Ordered,
 }
 
 /// A datagram to send.
@@ -898,7 +902,7 @@ impl Endpoint {
             .sessions
             .get_mut(&id.0)
             .ok_or(UdpError::UnknownSession(id.0))?;
-        let message = s.send(now, frame, delivery == Delivery::Reliable)?;
+        let message = s.send(now, frame, delivery)?;
         self.mark_ready(id.0);
         Ok(message)
     }

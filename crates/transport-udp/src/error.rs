@@ -160,6 +160,10 @@ pub enum UdpError {
     /// The peer said BYE.
     #[error("peer closed the session{}", .0.as_deref().map(|r| format!(": {}", r.escape_debug())).unwrap_or_default())]
     PeerClosed(Option<String>),
+    /// An ordered message failed, so later ones cannot be delivered in
+    /// order: the session ended.
+    #[error("ordered message {0} was not delivered; the session ended")]
+    OrderBroken(u64),
     /// This side closed the session.
     #[error("session closed")]
     Closed,

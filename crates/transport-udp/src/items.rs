@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! PADDING 0x00                       the rest of the record is padding
-//! PIECE   0x01 flags u8              bit 0 RELIABLE; bits 1-7 reserved (zero)
-//!              message_id varint | count varint | index varint
+//! PIECE   0x01 flags u8              bit 0 RELIABLE, bit 1 ORDERED; bits 2-7 reserved (zero)
+//!              message_id varint | [order varint, if ORDERED] | count varint | index varint
 //!              len varint | data     piece `index` of `count` of the message
 //! ACK     0x02 largest varint        largest acknowledged record counter
 //!              delay varint          microseconds the receiver held the ACK
@@ -25,14 +25,18 @@ const PADDING: u8 = 0x00;
 const PIECE: u8 = 0x01;
 const ACK: u8 = 0x02;
 const RELIABLE: u8 = 0x01;
+const ORDERED: u8 = 0x02;
 
 /// One piece of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece<'a> {
     /// Whether the sender retransmits it until acknowledged.
     pub reliable: bool,
-    /// The message id (per session and direction, counting from 0).
+    /// The message id (per session, direction and delivery mode, from 0).
     pub message_id: u64,
+    /// Ordered messages: the position among the sender's ordered messages
+    /// (from 0); only with `reliable`.
+    pub order: Option<u64>,
     /// Pieces of the message.
     pub count: u64,
     /// This piece's index.
@@ -45,6 +49,7 @@ impl Piece<'_> {
     /// Bytes the item takes.
     pub fn encoded_len(&self) -> usize {
         2 + varint::encoded_len(self.message_id)
+            + self.order.map_or(0, varint::encoded_len)
             + varint::encoded_len(self.count)
             + varint::encoded_len(self.index)
             + varint::encoded_len(self.data.len() as u64)
@@ -54,8 +59,12 @@ impl Piece<'_> {
     /// Appends the item.
     pub fn encode<B: BufMut + ?Sized>(&self, out: &mut B) {
         out.put_u8(PIECE);
-        out.put_u8(if self.reliable { RELIABLE } else { 0 });
+        let ordered = if self.order.is_some() { ORDERED } else { 0 };
+        out.put_u8(if self.reliable { RELIABLE | ordered } else { 0 });
         varint::encode(self.message_id, out);
+        if let (true, Some(order)) = (self.reliable, self.order) {
+            varint::encode(order, out);
+        }
         varint::encode(self.count, out);
         varint::encode(self.index, out);
         varint::encode(self.data.len() as u64, out);
@@ -64,10 +73,14 @@ impl Piece<'_> {
 }
 
 /// Bytes a PIECE item adds to its data, at most.
-pub(crate) const fn piece_overhead(message_id: u64, count: u64) -> usize {
-    // type, flags, id, count, index (≤ count's length), data length (≤ 3
-    // bytes: a piece is smaller than a record).
-    2 + varint::encoded_len(message_id) + 2 * varint::encoded_len(count) + 3
+pub(crate) const fn piece_overhead(message_id: u64, order: Option<u64>, count: u64) -> usize {
+    // type, flags, id, order, count, index (≤ count's length), data length
+    // (≤ 3 bytes: a piece is smaller than a record).
+    let order = match order {
+        Some(o) => varint::encoded_len(o),
+        None => 0,
+    };
+    2 + varint::encoded_len(message_id) + order + 2 * varint::encoded_len(count) + 3
 }
 
 /// An acknowledgement of record counters, largest range first; every range
@@ -174,10 +187,20 @@ impl<'a> Reader<'a> {
 
 fn piece<'a>(r: &mut Reader<'a>) -> Result<Piece<'a>> {
     let flags = r.byte()?;
-    if flags & !RELIABLE != 0 {
-        return Err(RecordViolation::PieceFlags(flags & !RELIABLE).into());
+    let known = if flags & RELIABLE != 0 {
+        RELIABLE | ORDERED
+    } else {
+        0
+    };
+    if flags & !known != 0 {
+        return Err(RecordViolation::PieceFlags(flags & !known).into());
     }
     let message_id = r.varint()?;
+    let order = if flags & ORDERED != 0 {
+        Some(r.varint()?)
+    } else {
+        None
+    };
     let count = r.varint()?;
     let index = r.varint()?;
     if count == 0 || count > MAX_PIECES || index >= count {
@@ -188,6 +211,7 @@ fn piece<'a>(r: &mut Reader<'a>) -> Result<Piece<'a>> {
     Ok(Piece {
         reliable: flags & RELIABLE != 0,
         message_id,
+        order,
         count,
         index,
         data,
@@ -309,11 +333,11 @@ mod tests {
             (count, index) in (1u64..=MAX_PIECES).prop_flat_map(|c| (Just(c), 0..c)),
             data in proptest::collection::vec(any::<u8>(), 0..1200),
         ) {
-            let p = Piece { reliable, message_id: id, count, index, data: &data };
+            let p = Piece { reliable, message_id: id, order: reliable.then_some(id / 3), count, index, data: &data };
             let mut buf = Vec::new();
             p.encode(&mut buf);
             prop_assert_eq!(buf.len(), p.encoded_len());
-            prop_assert!(p.encoded_len() <= data.len() + piece_overhead(id, count));
+            prop_assert!(p.encoded_len() <= data.len() + piece_overhead(id, p.order, count));
             let got: Vec<_> = items(&buf).collect::<Result<_>>().unwrap();
             prop_assert_eq!(got, vec![Item::Piece(p)]);
         }

@@ -50,6 +50,7 @@ impl Budget {
 #[derive(Debug)]
 struct Partial {
     count: u64,
+    order: Option<u64>,
     pieces: Vec<Option<Bytes>>,
     got: u64,
     charged: usize,
@@ -72,6 +73,11 @@ pub(crate) struct RecvState {
     reliable_timeout: Duration,
     unreliable: Reassembler,
     epoch: Instant,
+    /// Ordered messages are delivered in this order; the next one due.
+    next_order: u64,
+    /// Complete ordered messages waiting for an earlier one, by position
+    /// (their bytes count in `held`).
+    waiting: BTreeMap<u64, Bytes>,
     /// Completed messages: reliable flag and bytes.
     pub(crate) complete: VecDeque<(bool, Bytes)>,
     pub(crate) duplicates: u64,
@@ -101,6 +107,8 @@ impl RecvState {
             reliable_timeout: cfg.reliable_reassembly_timeout,
             unreliable: Reassembler::new(cfg.reassembly),
             epoch,
+            next_order: 0,
+            waiting: BTreeMap::new(),
             complete: VecDeque::new(),
             duplicates: 0,
         }
@@ -138,16 +146,34 @@ impl RecvState {
             // floor was delivered or given up by the sender.
             self.advance_floor(id - (DEDUP_WINDOW - 1), budget);
         }
+        if let Some(order) = piece.order {
+            if order < self.next_order
+                || order >= self.next_order.saturating_add(DEDUP_WINDOW)
+                || self.waiting.contains_key(&order)
+            {
+                return Err(RecordViolation::BadMessage(id));
+            }
+        }
+        // The next ordered message finds room beyond the usual hold (one
+        // window more: no message is larger), so messages waiting for it
+        // can never starve it.
+        let head = piece.order == Some(self.next_order);
+        let hold = if head {
+            RELIABLE_HOLD + RELIABLE_WINDOW
+        } else {
+            RELIABLE_HOLD
+        };
         if piece.count == 1 {
             if self.partial.contains_key(&id) {
                 return Err(RecordViolation::BadMessage(id));
             }
-            if !budget.take(piece.data.len()) {
+            if self.held.saturating_add(piece.data.len()) > hold && piece.order.is_some()
+                || !budget.take(piece.data.len())
+            {
                 return Ok(Stored::NoRoom);
             }
-            self.complete
-                .push_back((true, Bytes::copy_from_slice(piece.data)));
             self.done.insert(id);
+            self.completed(piece.order, Bytes::copy_from_slice(piece.data));
             return Ok(Stored::Yes);
         }
         let index = usize::try_from(piece.index).map_err(|_| RecordViolation::BadMessage(id))?;
@@ -155,7 +181,7 @@ impl RecvState {
             let slots =
                 usize::try_from(piece.count).map_err(|_| RecordViolation::BadMessage(id))?;
             let cost = slots * SLOT_COST;
-            if self.held + cost > RELIABLE_HOLD || !budget.take(cost) {
+            if self.held.saturating_add(cost) > hold || !budget.take(cost) {
                 return Ok(Stored::NoRoom);
             }
             self.held += cost;
@@ -163,6 +189,7 @@ impl RecvState {
                 id,
                 Partial {
                     count: piece.count,
+                    order: piece.order,
                     pieces: vec![None; slots],
                     got: 0,
                     charged: cost,
@@ -173,7 +200,7 @@ impl RecvState {
         let Some(p) = self.partial.get_mut(&id) else {
             return Ok(Stored::NoRoom);
         };
-        if p.count != piece.count {
+        if p.count != piece.count || p.order != piece.order {
             let charged = p.charged;
             self.partial.remove(&id);
             self.held -= charged;
@@ -185,7 +212,7 @@ impl RecvState {
             return Ok(Stored::Yes);
         }
         let len = piece.data.len();
-        if self.held + len > RELIABLE_HOLD || !budget.take(len) {
+        if self.held.saturating_add(len) > hold || !budget.take(len) {
             return Ok(Stored::NoRoom);
         }
         self.held += len;
@@ -205,11 +232,32 @@ impl RecvState {
                 // The slot bookkeeping is freed; the message bytes stay
                 // charged until the application takes the message.
                 budget.give(p.charged - total);
-                self.complete.push_back((true, out.freeze()));
                 self.done.insert(id);
+                self.completed(p.order, out.freeze());
             }
         }
         Ok(Stored::Yes)
+    }
+
+    /// A reliable message is whole: deliver it, or hold it until the
+    /// ordered messages before it are delivered.
+    fn completed(&mut self, order: Option<u64>, bytes: Bytes) {
+        match order {
+            Some(order) if order != self.next_order => {
+                self.held += bytes.len();
+                self.waiting.insert(order, bytes);
+            }
+            Some(_) => {
+                self.complete.push_back((true, bytes));
+                self.next_order += 1;
+                while let Some(next) = self.waiting.remove(&self.next_order) {
+                    self.held -= next.len();
+                    self.complete.push_back((true, next));
+                    self.next_order += 1;
+                }
+            }
+            None => self.complete.push_back((true, bytes)),
+        }
     }
 
     fn advance_floor(&mut self, floor: u64, budget: &mut Budget) {
@@ -335,6 +383,7 @@ impl RecvState {
         budget.give(self.complete.iter().map(|(_, b)| b.len()).sum());
         self.held = 0;
         self.partial.clear();
+        self.waiting.clear();
         self.complete.clear();
         self.unreliable.remove_session(0);
     }
@@ -408,9 +457,11 @@ mod tests {
         let mut peak = 0;
         for i in 0..100_000u64 {
             let c = rng.gen_range(1..=crate::config::MAX_PIECES);
+            let reliable = rng.gen_bool(0.5);
             let piece = Piece {
-                reliable: rng.gen_bool(0.5),
+                reliable,
                 message_id: rng.gen_range(0..1 << 20),
+                order: (reliable && rng.gen_bool(0.3)).then(|| rng.gen_range(0..1000)),
                 count: c,
                 index: rng.gen_range(0..c),
                 data: &junk[..rng.gen_range(0..junk.len())],
@@ -418,7 +469,7 @@ mod tests {
             let _ = hostile.on_piece(now, &piece, &mut budget);
             // Completed junk is never taken by the application: it stays charged.
             assert!(
-                hostile.held <= RELIABLE_HOLD,
+                hostile.held <= RELIABLE_HOLD + RELIABLE_WINDOW,
                 "reliable hold {}",
                 hostile.held
             );
@@ -429,6 +480,7 @@ mod tests {
                 let piece = Piece {
                     reliable: true,
                     message_id: 0,
+                    order: None,
                     count,
                     index,
                     data: chunks[index as usize],

@@ -35,6 +35,8 @@ const MIN_WINDOW: usize = 2;
 #[derive(Debug)]
 struct Outgoing {
     reliable: bool,
+    /// Ordered messages: their position among the ordered ones.
+    order: Option<u64>,
     bytes: Bytes,
     count: u64,
     piece_len: usize,
@@ -70,7 +72,8 @@ struct SentRecord {
 #[derive(Debug)]
 pub(crate) enum SendEvent {
     Delivered(u64),
-    Failed(u64, UdpError),
+    /// A reliable message given up; `true` if it was ordered.
+    Failed(u64, UdpError, bool),
 }
 
 /// The sending side. See the module documentation.
@@ -87,6 +90,7 @@ pub(crate) struct SendState {
     /// receiver's window of reliable ids only ever sees reliable ones.
     next_reliable: u64,
     next_unreliable: u64,
+    next_order: u64,
     /// Reliable messages until wholly acknowledged, by id.
     messages: BTreeMap<u64, Outgoing>,
     /// Unreliable messages until wholly sent, by id.
@@ -124,6 +128,7 @@ impl SendState {
             max_attempts: cfg.retransmit.max_attempts.max(1),
             next_reliable: 0,
             next_unreliable: 0,
+            next_order: 0,
             messages: BTreeMap::new(),
             unreliable: BTreeMap::new(),
             fresh: VecDeque::new(),
@@ -144,14 +149,22 @@ impl SendState {
 
     /// Data bytes per piece for a message with this id (the item header
     /// never exceeds [`piece_overhead`] with the largest count).
-    fn piece_room(&self, id: u64) -> usize {
+    fn piece_room(&self, id: u64, order: Option<u64>) -> usize {
         self.max_record_plaintext
-            .saturating_sub(piece_overhead(id, MAX_PIECES))
+            .saturating_sub(piece_overhead(id, order, MAX_PIECES))
             .max(1)
     }
 
     /// Queues one encoded frame; returns its message id.
-    pub(crate) fn push(&mut self, now: Instant, bytes: Bytes, reliable: bool) -> Result<u64> {
+    /// `ordered` messages are reliable and delivered in the order pushed.
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        bytes: Bytes,
+        reliable: bool,
+        ordered: bool,
+    ) -> Result<u64> {
+        let reliable = reliable || ordered;
         if bytes.len() > self.max_message {
             return Err(UdpError::MessageTooLarge {
                 len: bytes.len(),
@@ -169,7 +182,8 @@ impl SendState {
         } else {
             self.next_unreliable
         };
-        let piece_len = self.piece_room(id);
+        let order = ordered.then_some(self.next_order);
+        let piece_len = self.piece_room(id, order);
         let count = bytes.len().div_ceil(piece_len).max(1) as u64;
         if !reliable && count > self.max_unreliable_pieces as u64 {
             return Err(UdpError::UnreliableTooLarge {
@@ -188,6 +202,9 @@ impl SendState {
         } else {
             0
         };
+        if ordered {
+            self.next_order += 1;
+        }
         if reliable {
             self.next_reliable += 1;
         } else {
@@ -203,6 +220,7 @@ impl SendState {
             id,
             Outgoing {
                 reliable,
+                order,
                 bytes,
                 count,
                 piece_len,
@@ -258,6 +276,7 @@ impl SendState {
             let piece = Piece {
                 reliable: true,
                 message_id: id,
+                order: m.order,
                 count: m.count,
                 index,
                 data: &data,
@@ -327,6 +346,7 @@ impl SendState {
                 let piece = Piece {
                     reliable: m.reliable,
                     message_id: id,
+                    order: m.order,
                     count: m.count,
                     index: m.next_new,
                     data: &data,
@@ -530,7 +550,8 @@ impl SendState {
                 self.open_reliable -= m.bytes.len();
             }
             self.fresh.retain(|f| *f != (true, id));
-            self.events.push_back(SendEvent::Failed(id, error));
+            self.events
+                .push_back(SendEvent::Failed(id, error, m.order.is_some()));
         }
     }
 
@@ -621,10 +642,15 @@ mod tests {
         let now = Instant::now();
         let mut tx = SendState::new(&UdpConfig::default(), 1170);
         for _ in 0..DEDUP_WINDOW + 100 {
-            tx.push(now, Bytes::from_static(b"abc"), true).unwrap();
+            tx.push(now, Bytes::from_static(b"abc"), true, false)
+                .unwrap();
         }
         // Unreliable ids are counted on their own.
-        assert_eq!(tx.push(now, Bytes::from_static(b"u"), false).unwrap(), 0);
+        assert_eq!(
+            tx.push(now, Bytes::from_static(b"u"), false, false)
+                .unwrap(),
+            0
+        );
         let mut started = Vec::new();
         let mut pt = Vec::new();
         loop {

@@ -11,6 +11,7 @@ use netproto_crypto::{Established, Mode, Receiver, RekeyPolicy, Sender, Session,
 use netproto_wire::{DatagramHeader, DatagramType, Frame, FrameKind, FrameLimits, ENVELOPE_LEN};
 
 use crate::config::UdpConfig;
+use crate::endpoint::Delivery;
 use crate::error::{DropReason, RecordViolation, Result, UdpError};
 use crate::items::{items, Item};
 use crate::recv::{Budget, RecvState, Stored};
@@ -106,6 +107,8 @@ pub(crate) struct UdpSession {
     pub(crate) announced: bool,
     /// The initiation this session answered (source, initiator's index).
     pub(crate) init_key: Option<(SocketAddr, u32)>,
+    /// An ordered message failed: the session must end.
+    order_broken: Option<u64>,
     pub(crate) closed: bool,
 }
 
@@ -164,6 +167,7 @@ impl UdpSession {
             probe: None,
             announced: true,
             init_key: None,
+            order_broken: None,
             closed: false,
         }
     }
@@ -178,7 +182,7 @@ impl UdpSession {
     }
 
     /// Queues a frame; returns its message id.
-    pub(crate) fn send(&mut self, now: Instant, frame: &Frame, reliable: bool) -> Result<u64> {
+    pub(crate) fn send(&mut self, now: Instant, frame: &Frame, delivery: Delivery) -> Result<u64> {
         if self.closed {
             return Err(UdpError::Closed);
         }
@@ -195,7 +199,12 @@ impl UdpSession {
         }
         let mut buf = BytesMut::with_capacity(frame.encoded_len());
         frame.encode(&mut buf);
-        self.tx.push(now, buf.freeze(), reliable)
+        let (reliable, ordered) = match delivery {
+            Delivery::Reliable => (true, false),
+            Delivery::Ordered => (true, true),
+            Delivery::Unreliable => (false, false),
+        };
+        self.tx.push(now, buf.freeze(), reliable, ordered)
     }
 
     /// Bytes queued for sending or awaiting acknowledgement.
@@ -241,6 +250,9 @@ impl UdpSession {
         self.tx.on_sent(now, counter, out.len(), pieces);
         self.last_send = now;
         self.drain_send_events();
+        if let Some(message) = self.order_broken {
+            return Err(UdpError::OrderBroken(message));
+        }
         Ok(true)
     }
 
@@ -327,7 +339,7 @@ impl UdpSession {
                     if frame.payload.len() <= MAX_PING_PAYLOAD {
                         let pong = Frame::new(FrameKind::Pong, 0, frame.payload);
                         // A full queue drops the answer, as a lost datagram would.
-                        let _ = self.send(now, &pong, false);
+                        let _ = self.send(now, &pong, Delivery::Unreliable);
                     }
                 }
                 FrameKind::Pong => budget.give(charged),
@@ -356,7 +368,14 @@ impl UdpSession {
         while let Some(e) = self.tx.events.pop_front() {
             let event = match e {
                 SendEvent::Delivered(id) => Event::Delivered(id),
-                SendEvent::Failed(message, error) => Event::Failed { message, error },
+                SendEvent::Failed(message, error, ordered) => {
+                    // Later ordered messages can never be delivered in
+                    // order now: the session ends with the first failure.
+                    if ordered && self.order_broken.is_none() {
+                        self.order_broken = Some(message);
+                    }
+                    Event::Failed { message, error }
+                }
             };
             self.events.push_back((event, 0));
         }
@@ -419,6 +438,7 @@ impl UdpSession {
         crate::items::Piece {
             reliable: false,
             message_id: self.tx.take_id(),
+            order: None,
             count: 1,
             index: 0,
             data: &msg,
@@ -465,6 +485,11 @@ impl UdpSession {
             }
         }
         self.tx.on_timeout(now);
+        self.drain_send_events();
+        if let Some(message) = self.order_broken {
+            self.close_with(UdpError::OrderBroken(message), budget);
+            return;
+        }
         self.rx.expire(now, budget);
         if self.keep_alive.is_some_and(|k| now >= self.last_send + k) {
             self.ping(now);
@@ -477,7 +502,11 @@ impl UdpSession {
         self.ping_seq += 1;
         let seq = Bytes::copy_from_slice(&self.ping_seq.to_be_bytes());
         // A full queue skips it, as a lost datagram would.
-        let _ = self.send(now, &Frame::new(FrameKind::Ping, 0, seq), false);
+        let _ = self.send(
+            now,
+            &Frame::new(FrameKind::Ping, 0, seq),
+            Delivery::Unreliable,
+        );
         self.last_send = now;
     }
 

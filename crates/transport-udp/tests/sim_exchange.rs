@@ -242,3 +242,87 @@ fn sessions_rekey_every_two_minutes_and_keep_delivering() {
         assert_eq!(net.nodes[0].session_count(), 1, "round {round}");
     }
 }
+
+#[test]
+fn ordered_messages_arrive_in_send_order_under_loss_and_reordering() {
+    let mut net = SimNet::new(88, lossy(), UdpConfig::default());
+    let c = net.add_client(UdpConfig::default());
+    let (cid, _) = connected(&mut net, c, Pattern::XX);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    // Large and small mixed: a small message sent after a large one would
+    // complete first without ordering.
+    let sizes: Vec<usize> = (0..300)
+        .map(|i| {
+            if i % 10 == 0 {
+                30_000
+            } else {
+                rng.gen_range(0..500)
+            }
+        })
+        .collect();
+    for (n, &len) in sizes.iter().enumerate() {
+        let frame = Frame::data(n as u64, payload(n as u64, len));
+        net.nodes[c]
+            .send(net.now, cid, &frame, Delivery::Ordered)
+            .unwrap();
+        // A few unordered ones in between overtake freely.
+        if n % 50 == 0 {
+            let frame = Frame::data(1_000_000 + n as u64, payload(0, 10));
+            net.nodes[c]
+                .send(net.now, cid, &frame, Delivery::Reliable)
+                .unwrap();
+        }
+    }
+    let mut got = Vec::new();
+    assert!(net.run_until(Duration::from_secs(300), |n| {
+        for (_, e) in n.take_events(0) {
+            if let Event::Message {
+                frame,
+                reliable: true,
+            } = e
+            {
+                if frame.stream_id < 1_000_000 {
+                    let i = frame.stream_id;
+                    assert_eq!(frame.payload, payload(i, sizes[i as usize]));
+                    got.push(i);
+                }
+            }
+        }
+        got.len() == sizes.len()
+    }));
+    assert_eq!(
+        got,
+        (0..sizes.len() as u64).collect::<Vec<_>>(),
+        "in send order"
+    );
+}
+
+#[test]
+fn a_failed_ordered_message_ends_the_session() {
+    let mut cfg = UdpConfig::default();
+    cfg.retransmit.deadline = Duration::from_secs(3);
+    let mut net = SimNet::new(
+        89,
+        LinkFaults::with_delay(Duration::from_millis(5)),
+        cfg.clone(),
+    );
+    let c = net.add_client(cfg);
+    let (cid, _) = connected(&mut net, c, Pattern::XX);
+    let start = net.now;
+    net.link.partition(start, start + Duration::from_secs(5));
+    net.nodes[c]
+        .send(net.now, cid, &Frame::data(1, &b"x"[..]), Delivery::Ordered)
+        .unwrap();
+    net.run_for(Duration::from_secs(4));
+    let events = net.take_events(c);
+    assert!(
+        matches!(
+            &events[..],
+            [
+                (_, Event::Failed { message: 0, .. }),
+                (_, Event::Closed(UdpError::OrderBroken(0)))
+            ]
+        ),
+        "{events:?}"
+    );
+}

@@ -109,6 +109,7 @@ fn message_item(frame: &Frame) -> Vec<u8> {
     Piece {
         reliable: true,
         message_id: 0,
+        order: None,
         count: 1,
         index: 0,
         data: &msg,

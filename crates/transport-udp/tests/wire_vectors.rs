@@ -47,8 +47,9 @@ fn check_item(v: &SpecVector) {
         match item {
             Ok(Item::Piece(p)) => {
                 let reliable = if p.reliable { " reliable" } else { "" };
+                let ordered = p.order.map(|o| format!(" ordered={o}")).unwrap_or_default();
                 got.push(format!(
-                    "PIECE{reliable} id={} piece={}/{} data={}",
+                    "PIECE{reliable}{ordered} id={} piece={}/{} data={}",
                     p.message_id,
                     p.index,
                     p.count,
