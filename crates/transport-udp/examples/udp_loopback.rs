@@ -113,7 +113,7 @@ async fn netproto_throughput(size: usize, count: usize) -> f64 {
     (size * count) as f64 / t.elapsed().as_secs_f64() / 1e6
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut raw = raw_rtts().await;
     let mut ours = netproto_rtts().await;

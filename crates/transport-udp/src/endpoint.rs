@@ -269,9 +269,14 @@ impl Endpoint {
     }
 
     fn drop(&mut self, reason: DropReason) {
-        *self.stats.dropped.entry(reason).or_insert(0) += 1;
+        let total = self.stats.dropped.entry(reason).or_insert(0);
+        *total += 1;
         metrics::counter!("netproto_udp_dropped_total", "reason" => reason.label()).increment(1);
-        tracing::trace!(reason = reason.label(), "datagram dropped");
+        // Rate-limited by count: the 1st, 2nd, 4th, 8th, … drop of each
+        // reason is logged, so a flood of a million costs 20 lines.
+        if total.is_power_of_two() {
+            tracing::info!(reason = reason.label(), total = *total, "datagrams dropped");
+        }
     }
 
     fn table_full(&self) -> bool {
@@ -429,6 +434,7 @@ impl Endpoint {
                 let cookie = r.jar.cookie(from);
                 if let Ok(sealed) = seal_cookie(&keys, &nonce, &cookie, &mac1) {
                     self.stats.cookies_sent += 1;
+                    metrics::counter!("netproto_udp_cookies_sent_total").increment(1);
                     self.transmits.push_back(Transmit {
                         destination: from,
                         contents: cookie_datagram(peer_index, &nonce, &sealed),
@@ -506,6 +512,7 @@ impl Endpoint {
             );
             session.response = Some(response);
             session.init_key = Some((from, peer_index));
+            session.unconfirmed_until = Some(now + self.cfg.handshake.timeout);
             self.by_init.insert((from, peer_index), local);
             self.half_open.insert(local);
             self.sessions.insert(local, session);
@@ -654,7 +661,7 @@ impl Endpoint {
 
     fn on_confirm(&mut self, now: Instant, from: SocketAddr, local: u32, body: &[u8]) {
         if let Some(s) = self.sessions.get_mut(&local) {
-            if !s.info.initiator && s.peer == from {
+            if !s.info.initiator && s.peer == from && s.info.pattern.message_count() == 3 {
                 // Our record was lost: send another.
                 s.owe_record = true;
                 self.mark_ready(local);
@@ -749,6 +756,12 @@ impl Endpoint {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
+        if let Some(contents) = s.farewell.take() {
+            self.transmits.push_back(Transmit {
+                destination: s.peer,
+                contents,
+            });
+        }
         while let Some((event, charged)) = s.events.pop_front() {
             self.events.push_back((SessionId(id), event, charged));
         }
@@ -797,6 +810,14 @@ impl Endpoint {
                     self.scratch = out;
                 }
                 Err(e) => {
+                    // Tell the peer (an ordered message failed, or the
+                    // keys are used up: then the BYE cannot be sealed).
+                    if s.bye(now, "session failed", &mut out).is_ok() {
+                        self.transmits.push_back(Transmit {
+                            destination,
+                            contents: out.clone(),
+                        });
+                    }
                     self.scratch = out;
                     s.close_with(e, &mut self.budget);
                     self.ready_set.remove(&id);

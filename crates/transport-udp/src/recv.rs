@@ -10,7 +10,7 @@
 //! retransmission of a delivered message is dropped (and its record still
 //! acknowledged, so the sender stops).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -67,7 +67,9 @@ pub(crate) struct RecvState {
     ack_due: Option<Instant>,
     max_ack_delay: Duration,
     floor: u64,
-    done: BTreeSet<u64>,
+    /// Delivered reliable ids in `floor .. floor + DEDUP_WINDOW`, one bit
+    /// each at `id % DEDUP_WINDOW` (8 KiB, allocated with the first one).
+    done: Vec<u64>,
     partial: BTreeMap<u64, Partial>,
     held: usize,
     reliable_timeout: Duration,
@@ -101,7 +103,7 @@ impl RecvState {
             ack_due: None,
             max_ack_delay: cfg.retransmit.max_ack_delay,
             floor: 0,
-            done: BTreeSet::new(),
+            done: Vec::new(),
             partial: BTreeMap::new(),
             held: 0,
             reliable_timeout: cfg.reliable_reassembly_timeout,
@@ -136,7 +138,12 @@ impl RecvState {
         budget: &mut Budget,
     ) -> Result<Stored, RecordViolation> {
         let id = piece.message_id;
-        if id < self.floor || self.done.contains(&id) {
+        if piece.data.is_empty() {
+            // No piece of a reliable message is empty (a message is a
+            // frame of at least 3 bytes, cut into non-empty pieces).
+            return Err(RecordViolation::BadMessage(id));
+        }
+        if id < self.floor || self.is_done(id) {
             self.duplicates += 1;
             return Ok(Stored::Yes);
         }
@@ -159,7 +166,7 @@ impl RecvState {
         // can never starve it.
         let head = piece.order == Some(self.next_order);
         let hold = if head {
-            RELIABLE_HOLD + RELIABLE_WINDOW
+            2 * RELIABLE_HOLD
         } else {
             RELIABLE_HOLD
         };
@@ -172,8 +179,8 @@ impl RecvState {
             {
                 return Ok(Stored::NoRoom);
             }
-            self.done.insert(id);
-            self.completed(piece.order, Bytes::copy_from_slice(piece.data));
+            self.mark_done(id);
+            self.completed(piece.order, Bytes::copy_from_slice(piece.data), budget);
             return Ok(Stored::Yes);
         }
         let index = usize::try_from(piece.index).map_err(|_| RecordViolation::BadMessage(id))?;
@@ -232,8 +239,8 @@ impl RecvState {
                 // The slot bookkeeping is freed; the message bytes stay
                 // charged until the application takes the message.
                 budget.give(p.charged - total);
-                self.done.insert(id);
-                self.completed(p.order, out.freeze());
+                self.mark_done(id);
+                self.completed(p.order, out.freeze(), budget);
             }
         }
         Ok(Stored::Yes)
@@ -241,17 +248,22 @@ impl RecvState {
 
     /// A reliable message is whole: deliver it, or hold it until the
     /// ordered messages before it are delivered.
-    fn completed(&mut self, order: Option<u64>, bytes: Bytes) {
+    /// A waiting message also costs its map entry ([`SLOT_COST`]).
+    fn completed(&mut self, order: Option<u64>, bytes: Bytes, budget: &mut Budget) {
         match order {
             Some(order) if order != self.next_order => {
-                self.held += bytes.len();
+                // May overdraw the budget by one slot: the message itself
+                // was already admitted.
+                budget.used += SLOT_COST;
+                self.held += bytes.len() + SLOT_COST;
                 self.waiting.insert(order, bytes);
             }
             Some(_) => {
                 self.complete.push_back((true, bytes));
                 self.next_order += 1;
                 while let Some(next) = self.waiting.remove(&self.next_order) {
-                    self.held -= next.len();
+                    self.held -= next.len() + SLOT_COST;
+                    budget.give(SLOT_COST);
                     self.complete.push_back((true, next));
                     self.next_order += 1;
                 }
@@ -260,9 +272,42 @@ impl RecvState {
         }
     }
 
+    fn is_done(&self, id: u64) -> bool {
+        let bit = id % DEDUP_WINDOW;
+        self.done
+            .get(usize::try_from(bit / 64).unwrap_or(usize::MAX))
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    fn mark_done(&mut self, id: u64) {
+        if self.done.is_empty() {
+            self.done = vec![0; usize::try_from(DEDUP_WINDOW / 64).unwrap_or(1024)];
+        }
+        let bit = id % DEDUP_WINDOW;
+        if let Some(w) = self
+            .done
+            .get_mut(usize::try_from(bit / 64).unwrap_or(usize::MAX))
+        {
+            *w |= 1 << (bit % 64);
+        }
+    }
+
     fn advance_floor(&mut self, floor: u64, budget: &mut Budget) {
+        // Ids leaving the window free their bits for the ids entering it.
+        if floor - self.floor >= DEDUP_WINDOW {
+            self.done.iter_mut().for_each(|w| *w = 0);
+        } else {
+            for id in self.floor..floor {
+                let bit = id % DEDUP_WINDOW;
+                if let Some(w) = self
+                    .done
+                    .get_mut(usize::try_from(bit / 64).unwrap_or(usize::MAX))
+                {
+                    *w &= !(1 << (bit % 64));
+                }
+            }
+        }
         self.floor = floor;
-        self.done = self.done.split_off(&floor);
         let keep = self.partial.split_off(&floor);
         for p in std::mem::replace(&mut self.partial, keep).into_values() {
             self.held -= p.charged;

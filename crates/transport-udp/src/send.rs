@@ -316,6 +316,9 @@ impl SendState {
         reliable: &mut Vec<(u64, u64)>,
     ) {
         let oldest_reliable = self.messages.keys().next().copied();
+        // Once one reliable message must wait, later ones wait too (in
+        // order), or a stream of small messages could starve a large one.
+        let mut reliable_waits = !window;
         let mut i = 0;
         while let Some(&(is_reliable, id)) = self.fresh.get(i) {
             let map = if is_reliable {
@@ -331,7 +334,9 @@ impl SendState {
                 // A reliable message starts only within the congestion
                 // window, the receiver's byte window and its id window.
                 let too_new = oldest_reliable.is_some_and(|o| id >= o + DEDUP_WINDOW);
-                if !window || too_new || self.open_reliable + m.bytes.len() > RELIABLE_WINDOW {
+                if reliable_waits || too_new || self.open_reliable + m.bytes.len() > RELIABLE_WINDOW
+                {
+                    reliable_waits = true;
                     self.messages.insert(id, m);
                     i += 1;
                     continue;
@@ -671,5 +676,37 @@ mod tests {
         pt.clear();
         let pieces = tx.fill(&mut pt, 1170);
         assert_eq!(pieces.first(), Some(&(DEDUP_WINDOW, 0)));
+    }
+
+    #[test]
+    fn small_reliable_messages_do_not_overtake_one_that_waits_for_the_window() {
+        let now = Instant::now();
+        let mut tx = SendState::new(&UdpConfig::default(), 1170);
+        // 3.6 MB open, then 1 MiB that does not fit, then small ones.
+        for _ in 0..4 {
+            tx.push(now, Bytes::from(vec![1u8; 900_000]), true, false)
+                .unwrap();
+        }
+        let mut pt = Vec::new();
+        while !tx.fresh.is_empty() {
+            pt.clear();
+            tx.fill(&mut pt, 1170);
+            tx.bytes_in_flight = 0;
+        }
+        tx.push(now, Bytes::from(vec![2u8; 1 << 20]), true, false)
+            .unwrap();
+        for _ in 0..10 {
+            tx.push(now, Bytes::from(vec![3u8; 100]), true, false)
+                .unwrap();
+        }
+        tx.push(now, Bytes::from_static(b"u"), false, false)
+            .unwrap();
+        pt.clear();
+        let pieces = tx.fill(&mut pt, 1170);
+        assert!(
+            pieces.is_empty(),
+            "no reliable message jumps the queue: {pieces:?}"
+        );
+        assert!(!pt.is_empty(), "the unreliable one goes ahead");
     }
 }

@@ -38,7 +38,8 @@ pub enum Event {
         /// Whether the sender asked for reliable delivery.
         reliable: bool,
     },
-    /// A reliable message was acknowledged in full.
+    /// A reliable message was acknowledged in full (for an ordered message:
+    /// the peer holds it; it hands it over once the earlier ones arrive).
     Delivered(u64),
     /// A reliable message was given up.
     Failed {
@@ -109,6 +110,11 @@ pub(crate) struct UdpSession {
     pub(crate) init_key: Option<(SocketAddr, u32)>,
     /// An ordered message failed: the session must end.
     order_broken: Option<u64>,
+    /// A last datagram (BYE) for the endpoint to send after a close.
+    pub(crate) farewell: Option<Vec<u8>>,
+    /// A responder's two-message session no record confirmed by then ends
+    /// silently.
+    pub(crate) unconfirmed_until: Option<Instant>,
     pub(crate) closed: bool,
 }
 
@@ -168,6 +174,8 @@ impl UdpSession {
             announced: true,
             init_key: None,
             order_broken: None,
+            farewell: None,
+            unconfirmed_until: None,
             closed: false,
         }
     }
@@ -239,6 +247,10 @@ impl UdpSession {
             ack.encode(&mut self.plaintext);
         }
         let pieces = self.tx.fill(&mut self.plaintext, self.record_room);
+        self.drain_send_events();
+        if let Some(message) = self.order_broken {
+            return Err(UdpError::OrderBroken(message));
+        }
         if self.plaintext.is_empty() && self.owe_record {
             self.plaintext.push(0);
         }
@@ -249,10 +261,6 @@ impl UdpSession {
         let counter = self.seal_plaintext(now, out)?;
         self.tx.on_sent(now, counter, out.len(), pieces);
         self.last_send = now;
-        self.drain_send_events();
-        if let Some(message) = self.order_broken {
-            return Err(UdpError::OrderBroken(message));
-        }
         Ok(true)
     }
 
@@ -279,6 +287,7 @@ impl UdpSession {
         self.confirm = None;
         self.response = None;
         self.probe = None;
+        self.unconfirmed_until = None;
         if !self.announced {
             self.announced = true;
             self.events
@@ -308,6 +317,7 @@ impl UdpSession {
         }
         self.deliver(now, budget)?;
         self.drain_send_events();
+        self.end_if_order_broken(now, budget);
         Ok(())
     }
 
@@ -453,7 +463,10 @@ impl UdpSession {
         if self.closed {
             return None;
         }
-        let keep_alive = self.keep_alive.map(|k| self.last_send + k);
+        let keep_alive = self
+            .keep_alive
+            .filter(|_| self.announced)
+            .map(|k| self.last_send + k);
         [
             self.tx.next_timeout(),
             self.rx.ack_due(),
@@ -462,6 +475,7 @@ impl UdpSession {
             keep_alive,
             self.confirm.as_ref().map(|c| c.next.min(c.deadline)),
             self.probe.map(|(next, _)| next),
+            self.unconfirmed_until,
         ]
         .into_iter()
         .flatten()
@@ -484,17 +498,43 @@ impl UdpSession {
                 return;
             }
         }
+        if self.unconfirmed_until.is_some_and(|t| now >= t) {
+            // Never announced: ends without an event.
+            self.close_with(UdpError::HandshakeTimeout(self.idle), budget);
+            return;
+        }
         self.tx.on_timeout(now);
         self.drain_send_events();
-        if let Some(message) = self.order_broken {
-            self.close_with(UdpError::OrderBroken(message), budget);
+        if self.end_if_order_broken(now, budget) {
             return;
         }
         self.rx.expire(now, budget);
-        if self.keep_alive.is_some_and(|k| now >= self.last_send + k) {
+        // An unconfirmed session sends nothing unasked (its initiator may
+        // be spoofed).
+        if self.announced && self.keep_alive.is_some_and(|k| now >= self.last_send + k) {
             self.ping(now);
         }
         self.drain_send_events();
+    }
+
+    /// Ends the session after a failed ordered message, with a BYE for the
+    /// peer; returns whether it did.
+    fn end_if_order_broken(&mut self, now: Instant, budget: &mut Budget) -> bool {
+        let Some(message) = self.order_broken else {
+            return false;
+        };
+        if self.closed {
+            return true;
+        }
+        let mut out = Vec::new();
+        if self
+            .bye(now, "ordered message not delivered", &mut out)
+            .is_ok()
+        {
+            self.farewell = Some(out);
+        }
+        self.close_with(UdpError::OrderBroken(message), budget);
+        true
     }
 
     /// Queues our keep-alive PING (an 8-byte sequence number).
