@@ -381,22 +381,39 @@ async fn serve(
     server.run().await.map_err(err)
 }
 
-fn known_hosts_path(explicit: Option<&Path>) -> PathBuf {
-    explicit.map_or_else(
-        || {
-            std::env::var_os("HOME")
-                .map_or_else(std::env::temp_dir, PathBuf::from)
-                .join(".netproto_known_hosts")
-        },
-        Path::to_path_buf,
-    )
+/// `--known-hosts`, else `$HOME/.netproto_known_hosts`. Without HOME there
+/// is no private place for it: a shared directory such as /tmp would let
+/// another user plant keys, so the command fails instead.
+fn known_hosts_path(explicit: Option<&Path>) -> Result<PathBuf, Failure> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            err(netproto::ConfigError::Invalid {
+                key: "known_hosts",
+                reason: "HOME is not set: pass --known-hosts PATH (or NP_KNOWN_HOSTS), or pin the server with --server-key".into(),
+            })
+        })?;
+    let home = PathBuf::from(home);
+    if !home.is_dir() {
+        return Err(err(netproto::ConfigError::Invalid {
+            key: "known_hosts",
+            reason: format!(
+                "HOME ({}) is not a directory: pass --known-hosts PATH",
+                home.display()
+            ),
+        }));
+    }
+    Ok(home.join(".netproto_known_hosts"))
 }
 
 fn verifier(trust: &Trust) -> Result<Arc<dyn PeerVerifier>, Failure> {
     if let Some(k) = &trust.server_key {
         return Ok(Arc::new(Pinned(PublicKey::from_base64(k).map_err(err)?)));
     }
-    let path = known_hosts_path(trust.known_hosts.as_deref());
+    let path = known_hosts_path(trust.known_hosts.as_deref())?;
     Ok(Arc::new(KnownHosts::open(&path).map_err(err)?))
 }
 

@@ -262,6 +262,21 @@ fn trust_on_first_use_remembers_the_server() {
 }
 
 #[test]
+fn without_home_trust_on_first_use_needs_an_explicit_file() {
+    // No HOME and no --known-hosts: no shared fallback such as /tmp.
+    let out = Command::new(BIN)
+        .args(["ping", "tcp://127.0.0.1:9"])
+        .env_remove("HOME")
+        .env_remove("NP_KNOWN_HOSTS")
+        .env_remove("NP_SERVER_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("HOME is not set") && err.contains("--known-hosts"), "{err}");
+}
+
+#[test]
 fn keygen_and_config_commands() {
     let dir = std::env::temp_dir().join(format!("netproto-cli-keygen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -87,6 +87,23 @@ pub enum CryptoError {
     /// A key or key text is malformed.
     #[error("bad key encoding: {0}")]
     BadKey(&'static str),
+    /// A known-hosts file names two different keys for one host.
+    #[cfg(feature = "std")]
+    #[error("{path}: {host} is listed with two different keys")]
+    KnownHostsConflict {
+        /// The file.
+        path: std::string::String,
+        /// The host.
+        host: std::string::String,
+    },
+    /// A known-hosts path is a symbolic link (refused: it could point
+    /// anywhere another user chose).
+    #[cfg(feature = "std")]
+    #[error("{path}: is a symbolic link; refusing to use it as a known-hosts file")]
+    KnownHostsSymlink {
+        /// The file.
+        path: std::string::String,
+    },
     /// A key file or known-hosts file could not be read or written.
     #[cfg(feature = "std")]
     #[error("{path}: {kind:?}: {message}")]

@@ -142,7 +142,7 @@ mod known_hosts {
     use crate::keys::{io_err, PublicKey};
     use crate::CryptoError;
     use std::collections::BTreeMap;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::path::{Path, PathBuf};
     use std::string::{String, ToString};
     use std::sync::Mutex;
@@ -150,13 +150,50 @@ mod known_hosts {
     /// Trust on first use against a known-hosts file, as SSH does.
     ///
     /// File format: one `host base64-public-key` per line; blank lines and
-    /// lines starting with `#` are ignored. The first key seen for a host is
-    /// appended to the file; a different key later is refused with
-    /// [`Rejection::KeyChanged`].
+    /// lines starting with `#` are ignored; a host with two different keys
+    /// makes the file invalid. The first key seen for a host is appended to
+    /// the file under an exclusive lock, after re-reading it, so two
+    /// processes trusting a host at once cannot record two keys; a
+    /// different key later is refused with [`Rejection::KeyChanged`]. The
+    /// file is created with mode 0600 and never read or written through a
+    /// symbolic link.
     #[derive(Debug)]
     pub struct KnownHosts {
         path: PathBuf,
         entries: Mutex<BTreeMap<String, PublicKey>>,
+    }
+
+    /// Parses a known-hosts file.
+    fn parse(text: &str, path: &Path) -> Result<BTreeMap<String, PublicKey>, CryptoError> {
+        let mut entries = BTreeMap::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (host, key) = line
+                .split_once(char::is_whitespace)
+                .ok_or(CryptoError::BadKey("known-hosts line without a key"))?;
+            let key = PublicKey::from_base64(key.trim())?;
+            if let Some(before) = entries.insert(host.to_string(), key) {
+                if before != key {
+                    return Err(CryptoError::KnownHostsConflict {
+                        path: path.display().to_string(),
+                        host: host.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Refuses a path that is a symbolic link.
+    fn not_a_link(path: &Path) -> Result<(), CryptoError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Err(CryptoError::KnownHostsSymlink {
+                path: path.display().to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     impl KnownHosts {
@@ -164,25 +201,17 @@ mod known_hosts {
         ///
         /// # Errors
         /// [`CryptoError::Io`] if it cannot be read, [`CryptoError::BadKey`] for
-        /// a malformed line.
+        /// a malformed line, [`CryptoError::KnownHostsConflict`] for a host
+        /// listed with two keys, [`CryptoError::KnownHostsSymlink`] if `path`
+        /// is a symbolic link.
         pub fn open(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
             let path = path.as_ref().to_path_buf();
-            let mut entries = BTreeMap::new();
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    for line in text.lines().map(str::trim) {
-                        if line.is_empty() || line.starts_with('#') {
-                            continue;
-                        }
-                        let (host, key) = line
-                            .split_once(char::is_whitespace)
-                            .ok_or(CryptoError::BadKey("known-hosts line without a key"))?;
-                        entries.insert(host.to_string(), PublicKey::from_base64(key)?);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            not_a_link(&path)?;
+            let entries = match std::fs::read_to_string(&path) {
+                Ok(text) => parse(&text, &path)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
                 Err(e) => return Err(io_err(&path, &e)),
-            }
+            };
             Ok(Self {
                 path,
                 entries: Mutex::new(entries),
@@ -194,19 +223,26 @@ mod known_hosts {
             self.entries.lock().ok()?.get(host).copied()
         }
 
-        fn append(&self, host: &str, key: &PublicKey) -> Result<(), Rejection> {
-            if host.chars().any(char::is_whitespace) || host.is_empty() {
-                return Err(Rejection::Store(
-                    "host name must be non-empty without spaces".into(),
-                ));
+        /// Records `key` for `host` unless the file (re-read under an
+        /// exclusive lock) already names a key for it; returns that key.
+        fn record(&self, host: &str, key: &PublicKey) -> Result<Option<PublicKey>, CryptoError> {
+            not_a_link(&self.path)?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.create(true).read(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&self.path).map_err(|e| io_err(&self.path, &e))?;
+            // Released when `f` is dropped.
+            f.lock().map_err(|e| io_err(&self.path, &e))?;
+            let mut text = String::new();
+            f.read_to_string(&mut text)
+                .map_err(|e| io_err(&self.path, &e))?;
+            if let Some(existing) = parse(&text, &self.path)?.get(host) {
+                return Ok(Some(*existing));
             }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| Rejection::Store(io_err(&self.path, &e).to_string()))?;
-            writeln!(f, "{host} {}", key.to_base64())
-                .map_err(|e| Rejection::Store(io_err(&self.path, &e).to_string()))
+            writeln!(f, "{host} {}", key.to_base64()).map_err(|e| io_err(&self.path, &e))?;
+            f.sync_data().map_err(|e| io_err(&self.path, &e))?;
+            Ok(None)
         }
     }
 
@@ -214,13 +250,30 @@ mod known_hosts {
         fn verify(&self, peer: &PeerInfo<'_>) -> Result<(), Rejection> {
             let key = require_key(peer)?;
             let host = peer.host.ok_or(Rejection::NoHostName)?;
+            if host.chars().any(char::is_whitespace) || host.is_empty() {
+                return Err(Rejection::Store(
+                    "host name must be non-empty without spaces".into(),
+                ));
+            }
             let mut entries = self
                 .entries
                 .lock()
                 .map_err(|_| Rejection::Store("known-hosts lock poisoned".into()))?;
-            match entries.get(host) {
-                Some(recorded) if recorded == key => Ok(()),
+            let recorded = match entries.get(host) {
+                Some(recorded) => Some(*recorded),
+                None => self
+                    .record(host, key)
+                    .map_err(|e| Rejection::Store(e.to_string()))?,
+            };
+            match recorded {
+                Some(recorded) if recorded == *key => {
+                    entries.insert(host.to_string(), recorded);
+                    Ok(())
+                }
                 Some(recorded) => {
+                    // Another process may have recorded it first: remember
+                    // what the file says.
+                    entries.insert(host.to_string(), recorded);
                     tracing::error!(host, recorded = %recorded.fingerprint(), presented = %key.fingerprint(), "host key changed");
                     Err(Rejection::KeyChanged {
                         host: host.to_string(),
@@ -229,7 +282,6 @@ mod known_hosts {
                     })
                 }
                 None => {
-                    self.append(host, key)?;
                     tracing::warn!(host, key = %key.fingerprint(), "trusting new host key on first use");
                     entries.insert(host.to_string(), *key);
                     Ok(())
@@ -299,5 +351,74 @@ mod tests {
             Err(Rejection::KeyChanged { .. })
         ));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[cfg(feature = "std")]
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(std::format!("netproto-kh-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn two_processes_trusting_at_once_record_one_key() {
+        // Both opened the file before either recorded the host, as two
+        // processes racing through an alternating proxy would.
+        let path = temp_path("race");
+        let (first, second) = (
+            KnownHosts::open(&path).unwrap(),
+            KnownHosts::open(&path).unwrap(),
+        );
+        let (a, b) = (key(1), key(2));
+        assert!(first.verify(&info(&a)).is_ok());
+        assert!(matches!(
+            second.verify(&info(&b)),
+            Err(Rejection::KeyChanged { .. })
+        ));
+        assert!(
+            second.verify(&info(&a)).is_ok(),
+            "the legitimate key is still accepted"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn conflicting_lines_and_symlinks_are_refused() {
+        let path = temp_path("conflict");
+        let (a, b) = (key(1), key(2));
+        std::fs::write(
+            &path,
+            std::format!("h:1 {}\nh:1 {}\n", a.to_base64(), b.to_base64()),
+        )
+        .unwrap();
+        assert!(matches!(
+            KnownHosts::open(&path),
+            Err(crate::CryptoError::KnownHostsConflict { ref host, .. }) if host == "h:1"
+        ));
+        std::fs::remove_file(&path).unwrap();
+        #[cfg(unix)]
+        {
+            let target = temp_path("target");
+            let link = temp_path("link");
+            std::fs::write(&target, "").unwrap();
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            assert!(matches!(
+                KnownHosts::open(&link),
+                Err(crate::CryptoError::KnownHostsSymlink { .. })
+            ));
+            std::fs::remove_file(&link).unwrap();
+            std::fs::remove_file(&target).unwrap();
+        }
     }
 }
