@@ -8,6 +8,8 @@
 //!   fuzz targets.
 //! * `cargo xtask fuzz <target> <seconds>` — runs one cargo-fuzz target on the
 //!   nightly toolchain, installing cargo-fuzz first if it is missing.
+//! * `cargo xtask fuzz-all <seconds>` — runs every fuzz target, one after the
+//!   other, for that long each.
 //! * `cargo xtask bench [args]` — the perf harness, `netproto bench`, in a
 //!   release build (`--quick`, `--runs N`, `--json FILE`, `--only W1,W3`).
 //! * `cargo xtask criterion [criterion args]` — every criterion benchmark.
@@ -40,12 +42,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("fuzz-all") => fuzz_all(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("criterion") => criterion(&args[1..]),
         Some("deny") => deny(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | fuzz <target> <seconds> | bench [args] | criterion [args] | deny>\n\
+                "usage: cargo xtask <ci | fuzz <target> <seconds> | fuzz-all <seconds> | bench [args] | criterion [args] | deny>\n\
                  fuzz targets: {}",
                 FUZZ_TARGETS.join(", ")
             );
@@ -257,6 +260,21 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     let secs: u64 = secs
         .parse()
         .map_err(|_| format!("'{secs}' is not a number of seconds"))?;
+    run_steps(fuzz_steps(&[target.as_str()], secs)?)
+}
+
+fn fuzz_all(args: &[String]) -> Result<(), String> {
+    let Some(secs) = args.first() else {
+        return Err("usage: cargo xtask fuzz-all <seconds per target>".into());
+    };
+    let secs: u64 = secs
+        .parse()
+        .map_err(|_| format!("'{secs}' is not a number of seconds"))?;
+    run_steps(fuzz_steps(FUZZ_TARGETS, secs)?)
+}
+
+/// Installing cargo-fuzz if needed, then one run per target.
+fn fuzz_steps(targets: &[&str], secs: u64) -> Result<Vec<Step>, String> {
     if !has_nightly() {
         return Err(
             "cargo-fuzz needs a nightly toolchain (rustup toolchain install nightly)".into(),
@@ -272,18 +290,20 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         install.args(["+nightly", "install", "cargo-fuzz", "--locked"]);
         steps.push(step("install cargo-fuzz", install));
     }
-    let mut run = Command::new("cargo");
-    run.current_dir(root().join("fuzz")).args([
-        "+nightly",
-        "fuzz",
-        "run",
-        target,
-        "--",
-        &format!("-max_total_time={secs}"),
-        "-rss_limit_mb=2048",
-    ]);
-    steps.push(step(&format!("fuzz {target} for {secs}s"), run));
-    run_steps(steps)
+    for target in targets {
+        let mut run = Command::new("cargo");
+        run.current_dir(root().join("fuzz")).args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            "--",
+            &format!("-max_total_time={secs}"),
+            "-rss_limit_mb=2048",
+        ]);
+        steps.push(step(&format!("fuzz {target} for {secs}s"), run));
+    }
+    Ok(steps)
 }
 
 fn criterion(args: &[String]) -> Result<(), String> {

@@ -273,7 +273,10 @@ fn without_home_trust_on_first_use_needs_an_explicit_file() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("HOME is not set") && err.contains("--known-hosts"), "{err}");
+    assert!(
+        err.contains("HOME is not set") && err.contains("--known-hosts"),
+        "{err}"
+    );
 }
 
 #[test]
