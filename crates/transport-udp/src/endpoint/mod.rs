@@ -427,11 +427,10 @@ impl Endpoint {
                     self.ready.push_back(id);
                     self.after(id);
                     self.stats.sent += 1;
-                    let contents = out.clone();
-                    self.scratch = out;
+                    // The buffer goes out as is (no copy per datagram).
                     return Some(Transmit {
                         destination,
-                        contents,
+                        contents: out,
                     });
                 }
                 Ok(false) => {
