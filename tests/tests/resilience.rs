@@ -3,36 +3,19 @@
 //! circuit breaker.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[macro_use]
 mod common;
 
-use std::sync::Arc;
+use common::service::{start_with_key, Carrier, Running};
+
 use std::time::Duration;
 
-use netproto_crypto::{AnyPeer, Keypair};
-use netproto_service::{
-    CircuitState, Client, ConnectionPool, PoolConfig, Server, ServerConfig, ServerHandle,
-    ServiceError,
-};
+use netproto_crypto::Keypair;
+use netproto_service::{CircuitState, Client, ConnectionPool, PoolConfig, ServiceError};
 use netproto_wire::Message;
 
-struct Running {
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<netproto_service::Result<()>>,
-}
-
-async fn start_at(key: &Keypair, address: &str) -> Running {
-    let cfg = ServerConfig::new(
-        address.parse().unwrap(),
-        common::config(key.clone(), Arc::new(AnyPeer)),
-    );
-    let server = Server::bind(cfg, common::service::dispatcher())
-        .await
-        .unwrap();
-    let handle = server.handle();
-    Running {
-        handle,
-        task: tokio::spawn(server.run()),
-    }
+async fn start_at(carrier: Carrier, key: &Keypair, address: &str) -> Running {
+    start_with_key(carrier, &address.parse().unwrap(), key, |_| {}).await
 }
 
 async fn kill(r: Running) {
@@ -44,8 +27,8 @@ async fn kill(r: Running) {
         .unwrap();
 }
 
-fn fast_reconnect(key: &Keypair) -> netproto_service::ClientConfig {
-    let mut cfg = common::service::client_config(*key.public());
+fn fast_reconnect(carrier: Carrier, key: &Keypair) -> netproto_service::ClientConfig {
+    let mut cfg = carrier.client_config(*key.public());
     cfg.reconnect_delay = Duration::from_millis(50);
     cfg.max_reconnect_attempts = 20;
     cfg.response_timeout = Duration::from_secs(5);
@@ -67,12 +50,11 @@ async fn assert_all_closed(pool: &ConnectionPool, interval: Duration) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_reconnects_after_server_restart() {
+async fn client_reconnects_after_server_restart(carrier: Carrier) {
     let key = common::key();
-    let first = start_at(&key, "tcp://127.0.0.1:0").await;
+    let first = start_at(carrier, &key, &carrier.address().to_string()).await;
     let endpoint = first.handle.endpoint().clone();
-    let client = Client::connect(&endpoint, fast_reconnect(&key))
+    let client = Client::connect(&endpoint, fast_reconnect(carrier, &key))
         .await
         .unwrap();
     assert_eq!(client.call(Message::Ping).await.unwrap(), Message::Pong);
@@ -95,7 +77,7 @@ async fn client_reconnects_after_server_restart() {
     let address = endpoint.to_string();
     let restarter = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        start_at(&key, &address).await
+        start_at(carrier, &key, &address).await
     });
     assert_eq!(
         client.call(Message::Echo("back".into())).await.unwrap(),
@@ -106,17 +88,16 @@ async fn client_reconnects_after_server_restart() {
     kill(second).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnect_to_an_impostor_is_refused() {
+async fn reconnect_to_an_impostor_is_refused(carrier: Carrier) {
     let key = common::key();
-    let first = start_at(&key, "tcp://127.0.0.1:0").await;
+    let first = start_at(carrier, &key, &carrier.address().to_string()).await;
     let endpoint = first.handle.endpoint().clone();
-    let mut cfg = fast_reconnect(&key);
+    let mut cfg = fast_reconnect(carrier, &key);
     cfg.max_reconnect_attempts = 2;
     let client = Client::connect(&endpoint, cfg).await.unwrap();
     assert_eq!(client.call(Message::Ping).await.unwrap(), Message::Pong);
     kill(first).await;
-    let impostor = start_at(&common::key(), &endpoint.to_string()).await;
+    let impostor = start_at(carrier, &common::key(), &endpoint.to_string()).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let err = client.call(Message::Ping).await.unwrap_err();
     assert!(
@@ -126,15 +107,18 @@ async fn reconnect_to_an_impostor_is_refused() {
     kill(impostor).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_never_exceeds_max_size_under_a_burst() {
+async fn pool_never_exceeds_max_size_under_a_burst(carrier: Carrier) {
     const MAX: usize = 4;
     let key = common::key();
-    let server = start_at(&key, "tcp://127.0.0.1:0").await;
+    let server = start_at(carrier, &key, &carrier.address().to_string()).await;
     let mut cfg = PoolConfig::default();
     cfg.max_size = MAX;
     cfg.acquire_timeout = Duration::from_secs(20);
-    let pool = ConnectionPool::new(server.handle.endpoint().clone(), fast_reconnect(&key), cfg);
+    let pool = ConnectionPool::new(
+        server.handle.endpoint().clone(),
+        fast_reconnect(carrier, &key),
+        cfg,
+    );
     let watch_pool = pool.clone();
     let watch_server = server.handle.clone();
     let watcher = tokio::spawn(async move {
@@ -182,16 +166,19 @@ async fn wait_until(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
     f()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_and_lifetime_eviction() {
+async fn idle_and_lifetime_eviction(carrier: Carrier) {
     let key = common::key();
-    let server = start_at(&key, "tcp://127.0.0.1:0").await;
+    let server = start_at(carrier, &key, &carrier.address().to_string()).await;
     let interval = Duration::from_millis(50);
 
     let mut cfg = PoolConfig::default();
     cfg.idle_timeout = Duration::from_millis(150);
     cfg.health_check_interval = interval;
-    let pool = ConnectionPool::new(server.handle.endpoint().clone(), fast_reconnect(&key), cfg);
+    let pool = ConnectionPool::new(
+        server.handle.endpoint().clone(),
+        fast_reconnect(carrier, &key),
+        cfg,
+    );
     {
         let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
         a.call(Message::Ping).await.unwrap();
@@ -205,7 +192,11 @@ async fn idle_and_lifetime_eviction() {
     let mut cfg = PoolConfig::default();
     cfg.max_lifetime = Duration::from_millis(150);
     cfg.health_check_interval = interval;
-    let pool = ConnectionPool::new(server.handle.endpoint().clone(), fast_reconnect(&key), cfg);
+    let pool = ConnectionPool::new(
+        server.handle.endpoint().clone(),
+        fast_reconnect(carrier, &key),
+        cfg,
+    );
     drop(pool.acquire().await.unwrap());
     assert_all_closed(&pool, interval).await;
     // A fresh one is opened on demand.
@@ -220,6 +211,7 @@ async fn idle_and_lifetime_eviction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_opens_fails_fast_and_closes_after_a_probe() {
+    let carrier = Carrier::Tcp;
     // A port with nothing listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -231,7 +223,7 @@ async fn circuit_opens_fails_fast_and_closes_after_a_probe() {
     let mut cfg = PoolConfig::default();
     cfg.failure_threshold = 3;
     cfg.cooldown = Duration::from_millis(300);
-    let pool = ConnectionPool::new(address.parse().unwrap(), fast_reconnect(&key), cfg);
+    let pool = ConnectionPool::new(address.parse().unwrap(), fast_reconnect(carrier, &key), cfg);
     for _ in 0..3 {
         let err = pool.acquire().await.unwrap_err();
         assert!(matches!(err, ServiceError::Transport(_)), "{err:?}");
@@ -249,7 +241,7 @@ async fn circuit_opens_fails_fast_and_closes_after_a_probe() {
     assert_eq!(pool.stats().connects, 3, "no connect attempt while open");
     // The server comes up; after the cool-down one probe is let through and
     // closes the circuit.
-    let server = start_at(&key, &address).await;
+    let server = start_at(carrier, &key, &address).await;
     tokio::time::sleep(Duration::from_millis(350)).await;
     let conn = pool.acquire().await.unwrap();
     assert_eq!(conn.call(Message::Ping).await.unwrap(), Message::Pong);
@@ -257,4 +249,24 @@ async fn circuit_opens_fails_fast_and_closes_after_a_probe() {
     assert_eq!(pool.stats().connects, 4);
     drop(conn);
     kill(server).await;
+}
+
+mod tcp {
+    use super::Carrier;
+    over!(Carrier::Tcp;
+        client_reconnects_after_server_restart,
+        reconnect_to_an_impostor_is_refused,
+        pool_never_exceeds_max_size_under_a_burst,
+        idle_and_lifetime_eviction,
+    );
+}
+
+mod udp {
+    use super::Carrier;
+    over!(Carrier::Udp;
+        client_reconnects_after_server_restart,
+        reconnect_to_an_impostor_is_refused,
+        pool_never_exceeds_max_size_under_a_burst,
+        idle_and_lifetime_eviction,
+    );
 }

@@ -7,9 +7,10 @@
     clippy::cast_sign_loss
 )]
 
+#[macro_use]
 mod common;
 
-use common::service::{client, client_config, start, stop, Add};
+use common::service::{client, client_config, start_on, stop, Add, Carrier};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +19,8 @@ use netproto_crypto::Pinned;
 use netproto_service::{decode_response, encode_request, Client, ServiceError};
 use netproto_wire::{ErrorCode, Message};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_clients_five_hundred_calls_each() {
-    let r = start(|_| {}).await;
+async fn two_hundred_clients_five_hundred_calls_each(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
     let mut tasks = Vec::new();
     for c in 0..200u64 {
         let client = client(&r).await;
@@ -61,9 +61,8 @@ async fn two_hundred_clients_five_hundred_calls_each() {
     stop(r, Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_calls_share_one_connection() {
-    let r = start(|_| {}).await;
+async fn concurrent_calls_share_one_connection(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
     let client = client(&r).await;
     let mut calls = Vec::new();
     for i in 0..300 {
@@ -88,9 +87,8 @@ async fn concurrent_calls_share_one_connection() {
     stop(r, Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_are_answered_not_fatal() {
-    let r = start(|_| {}).await;
+async fn errors_are_answered_not_fatal(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
     let client = client(&r).await;
     let unknown = client
         .call(Message::Custom {
@@ -166,10 +164,9 @@ async fn errors_are_answered_not_fatal() {
     stop(r, Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_connections_under_a_burst() {
+async fn max_connections_under_a_burst(carrier: Carrier) {
     const LIMIT: usize = 10;
-    let r = start(|cfg| cfg.max_connections = LIMIT).await;
+    let r = start_on(carrier, |cfg| cfg.max_connections = LIMIT).await;
     let endpoint = r.handle.endpoint().clone();
     let handle = r.handle.clone();
     let watcher = tokio::spawn(async move {
@@ -185,7 +182,7 @@ async fn max_connections_under_a_burst() {
         let ep = endpoint.clone();
         let key = r.server_key;
         tasks.push(tokio::spawn(async move {
-            let client = Client::connect(&ep, client_config(key)).await?;
+            let client = Client::connect(&ep, carrier.client_config(key)).await?;
             let result = client
                 .call(Message::Custom {
                     command: "SLOW".into(),
@@ -228,11 +225,10 @@ async fn max_connections_under_a_burst() {
     stop(r, Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeat_closes_a_silent_peer() {
+async fn heartbeat_closes_a_silent_peer(carrier: Carrier) {
     let interval = Duration::from_millis(200);
     let timeout = Duration::from_millis(200);
-    let r = start(|cfg| {
+    let r = start_on(carrier, |cfg| {
         cfg.heartbeat_interval = interval;
         cfg.connection_timeout = timeout;
     })
@@ -264,9 +260,8 @@ async fn heartbeat_closes_a_silent_peer() {
     stop(r, Duration::from_secs(1)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_completes_in_flight_requests() {
-    let r = start(|cfg| cfg.backpressure_limit = 32).await;
+async fn shutdown_completes_in_flight_requests(carrier: Carrier) {
+    let r = start_on(carrier, |cfg| cfg.backpressure_limit = 32).await;
     let mut calls = Vec::new();
     for _ in 0..4 {
         let c = client(&r).await;
@@ -283,6 +278,7 @@ async fn shutdown_completes_in_flight_requests() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = tokio::time::Instant::now();
+    let late_client = client_config(&r);
     r.handle.shutdown(Some(Duration::from_secs(5)));
     for c in calls {
         let resp = c.await.unwrap().unwrap();
@@ -299,17 +295,14 @@ async fn shutdown_completes_in_flight_requests() {
         started.elapsed()
     );
     // New connections are refused once shut down.
-    assert!(
-        Client::connect(r.handle.endpoint(), client_config(r.server_key))
-            .await
-            .is_err()
-    );
+    assert!(Client::connect(r.handle.endpoint(), late_client)
+        .await
+        .is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timed_out_call_and_late_answer() {
-    let r = start(|_| {}).await;
-    let mut cfg = client_config(r.server_key);
+async fn timed_out_call_and_late_answer(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
+    let mut cfg = client_config(&r);
     cfg.response_timeout = Duration::from_millis(100);
     let client = Client::connect(r.handle.endpoint(), cfg).await.unwrap();
     let slow = Message::Custom {
@@ -328,12 +321,11 @@ async fn timed_out_call_and_late_answer() {
     stop(r, Duration::from_secs(1)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_server_fails_pending_calls() {
-    let r = start(|_| {}).await;
+async fn dead_server_fails_pending_calls(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
     // Without auto-reconnect, so the dead connection stays dead (reconnecting
     // is covered by tests/tests/resilience.rs).
-    let mut cfg = client_config(r.server_key);
+    let mut cfg = client_config(&r);
     cfg.auto_reconnect = false;
     let client = Client::connect(r.handle.endpoint(), cfg).await.unwrap();
     let c = client.clone();
@@ -352,4 +344,35 @@ async fn dead_server_fails_pending_calls() {
         client.call(Message::Ping).await,
         Err(ServiceError::ConnectionClosed | ServiceError::Transport(_))
     ));
+}
+
+mod tcp {
+    use super::Carrier;
+    over!(Carrier::Tcp;
+        two_hundred_clients_five_hundred_calls_each,
+        concurrent_calls_share_one_connection,
+        errors_are_answered_not_fatal,
+        max_connections_under_a_burst,
+        heartbeat_closes_a_silent_peer,
+        shutdown_completes_in_flight_requests,
+        timed_out_call_and_late_answer,
+        dead_server_fails_pending_calls,
+    );
+}
+
+/// The same over UDP sessions. Not here: the silent-peer heartbeat (a UDP
+/// endpoint acknowledges and answers PINGs whether or not the application
+/// reads; idle sessions are covered in netproto-transport-udp's
+/// sim_failures tests).
+mod udp {
+    use super::Carrier;
+    over!(Carrier::Udp;
+        two_hundred_clients_five_hundred_calls_each,
+        concurrent_calls_share_one_connection,
+        errors_are_answered_not_fatal,
+        max_connections_under_a_burst,
+        shutdown_completes_in_flight_requests,
+        timed_out_call_and_late_answer,
+        dead_server_fails_pending_calls,
+    );
 }

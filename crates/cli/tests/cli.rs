@@ -11,6 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_netproto");
 struct Daemon {
     child: Child,
     endpoint: String,
+    endpoints: Vec<String>,
     key: String,
 }
 
@@ -44,12 +45,15 @@ fn serve_with(address: &str, args: &[&str]) -> Daemon {
             key = rest.split_whitespace().next().map(str::to_owned);
         }
         if let Some(at) = line.find(" on ") {
-            endpoint = line[at + 4..].split_whitespace().next().map(str::to_owned);
+            let listed = line[at + 4..].split(" (").next().unwrap_or_default();
+            endpoint = Some(listed.split(", ").map(str::to_owned).collect::<Vec<_>>());
         }
     }
+    let endpoints = endpoint.expect("endpoint printed");
     Daemon {
         child,
-        endpoint: endpoint.expect("endpoint printed"),
+        endpoint: endpoints[0].clone(),
+        endpoints,
         key: key.expect("key printed"),
     }
 }
@@ -109,6 +113,33 @@ fn exercise(daemon: &Daemon) {
 fn serve_ping_call_over_tcp() {
     let daemon = serve("127.0.0.1:0");
     assert!(daemon.endpoint.starts_with("tcp://"));
+    exercise(&daemon);
+}
+
+#[test]
+fn serve_ping_call_over_udp() {
+    let daemon = serve("udp://127.0.0.1:0");
+    assert!(daemon.endpoint.starts_with("udp://"), "{}", daemon.endpoint);
+    exercise(&daemon);
+}
+
+/// One daemon, two carriers: `--address` repeated.
+#[test]
+fn one_daemon_serves_tcp_and_udp_at_once() {
+    let mut daemon = serve_with(
+        "127.0.0.1:0",
+        &[
+            "--address",
+            "tcp://127.0.0.1:0",
+            "--address",
+            "udp://127.0.0.1:0",
+        ],
+    );
+    assert_eq!(daemon.endpoints.len(), 2, "{:?}", daemon.endpoints);
+    assert!(daemon.endpoints[0].starts_with("tcp://"));
+    assert!(daemon.endpoints[1].starts_with("udp://"));
+    exercise(&daemon);
+    daemon.endpoint = daemon.endpoints[1].clone();
     exercise(&daemon);
 }
 

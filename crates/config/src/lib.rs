@@ -29,6 +29,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod logging;
+mod udp;
+
+pub use udp::UdpSection;
 
 /// What went wrong loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +293,8 @@ pub struct NetworkConfig {
     pub transport: TransportSection,
     /// `[tls]`.
     pub tls: TlsSection,
+    /// `[udp]`.
+    pub udp: UdpSection,
     /// `[logging]`.
     pub logging: LoggingSection,
 }
@@ -432,6 +437,7 @@ impl NetworkConfig {
             );
         }
         self.validate_tls()?;
+        self.udp.validate()?;
         if !matches!(
             self.logging.log_level.as_str(),
             "trace" | "debug" | "info" | "warn" | "error"

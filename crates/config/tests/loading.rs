@@ -155,6 +155,14 @@ fn errors_name_the_key_and_source() {
             "[tls]\nmax_concurrent_handshakes = 0\n",
             "tls.max_concurrent_handshakes",
         ),
+        // UDP settings out of range or inconsistent.
+        ("[udp]\nmax_datagram = 100\n", "udp.max_datagram"),
+        ("[udp]\nmax_message = 8388608\n", "udp.max_message"),
+        ("[udp]\nmax_send_queue = 1000\n", "udp.max_send_queue"),
+        ("[udp]\nmin_rto = 9000\n", "udp.max_rto"),
+        ("[udp]\nper_source_rate = 0\n", "udp.per_source_rate"),
+        ("[udp]\nkeep_alive = 30000\n", "udp.keep_alive"),
+        ("[udp]\ndelivery = \"maybe\"\n", "udp.delivery"),
     ] {
         let e = NetworkConfig::from_toml(toml).unwrap_err();
         assert!(
@@ -182,7 +190,9 @@ fn precedence_defaults_file_env() {
     std::env::set_var("NP_SERVER_MAX_CONNECTIONS", "20");
     std::env::set_var("NP_LOGGING_LOG_LEVEL", "debug");
     std::env::set_var("NP_CLIENT_CONNECTION_TIMEOUT", "750");
+    std::env::set_var("NP_UDP_MAX_DATAGRAM", "1400");
     let cfg = NetworkConfig::load(Some(&path)).unwrap();
+    assert_eq!(cfg.udp.max_datagram, 1400);
     assert_eq!(cfg.server.max_connections, 20);
     assert_eq!(cfg.server.address, "10.0.0.1:1");
     assert_eq!(cfg.logging.log_level, "debug");
@@ -199,6 +209,7 @@ fn precedence_defaults_file_env() {
         "NP_SERVER_MAX_CONNECTIONS",
         "NP_LOGGING_LOG_LEVEL",
         "NP_CLIENT_CONNECTION_TIMEOUT",
+        "NP_UDP_MAX_DATAGRAM",
     ] {
         std::env::remove_var(v);
     }

@@ -60,7 +60,7 @@
 //! |---------|---------|--------------|
 //! | `tls`   | yes     | `tls://` endpoints: [`TlsListener`], [`TlsConnector`], mutual TLS, [`CertPin`], [`generate_self_signed`], [`DevCa`] (rustls, ring provider) |
 //!
-//! | `udp`   | yes     | [`udp`]: encrypted datagram sessions (Noise over UDP, cookies, fragmentation, reliable or unreliable messages) as a sans-IO [`udp::Endpoint`] and the tokio [`udp::UdpEndpoint`]; `Server`/`Client` over UDP come with issue #16 |
+//! | `udp`   | yes     | [`udp`]: encrypted datagram sessions (Noise over UDP, cookies, fragmentation, reliable or unreliable messages) as a sans-IO [`udp::Endpoint`] and the tokio [`udp::UdpEndpoint`]; `udp://` endpoints for `Server` ([`bind`], [`udp::UdpListener`]), `Client` and the pool ([`client_config`], [`udp::UdpDialer`]), the `[udp]` section ([`udp_config`]) |
 //!
 //! The cluster transport is not part of this release; it will arrive behind
 //! the feature `cluster`. Zstd compression is always
@@ -84,10 +84,10 @@ pub use netproto_service::{
 /// The sans-IO connection core, for writing a driver of your own.
 pub use netproto_transport::core;
 pub use netproto_transport::{
-    connect, dial_stream, Accept, AnyListener, AnyStream, BoxFuture, BoxedListener, Connection,
-    ConnectionConfig, ConnectionInfo, DefaultTransport, Dial, Endpoint, Incoming, InvalidFrame,
-    IoStream, Listener, Payload, PeerAddr, ProtocolViolation, RecvHalf, SendHalf, SocketOptions,
-    StreamSecurity, TimeoutKind, TlsFailure, TransportError,
+    connect, dial_stream, Accept, AcceptAll, AnyListener, AnyStream, BoxFuture, BoxedListener,
+    CarrierFailure, Connection, ConnectionConfig, ConnectionInfo, DefaultTransport, Delivery, Dial,
+    Endpoint, Incoming, InvalidFrame, IoStream, Listener, Payload, PeerAddr, ProtocolViolation,
+    RecvHalf, SendHalf, SocketOptions, StreamSecurity, TimeoutKind, TlsFailure, TransportError,
 };
 #[cfg(feature = "tls")]
 pub use netproto_transport_tls::{
@@ -178,7 +178,9 @@ pub fn server_config(
 ///
 /// When `client.address` is `tls://` (feature `tls`), the client also gets
 /// a [`TlsConnector`] from the `[tls]` section (it still opens `tcp://` and
-/// `unix://` endpoints without TLS).
+/// `unix://` endpoints without TLS); when it is `udp://` (feature `udp`), a
+/// [`udp::UdpDialer`] from the `[udp]` section, and `[udp] delivery` for
+/// one-way sends.
 ///
 /// # Errors
 /// [`Error::Tls`] for unreadable TLS files or bad pins.
@@ -199,24 +201,123 @@ pub fn client_config(
     if endpoint_string(&cfg.client.address).starts_with("tls://") {
         client.connection.dialer = Some(Arc::new(TlsConnector::new(&tls_client_config(cfg)?)?));
     }
+    #[cfg(feature = "udp")]
+    if endpoint_string(&cfg.client.address).starts_with("udp://") {
+        client.connection.dialer = Some(Arc::new(udp::UdpDialer::new(udp_config(cfg))));
+        client.send_delivery = udp_delivery(cfg);
+    }
     Ok(client)
 }
 
-/// Binds `server.address`: TCP, a Unix socket, or (feature `tls`) TLS with
-/// the `[tls]` section's certificate.
+/// Binds `server.address`: TCP, a Unix socket, (feature `tls`) TLS with
+/// the `[tls]` section's certificate, or (feature `udp`) UDP sessions with
+/// the `[udp]` section's limits. Serve it with [`Server::with_listener`].
+///
+/// A UDP endpoint runs its handshakes itself, before the server sees a
+/// session: pass the server's handshake settings (key, verifier, pattern;
+/// `&server_config(..)?.connection.handshake`) as `handshake`. Streams run
+/// theirs with the server's own and ignore it.
 ///
 /// # Errors
 /// [`Error::Transport`] for a bad address or a failed bind; [`Error::Tls`]
-/// and [`Error::Config`] for missing or unusable TLS files.
-pub async fn bind(cfg: &NetworkConfig) -> Result<BoxedListener, Error> {
+/// and [`Error::Config`] for missing or unusable TLS files; [`Error::Config`]
+/// for a UDP address without `handshake`.
+pub async fn bind(
+    cfg: &NetworkConfig,
+    handshake: Option<&HandshakeConfig>,
+) -> Result<Box<dyn Accept>, Error> {
     let address: Endpoint = endpoint_string(&cfg.server.address).parse()?;
+    bind_endpoint(cfg, &address, handshake).await
+}
+
+/// Binds several addresses and serves them as one listener (one daemon on
+/// TCP and UDP at once, for example). The first is the server's
+/// [`Accept::local_endpoint`]; [`AcceptAll::endpoints`] lists them all.
+///
+/// # Errors
+/// As [`bind`], for the first address that fails; [`Error::Transport`] for
+/// an empty list.
+pub async fn bind_all(
+    cfg: &NetworkConfig,
+    addresses: &[String],
+    handshake: Option<&HandshakeConfig>,
+) -> Result<AcceptAll, Error> {
+    let mut listeners = Vec::with_capacity(addresses.len());
+    for a in addresses {
+        let address: Endpoint = endpoint_string(a).parse()?;
+        listeners.push(bind_endpoint(cfg, &address, handshake).await?);
+    }
+    Ok(AcceptAll::new(listeners)?)
+}
+
+#[cfg_attr(not(feature = "udp"), allow(clippy::unused_async, unused_variables))]
+async fn bind_endpoint(
+    cfg: &NetworkConfig,
+    address: &Endpoint,
+    handshake: Option<&HandshakeConfig>,
+) -> Result<Box<dyn Accept>, Error> {
     #[cfg(feature = "tls")]
     if matches!(address, Endpoint::Tls { .. }) {
-        let listener = TlsListener::bind(&address, &tls_server_config(cfg)?).await?;
-        return Ok(BoxedListener::new(listener));
+        let listener = TlsListener::bind(address, &tls_server_config(cfg)?).await?;
+        return Ok(Box::new(listener));
     }
-    let listener = AnyListener::bind(&address, SocketOptions::default()).await?;
-    Ok(BoxedListener::new(listener))
+    #[cfg(feature = "udp")]
+    if matches!(address, Endpoint::Udp { .. }) {
+        let Some(handshake) = handshake else {
+            return Err(ConfigError::Invalid {
+                key: "server.address",
+                reason: "a udp:// server runs its handshakes in the endpoint and needs the \
+                         server's handshake settings (key and verifier)"
+                    .into(),
+            }
+            .into());
+        };
+        let listener = udp::UdpListener::bind(address, udp_config(cfg), handshake.clone()).await?;
+        return Ok(Box::new(listener));
+    }
+    Ok(Box::new(
+        AnyListener::bind(address, SocketOptions::default()).await?,
+    ))
+}
+
+/// The `[udp]` section as the UDP carrier's settings.
+#[cfg(feature = "udp")]
+pub fn udp_config(cfg: &NetworkConfig) -> udp::UdpConfig {
+    let u = &cfg.udp;
+    let mut c = udp::UdpConfig::default();
+    c.max_datagram = u.max_datagram;
+    c.max_message = u.max_message;
+    c.max_unreliable_pieces = u.max_unreliable_pieces;
+    c.max_send_queue = u.max_send_queue;
+    c.max_sessions = u.max_sessions;
+    c.socket_buffer = u.socket_buffer;
+    c.retransmit.initial_rto = u.initial_rto;
+    c.retransmit.min_rto = u.min_rto;
+    c.retransmit.max_rto = u.max_rto;
+    c.retransmit.max_ack_delay = u.max_ack_delay;
+    c.retransmit.deadline = u.delivery_deadline;
+    c.retransmit.max_attempts = u.max_attempts;
+    c.handshake.timeout = u.handshake_timeout;
+    c.handshake.max_pending = u.max_pending_handshakes;
+    c.handshake.cookie_threshold = u.cookie_threshold;
+    c.handshake.per_source_rate = u.per_source_rate;
+    c.handshake.per_source_burst = u.per_source_burst;
+    c.reassembly.max_pending = u.reassembly_max_pending;
+    c.reassembly.max_buffered = u.reassembly_max_buffered;
+    c.reassembly.timeout = u.reassembly_timeout;
+    c.keep_alive = (!u.keep_alive.is_zero()).then_some(u.keep_alive);
+    c.idle_timeout = u.idle_timeout;
+    c
+}
+
+/// How `[udp] delivery` asks one-way messages to travel.
+#[cfg(feature = "udp")]
+pub fn udp_delivery(cfg: &NetworkConfig) -> Delivery {
+    match cfg.udp.delivery.as_str() {
+        "reliable" => Delivery::Reliable,
+        "unreliable" => Delivery::Unreliable,
+        _ => Delivery::Ordered,
+    }
 }
 
 /// The `[tls]` section as server settings.

@@ -21,7 +21,7 @@ async fn a_tls_section_is_enough() {
     // Without a certificate a tls:// server is a configuration error.
     let mut cfg = NetworkConfig::default();
     cfg.server.address = "tls://127.0.0.1:0".into();
-    match netproto::bind(&cfg).await {
+    match netproto::bind(&cfg, None).await {
         Err(Error::Config(e)) => assert!(e.to_string().contains("tls.cert_path"), "{e}"),
         other => panic!("expected a config error, got {other:?}"),
     }
@@ -31,7 +31,7 @@ async fn a_tls_section_is_enough() {
     cfg.tls.ca_path = cert.display().to_string();
     let server_key = Keypair::generate(&mut rand::rngs::OsRng);
     let server_cfg = netproto::server_config(&cfg, server_key, Arc::new(AnyPeer)).unwrap();
-    let listener = netproto::bind(&cfg).await.unwrap();
+    let listener = netproto::bind(&cfg, None).await.unwrap();
     let mut dispatcher = Dispatcher::new();
     dispatcher.register("ECHO", Ok);
     let server = Server::with_listener(listener, server_cfg, dispatcher);

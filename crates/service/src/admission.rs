@@ -121,7 +121,7 @@ impl Admission {
         now: Instant,
     ) -> Result<Ticket, Refusal> {
         let ip = match peer {
-            PeerAddr::Tcp(addr) => Some(source_of(addr.ip())),
+            PeerAddr::Tcp(addr) | PeerAddr::Udp(addr) => Some(source_of(addr.ip())),
             // Local peers of a Unix socket share no address to tell apart.
             _ => None,
         };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use netproto_transport::{Endpoint, SendHalf, TransportError};
+use netproto_transport::{Delivery, Endpoint, SendHalf, TransportError};
 use netproto_wire::{ErrorCode, FrameKind, Message};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -354,14 +354,25 @@ impl Client {
         }
     }
 
-    /// Sends `message` without waiting for an answer (request id 0).
+    /// Sends `message` without waiting for an answer (request id 0), as
+    /// [`ClientConfig::send_delivery`] says.
     ///
     /// # Errors
     /// The connection's error once it is closed and cannot be re-established.
     pub async fn send(&self, message: Message) -> Result<()> {
+        self.send_as(message, self.inner.cfg.send_delivery).await
+    }
+
+    /// Sends `message` without waiting for an answer, reliably or not where
+    /// the carrier can lose datagrams (UDP; streams deliver everything).
+    ///
+    /// # Errors
+    /// As [`Client::send`]; over UDP also a message too large to go
+    /// unreliably ([`netproto_transport::CarrierFailure::TooManyPieces`]).
+    pub async fn send_as(&self, message: Message, delivery: Delivery) -> Result<()> {
         let link = self.live_link().await?;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(link.send.send(0, &Encoded(&message)).await?)
+        Ok(link.send.send_as(0, &Encoded(&message), delivery).await?)
     }
 
     /// Measures a round trip on the current connection with a transport

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use netproto_transport::{ConnectionConfig, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
+use netproto_transport::{
+    ConnectionConfig, Delivery, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE,
+};
 
 /// Server settings. Defaults in parentheses.
 #[derive(Debug, Clone)]
@@ -94,6 +96,10 @@ pub struct ClientConfig {
     pub reconnect_delay: Duration,
     /// Upper bound of the delay between attempts (30 s).
     pub max_reconnect_delay: Duration,
+    /// How [`crate::Client::send`]'s one-way messages travel where the
+    /// carrier can lose datagrams (UDP) (ordered: reliable and in order, as
+    /// on a stream). Calls are always ordered.
+    pub send_delivery: Delivery,
     /// Handshake, keys, limits and timeouts of the connection.
     pub connection: ConnectionConfig,
 }
@@ -110,6 +116,7 @@ impl ClientConfig {
             max_reconnect_attempts: 3,
             reconnect_delay: Duration::from_secs(1),
             max_reconnect_delay: Duration::from_secs(30),
+            send_delivery: Delivery::Ordered,
             connection,
         }
     }

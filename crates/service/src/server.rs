@@ -183,7 +183,11 @@ impl<L: Accept> Server<L> {
             let span = tracing::info_span!(
                 "connection",
                 peer = %peer,
-                transport = self.handle.endpoint.transport_label(),
+                // Several listeners may be served as one: a UDP peer says so.
+                transport = match &peer {
+                    PeerAddr::Udp(_) => "udp",
+                    _ => self.handle.endpoint.transport_label(),
+                },
                 peer_key = tracing::field::Empty,
             );
             let (slots, refusals) = (slots.clone(), refusals.clone());

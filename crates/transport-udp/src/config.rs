@@ -129,6 +129,11 @@ pub struct UdpConfig {
     pub keep_alive: Option<Duration>,
     /// Close a session from which nothing authentic arrived for this: 20 s.
     pub idle_timeout: Duration,
+    /// Kernel receive and send buffer asked for on sockets the driver
+    /// binds: 4 MiB (Linux caps it at `net.core.rmem_max` /
+    /// `wmem_max`). Linux's 208 KiB default dropped 9 % of datagrams
+    /// (UdpRcvbufErrors) with 200 clients calling one server.
+    pub socket_buffer: usize,
 }
 
 impl Default for UdpConfig {
@@ -145,6 +150,7 @@ impl Default for UdpConfig {
             reliable_reassembly_timeout: Duration::from_mins(1),
             keep_alive: Some(Duration::from_secs(15)),
             idle_timeout: Duration::from_secs(20),
+            socket_buffer: 4 << 20,
         }
     }
 }

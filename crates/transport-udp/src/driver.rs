@@ -7,11 +7,12 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netproto_crypto::HandshakeConfig;
+use netproto_transport::TransportError;
 use netproto_wire::Frame;
 use tokio::io::ReadBuf;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -66,6 +67,8 @@ impl DatagramSocket for tokio::net::UdpSocket {
 /// this the session is closed with [`UdpError::ReadQueueFull`] (the
 /// messages were acknowledged, so dropping one would break exactly-once).
 const MAX_UNREAD: usize = 2 * crate::RELIABLE_WINDOW;
+/// Datagrams taken from the socket per wake-up, at most.
+const RECV_BATCH: usize = 32;
 /// Established sessions waiting for `accept`.
 const ACCEPT_BACKLOG: usize = 128;
 
@@ -78,7 +81,17 @@ struct Route {
     tx: mpsc::UnboundedSender<ConnEvent>,
     unread: Arc<AtomicUsize>,
     room: Arc<Notify>,
+    ended: Arc<OnceLock<TransportError>>,
     waiters: HashMap<u64, oneshot::Sender<Result<()>>>,
+}
+
+impl Route {
+    /// Tells the connection its session ended, and why.
+    fn end(&self, error: UdpError) {
+        let _ = self.ended.set(crate::carrier::to_transport(&error));
+        self.room.notify_waiters();
+        let _ = self.tx.send(ConnEvent::Closed(error));
+    }
 }
 
 struct State {
@@ -88,7 +101,7 @@ struct State {
     accept: Option<mpsc::Sender<UdpConnection>>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
     /// Wakes the driver: something was queued, or a handle went away.
     wake: Notify,
@@ -123,6 +136,27 @@ impl Drop for Handle {
     }
 }
 
+/// Binds a non-blocking UDP socket with kernel buffers of `buffer` bytes
+/// asked for (best effort: the kernel caps them).
+fn bind_socket(addr: SocketAddr, buffer: usize) -> io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    for (what, set) in [
+        (
+            "receive",
+            Socket::set_recv_buffer_size as fn(&Socket, usize) -> io::Result<()>,
+        ),
+        ("send", Socket::set_send_buffer_size),
+    ] {
+        if let Err(e) = set(&socket, buffer) {
+            tracing::debug!(error = %e, buffer, "UDP {what} buffer size refused");
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
 /// A UDP socket serving netproto sessions. See the crate documentation.
 pub struct UdpEndpoint {
     handle: Handle,
@@ -150,12 +184,15 @@ impl UdpEndpoint {
     /// # Errors
     /// [`UdpError::Io`] if the socket does not bind, [`UdpError::Crypto`]
     /// for an `accept` config without a static key.
+    // Async as every bind of the workspace (and tokio's) is: binding may
+    // block on some platforms, and callers already await it.
+    #[allow(clippy::unused_async)]
     pub async fn bind(
         addr: SocketAddr,
         cfg: UdpConfig,
         accept: Option<HandshakeConfig>,
     ) -> Result<Self> {
-        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        let socket = bind_socket(addr, cfg.socket_buffer)?;
         Self::with_socket(socket, cfg, accept)
     }
 
@@ -241,15 +278,191 @@ impl UdpEndpoint {
     }
 }
 
+/// What the handles of one session share; dropping the last closes the
+/// session (a BYE goes to the peer).
+pub(crate) struct SessionHandle {
+    handle: Handle,
+    pub(crate) id: SessionId,
+    pub(crate) room: Arc<Notify>,
+    /// Why the session ended, once it has.
+    pub(crate) ended: Arc<OnceLock<TransportError>>,
+    /// How long the last handle's drop lets queued messages be
+    /// acknowledged before the BYE (zero: at once).
+    pub(crate) linger: Duration,
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        let shared = &self.handle.0;
+        let lingering =
+            !self.linger.is_zero() && shared.lock().endpoint.queued(self.id).unwrap_or(0) > 0;
+        if lingering {
+            // What is queued goes first, as a stream sends BYE after its
+            // queue: the session closes once it is acknowledged, or after
+            // `linger`.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let handle = Handle::new(shared);
+                let (id, room, linger) = (self.id, self.room.clone(), self.linger);
+                runtime.spawn(async move {
+                    let _ = tokio::time::timeout(linger, drained(&handle.0, id, &room)).await;
+                    close_now(&handle.0, id);
+                });
+                return;
+            }
+        }
+        close_now(shared, self.id);
+    }
+}
+
+/// Ends a session at once (a BYE goes to the peer).
+fn close_now(shared: &Shared, id: SessionId) {
+    let mut st = shared.lock();
+    st.routes.remove(&id);
+    st.endpoint.close(Instant::now(), id, "");
+    drop(st);
+    shared.wake.notify_one();
+}
+
+/// Waits until nothing is queued on session `id` (or it is gone).
+pub(crate) async fn drained(shared: &Shared, id: SessionId, room: &Notify) {
+    loop {
+        let wait = room.notified();
+        let mut wait = std::pin::pin!(wait);
+        wait.as_mut().enable();
+        if shared.lock().endpoint.queued(id).unwrap_or(0) == 0 {
+            return;
+        }
+        wait.await;
+    }
+}
+
+/// What a send waits for.
+pub(crate) struct Queued {
+    /// The stream id the frame went with.
+    pub(crate) stream_id: u64,
+    /// With a confirmation asked for: the peer's acknowledgement.
+    pub(crate) confirmed: Option<oneshot::Receiver<Result<()>>>,
+}
+
+impl SessionHandle {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.handle.0
+    }
+
+    /// Round-trip time, congestion window and retransmission figures.
+    pub(crate) fn stats(&self) -> Option<SessionStats> {
+        self.shared().lock().endpoint.session_stats(self.id)
+    }
+
+    /// Queues `frame` if there is room; `Ok(None)` if the queue is full.
+    /// With `assign`, the stream id is chosen here, under the lock, once
+    /// room is certain, so frames are queued in the order of their ids.
+    fn try_send(
+        &self,
+        frame: &mut Frame,
+        delivery: Delivery,
+        confirm: bool,
+        assign: &mut Option<&mut (dyn FnMut() -> u64 + Send)>,
+    ) -> Result<Option<Queued>> {
+        let mut st = self.shared().lock();
+        if assign.is_some() {
+            // The id's varint may grow the frame by up to 9 bytes.
+            let need = frame.encoded_len() + 9;
+            let room = st
+                .endpoint
+                .room(self.id)
+                .ok_or(UdpError::UnknownSession(self.id.0))?;
+            let queued = st.endpoint.queued(self.id).unwrap_or(0);
+            if room < need && queued > 0 {
+                // No room yet: `assign` stays for the next attempt.
+                return Ok(None);
+            }
+        }
+        if let Some(assign) = assign.take() {
+            frame.stream_id = assign();
+        }
+        let id = match st.endpoint.send(Instant::now(), self.id, frame, delivery) {
+            Ok(id) => id,
+            Err(UdpError::SendQueueFull { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let confirmed = confirm.then(|| {
+            let (tx, rx) = oneshot::channel();
+            if let Some(route) = st.routes.get_mut(&self.id) {
+                route.waiters.insert(id, tx);
+            }
+            rx
+        });
+        drop(st);
+        self.shared().wake.notify_one();
+        Ok(Some(Queued {
+            stream_id: frame.stream_id,
+            confirmed,
+        }))
+    }
+
+    /// Queues `frame`, waiting for room at most `limit` without progress
+    /// (`None`: as long as it takes; `Some(ZERO)`: not at all).
+    pub(crate) async fn send(
+        &self,
+        mut frame: Frame,
+        delivery: Delivery,
+        confirm: bool,
+        limit: Option<Duration>,
+        mut assign: Option<&mut (dyn FnMut() -> u64 + Send)>,
+    ) -> Result<Queued> {
+        loop {
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            if let Some(queued) = self.try_send(&mut frame, delivery, confirm, &mut assign)? {
+                return Ok(queued);
+            }
+            match limit {
+                None => room.await,
+                Some(limit) if limit.is_zero() => {
+                    return Err(self.queue_full());
+                }
+                Some(limit) => {
+                    if tokio::time::timeout(limit, room).await.is_err() {
+                        return Err(self.queue_full());
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_full(&self) -> UdpError {
+        let st = self.shared().lock();
+        let queued = st.endpoint.queued(self.id).unwrap_or(0);
+        let room = st.endpoint.room(self.id).unwrap_or(0);
+        UdpError::SendQueueFull {
+            queued,
+            limit: queued + room,
+        }
+    }
+
+    /// Closes the session now, telling the peer why.
+    pub(crate) fn close(&self, reason: &str) {
+        let mut st = self.shared().lock();
+        st.endpoint.close(Instant::now(), self.id, reason);
+        drop(st);
+        self.shared().wake.notify_one();
+    }
+}
+
 /// One session, as the application holds it. Dropping it closes the
 /// session (a BYE goes to the peer).
 pub struct UdpConnection {
-    handle: Handle,
-    id: SessionId,
-    info: Arc<SessionInfo>,
+    pub(crate) tx: SessionHandle,
+    pub(crate) info: Arc<SessionInfo>,
+    pub(crate) rx: Receiver,
+}
+
+/// The receiving side of a session.
+pub(crate) struct Receiver {
     rx: mpsc::UnboundedReceiver<ConnEvent>,
     unread: Arc<AtomicUsize>,
-    room: Arc<Notify>,
     closed: Option<UdpError>,
 }
 
@@ -269,43 +482,7 @@ impl UdpConnection {
 
     /// Round-trip time, congestion window and retransmission figures.
     pub fn stats(&self) -> Option<SessionStats> {
-        self.handle.0.lock().endpoint.session_stats(self.id)
-    }
-
-    fn try_send(
-        &self,
-        frame: &Frame,
-        delivery: Delivery,
-        confirm: bool,
-    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
-        let mut st = self.handle.0.lock();
-        let id = st.endpoint.send(Instant::now(), self.id, frame, delivery)?;
-        let waiter = confirm.then(|| {
-            let (tx, rx) = oneshot::channel();
-            if let Some(route) = st.routes.get_mut(&self.id) {
-                route.waiters.insert(id, tx);
-            }
-            rx
-        });
-        Ok(waiter)
-    }
-
-    async fn send_inner(
-        &self,
-        frame: &Frame,
-        delivery: Delivery,
-        confirm: bool,
-    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
-        loop {
-            let room = self.room.notified();
-            match self.try_send(frame, delivery, confirm) {
-                Err(UdpError::SendQueueFull { .. }) => room.await,
-                other => {
-                    self.handle.0.wake.notify_one();
-                    return other;
-                }
-            }
-        }
+        self.tx.stats()
     }
 
     /// Queues a frame, waiting while the session's send queue is full.
@@ -316,7 +493,10 @@ impl UdpConnection {
     /// [`UdpError::MessageTooLarge`], [`UdpError::UnreliableTooLarge`],
     /// [`UdpError::UnknownSession`] once the session ended.
     pub async fn send(&self, frame: &Frame, delivery: Delivery) -> Result<()> {
-        self.send_inner(frame, delivery, false).await.map(|_| ())
+        self.tx
+            .send(frame.clone(), delivery, false, None, None)
+            .await
+            .map(drop)
     }
 
     /// Sends a frame reliably and waits until the peer acknowledged all of it.
@@ -325,8 +505,11 @@ impl UdpConnection {
     /// As [`UdpConnection::send`], plus [`UdpError::DeliveryTimeout`] and
     /// [`UdpError::TooManyAttempts`].
     pub async fn send_confirmed(&self, frame: &Frame) -> Result<()> {
-        let waiter = self.send_inner(frame, Delivery::Reliable, true).await?;
-        match waiter {
+        let queued = self
+            .tx
+            .send(frame.clone(), Delivery::Reliable, true, None, None)
+            .await?;
+        match queued.confirmed {
             Some(rx) => rx.await.unwrap_or(Err(UdpError::Closed)),
             None => Ok(()),
         }
@@ -338,6 +521,17 @@ impl UdpConnection {
     /// Why the session ended: [`UdpError::PeerClosed`],
     /// [`UdpError::IdleTimeout`], [`UdpError::EndpointClosed`], …
     pub async fn recv(&mut self) -> Result<(Frame, bool)> {
+        self.rx.recv().await
+    }
+
+    /// Closes the session now, telling the peer why.
+    pub fn close(&mut self, reason: &str) {
+        self.tx.close(reason);
+    }
+}
+
+impl Receiver {
+    pub(crate) async fn recv(&mut self) -> Result<(Frame, bool)> {
         if let Some(e) = &self.closed {
             return Err(repeat(e));
         }
@@ -354,14 +548,6 @@ impl UdpConnection {
             None => Err(UdpError::EndpointClosed),
         }
     }
-
-    /// Closes the session now, telling the peer why.
-    pub fn close(&mut self, reason: &str) {
-        let mut st = self.handle.0.lock();
-        st.endpoint.close(Instant::now(), self.id, reason);
-        drop(st);
-        self.handle.0.wake.notify_one();
-    }
 }
 
 /// The error a closed connection keeps returning.
@@ -376,14 +562,6 @@ fn repeat(e: &UdpError) -> UdpError {
     }
 }
 
-impl Drop for UdpConnection {
-    fn drop(&mut self) {
-        let mut st = self.handle.0.lock();
-        st.routes.remove(&self.id);
-        st.endpoint.close(Instant::now(), self.id, "");
-    }
-}
-
 fn new_connection(
     shared: &Arc<Shared>,
     st: &mut State,
@@ -393,23 +571,31 @@ fn new_connection(
     let (tx, rx) = mpsc::unbounded_channel();
     let unread = Arc::new(AtomicUsize::new(0));
     let room = Arc::new(Notify::new());
+    let ended = Arc::new(OnceLock::new());
     st.routes.insert(
         id,
         Route {
             tx,
             unread: unread.clone(),
             room: room.clone(),
+            ended: ended.clone(),
             waiters: HashMap::new(),
         },
     );
     UdpConnection {
-        handle: Handle::new(shared),
-        id,
+        tx: SessionHandle {
+            handle: Handle::new(shared),
+            id,
+            room,
+            ended,
+            linger: Duration::ZERO,
+        },
         info,
-        rx,
-        unread,
-        room,
-        closed: None,
+        rx: Receiver {
+            rx,
+            unread,
+            closed: None,
+        },
     }
 }
 
@@ -442,10 +628,7 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                 };
                 let len = frame.payload.len();
                 if route.unread.fetch_add(len, Ordering::AcqRel) + len > MAX_UNREAD {
-                    route.room.notify_waiters();
-                    let _ = route
-                        .tx
-                        .send(ConnEvent::Closed(UdpError::ReadQueueFull(MAX_UNREAD)));
+                    route.end(UdpError::ReadQueueFull(MAX_UNREAD));
                     st.routes.remove(&id);
                     st.endpoint.close(now, id, "receiver not reading");
                     continue;
@@ -472,8 +655,7 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                 if let Some(waiter) = st.connecting.remove(&id) {
                     let _ = waiter.send(Err(error));
                 } else if let Some(route) = st.routes.remove(&id) {
-                    route.room.notify_waiters();
-                    let _ = route.tx.send(ConnEvent::Closed(error));
+                    route.end(error);
                 }
             }
         }
@@ -488,8 +670,7 @@ impl Drop for Farewell {
     fn drop(&mut self) {
         let mut st = self.0.lock();
         for (_, route) in st.routes.drain() {
-            route.room.notify_waiters();
-            let _ = route.tx.send(ConnEvent::Closed(UdpError::EndpointClosed));
+            route.end(UdpError::EndpointClosed);
         }
         for (_, waiter) in st.connecting.drain() {
             let _ = waiter.send(Err(UdpError::EndpointClosed));
@@ -586,6 +767,17 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
                     let mut st = shared.lock();
                     let now = Instant::now();
                     st.endpoint.handle_datagram(now, from, &mut buf[..n]);
+                    // Under load more are waiting: take them under the same
+                    // lock, a bounded batch so timers and sends get their turn.
+                    let mut cx = Context::from_waker(std::task::Waker::noop());
+                    for _ in 1..RECV_BATCH {
+                        let mut rb = ReadBuf::new(&mut buf);
+                        let Poll::Ready(Ok(from)) = socket.poll_recv_from(&mut cx, &mut rb) else {
+                            break;
+                        };
+                        let n = rb.filled().len();
+                        st.endpoint.handle_datagram(now, from, &mut buf[..n]);
+                    }
                 }
             }
             () = writable => { unsent = None; }

@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+mod carrier;
 mod config;
 mod driver;
 
@@ -73,6 +74,7 @@ pub use config::{
     RELIABLE_WINDOW,
 };
 
+pub use carrier::{UdpDialer, UdpListener};
 pub use driver::{DatagramSocket, UdpConnection, UdpEndpoint};
 pub use endpoint::{
     Delivery, Endpoint, EndpointStats, SessionId, Transmit, DEFAULT_ENDPOINT_BUDGET,

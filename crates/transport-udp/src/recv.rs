@@ -368,6 +368,14 @@ impl RecvState {
         self.ack_due = Some(self.ack_due.map_or(due, |d| d.min(due)));
     }
 
+    /// Acknowledges what is unacknowledged without the usual delay (a
+    /// reliable PING: its ACK times the round trip).
+    pub(crate) fn ack_now(&mut self, now: Instant) {
+        if self.unacked > 0 {
+            self.ack_due = Some(now);
+        }
+    }
+
     /// When an ACK is due.
     pub(crate) const fn ack_due(&self) -> Option<Instant> {
         self.ack_due

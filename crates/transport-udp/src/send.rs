@@ -247,6 +247,11 @@ impl SendState {
         self.queued
     }
 
+    /// Bytes that may still be queued.
+    pub(crate) const fn room(&self) -> usize {
+        self.max_queue.saturating_sub(self.queued)
+    }
+
     /// Whether anything could be sent now.
     pub(crate) fn has_sendable(&self) -> bool {
         !self.retransmit.is_empty() || !self.fresh.is_empty()

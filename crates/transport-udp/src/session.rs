@@ -220,6 +220,11 @@ impl UdpSession {
         self.tx.queued()
     }
 
+    /// Bytes that may still be queued.
+    pub(crate) const fn room(&self) -> usize {
+        self.tx.room()
+    }
+
     /// Writes the next datagram for the peer into `out`.
     pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<bool> {
         out.clear();
@@ -346,6 +351,9 @@ impl UdpSession {
             match frame.kind {
                 FrameKind::Ping => {
                     budget.give(charged);
+                    if reliable {
+                        self.rx.ack_now(now);
+                    }
                     if frame.payload.len() <= MAX_PING_PAYLOAD {
                         let pong = Frame::new(FrameKind::Pong, 0, frame.payload);
                         // A full queue drops the answer, as a lost datagram would.

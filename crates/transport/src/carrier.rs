@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::ConnectionConfig;
+use crate::connection::Connection;
 use crate::endpoint::{Endpoint, PeerAddr};
 use crate::error::{Result, TimeoutKind, TransportError};
-use crate::stream::Connection;
 use crate::transport::{DefaultTransport, IoStream, Listener};
 
 /// A boxed future, as the object-safe traits here return.
@@ -140,4 +140,111 @@ pub(crate) fn dialer_of(cfg: &ConnectionConfig) -> Arc<dyn Dial> {
     cfg.dialer
         .clone()
         .unwrap_or_else(|| Arc::new(DefaultTransport::default()))
+}
+
+impl std::fmt::Debug for dyn Accept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accept")
+            .field("endpoint", self.local_endpoint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accept for Box<dyn Accept> {
+    fn accept(&mut self) -> BoxFuture<'_, Result<Incoming>> {
+        (**self).accept()
+    }
+
+    fn local_endpoint(&self) -> &Endpoint {
+        (**self).local_endpoint()
+    }
+}
+
+/// Several listeners served as one: a server on TCP and UDP at once (one
+/// daemon, the carrier chosen per client). Each listener accepts in its
+/// own task and hands over one connection at a time, so a listener whose
+/// connections are not being taken stops accepting (no queue grows).
+#[derive(Debug)]
+pub struct AcceptAll {
+    rx: tokio::sync::mpsc::Receiver<Result<Incoming>>,
+    first: Endpoint,
+    endpoints: Vec<Endpoint>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl AcceptAll {
+    /// Serves `listeners` together (the first one's endpoint is
+    /// [`Accept::local_endpoint`]). Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// [`TransportError::BadEndpoint`] for an empty list.
+    pub fn new(listeners: Vec<Box<dyn Accept>>) -> Result<Self> {
+        let endpoints: Vec<Endpoint> = listeners
+            .iter()
+            .map(|l| l.local_endpoint().clone())
+            .collect();
+        let first = endpoints
+            .first()
+            .cloned()
+            .ok_or_else(|| TransportError::BadEndpoint {
+                input: String::new(),
+                reason: "no address to listen on",
+            })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let tasks = listeners
+            .into_iter()
+            .map(|mut listener| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let accepted = listener.accept().await;
+                        let failed = accepted.is_err();
+                        if tx.send(accepted).await.is_err() {
+                            return;
+                        }
+                        // A listener that keeps failing must not crowd out
+                        // the others.
+                        if failed {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                })
+                .abort_handle()
+            })
+            .collect();
+        Ok(Self {
+            rx,
+            first,
+            endpoints,
+            tasks,
+        })
+    }
+
+    /// Where each listener listens, in the order given.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+}
+
+impl Drop for AcceptAll {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Accept for AcceptAll {
+    fn accept(&mut self) -> BoxFuture<'_, Result<Incoming>> {
+        Box::pin(async move {
+            self.rx
+                .recv()
+                .await
+                .ok_or(TransportError::ConnectionClosed { clean: false })?
+        })
+    }
+
+    fn local_endpoint(&self) -> &Endpoint {
+        &self.first
+    }
 }

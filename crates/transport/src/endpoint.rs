@@ -1,5 +1,5 @@
-//! Where to connect or listen: `tcp://host:port`, `unix:///path` or
-//! `tls://host:port`.
+//! Where to connect or listen: `tcp://host:port`, `unix:///path`,
+//! `tls://host:port` or `udp://host:port`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,6 +30,14 @@ pub enum Endpoint {
         /// Port (0 to let the OS choose when listening).
         port: u16,
     },
+    /// Encrypted datagram sessions over UDP. Opened by the UDP carrier
+    /// (crate netproto-transport-udp); the built-in transport refuses it.
+    Udp {
+        /// Host name, IPv4 address, or IPv6 address without brackets.
+        host: String,
+        /// Port (0 to let the OS choose when listening).
+        port: u16,
+    },
 }
 
 fn bad(input: &str, reason: &'static str) -> TransportError {
@@ -47,7 +55,7 @@ impl FromStr for Endpoint {
             .split_once("://")
             .ok_or_else(|| bad(input, "missing scheme: use tcp://host:port or unix:///path"))?;
         match scheme {
-            "tcp" | "tls" => {
+            "tcp" | "tls" | "udp" => {
                 let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
                     let (host, tail) = v6
                         .split_once(']')
@@ -81,10 +89,10 @@ impl FromStr for Endpoint {
                     .parse::<u16>()
                     .map_err(|_| bad(input, "port is not a number from 0 to 65535"))?;
                 let host = host.to_owned();
-                Ok(if scheme == "tls" {
-                    Self::Tls { host, port }
-                } else {
-                    Self::Tcp { host, port }
+                Ok(match scheme {
+                    "tls" => Self::Tls { host, port },
+                    "udp" => Self::Udp { host, port },
+                    _ => Self::Tcp { host, port },
                 })
             }
             "unix" => {
@@ -96,7 +104,10 @@ impl FromStr for Endpoint {
                 }
                 Ok(Self::Unix(PathBuf::from(rest)))
             }
-            _ => Err(bad(input, "unknown scheme: use tcp://, unix:// or tls://")),
+            _ => Err(bad(
+                input,
+                "unknown scheme: use tcp://, unix://, tls:// or udp://",
+            )),
         }
     }
 }
@@ -109,6 +120,8 @@ impl fmt::Display for Endpoint {
             Self::Unix(p) => write!(f, "unix://{}", p.display()),
             Self::Tls { host, port } if host.contains(':') => write!(f, "tls://[{host}]:{port}"),
             Self::Tls { host, port } => write!(f, "tls://{host}:{port}"),
+            Self::Udp { host, port } if host.contains(':') => write!(f, "udp://[{host}]:{port}"),
+            Self::Udp { host, port } => write!(f, "udp://{host}:{port}"),
         }
     }
 }
@@ -120,6 +133,17 @@ impl Endpoint {
             Self::Tcp { .. } => "tcp",
             Self::Unix(_) => "uds",
             Self::Tls { .. } => "tls",
+            Self::Udp { .. } => "udp",
+        }
+    }
+
+    /// The host and port of a network endpoint (`None` for Unix sockets).
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        match self {
+            Self::Tcp { host, port } | Self::Tls { host, port } | Self::Udp { host, port } => {
+                Some((host, *port))
+            }
+            Self::Unix(_) => None,
         }
     }
 
@@ -143,6 +167,8 @@ pub enum PeerAddr {
     Tcp(std::net::SocketAddr),
     /// A Unix-socket peer (usually unnamed).
     Unix(Option<PathBuf>),
+    /// A UDP peer (its address when the session's handshake completed).
+    Udp(std::net::SocketAddr),
 }
 
 impl fmt::Display for PeerAddr {
@@ -151,6 +177,7 @@ impl fmt::Display for PeerAddr {
             Self::Tcp(a) => write!(f, "{a}"),
             Self::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             Self::Unix(None) => f.write_str("unix:(unnamed)"),
+            Self::Udp(a) => write!(f, "udp:{a}"),
         }
     }
 }
@@ -168,6 +195,8 @@ mod tests {
             "unix:///tmp/x.sock",
             "tls://localhost:443",
             "tls://[::1]:9443",
+            "udp://127.0.0.1:9000",
+            "udp://[::1]:0",
         ] {
             let e: Endpoint = s.parse().unwrap();
             assert_eq!(e.to_string(), s);
@@ -192,7 +221,7 @@ mod tests {
     fn clear_errors() {
         let cases = [
             ("127.0.0.1:9000", "missing scheme"),
-            ("udp://1.2.3.4:5", "unknown scheme"),
+            ("ftp://1.2.3.4:5", "unknown scheme"),
             ("tcp://host", "missing :port"),
             ("tcp://host:99999", "port is not"),
             ("tcp://::1:80", "brackets"),

@@ -26,6 +26,43 @@ pub enum TimeoutKind {
     /// A message continued over several records did not complete within
     /// `message_timeout`.
     Message,
+    /// A reliable datagram message was not acknowledged within its
+    /// delivery deadline (UDP).
+    Delivery,
+}
+
+/// Why a datagram carrier (UDP) failed, where no other variant of
+/// [`TransportError`] says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CarrierFailure {
+    /// A reliable message needed more transmissions than allowed, or an
+    /// ordered message failed so later ones cannot follow (the session
+    /// ended).
+    Undelivered,
+    /// An unreliable message would take more datagrams than allowed (send
+    /// it reliably; nothing was sent).
+    TooManyPieces,
+    /// The endpoint already holds as many sessions as configured.
+    SessionTableFull,
+    /// The application did not read the connection's messages and too many
+    /// bytes waited (they were acknowledged, so the session was closed
+    /// rather than drop one).
+    ReadQueueFull,
+    /// The peer sent a record that broke the datagram rules.
+    BadRecord,
+}
+
+impl std::fmt::Display for CarrierFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Undelivered => "message not delivered",
+            Self::TooManyPieces => "unreliable message too large",
+            Self::SessionTableFull => "session table full",
+            Self::ReadQueueFull => "receiver not reading",
+            Self::BadRecord => "bad record",
+        })
+    }
 }
 
 /// Why a TLS handshake failed (reported by netproto-transport-tls).
@@ -223,6 +260,16 @@ pub enum TransportError {
         /// The TLS library's description.
         detail: String,
     },
+    /// A datagram carrier (UDP) failed in a way of its own.
+    #[error("{carrier}: {reason}: {detail}")]
+    Carrier {
+        /// The carrier's label (`"udp"`).
+        carrier: &'static str,
+        /// What kind of failure, to act on.
+        reason: CarrierFailure,
+        /// The carrier's description.
+        detail: String,
+    },
     /// The peer answered a request with an ERR frame.
     #[error("peer error {code:?}: {reason}")]
     Remote {
@@ -258,7 +305,8 @@ impl TransportError {
     /// send or one message ([`TransportError::Backpressure`],
     /// [`TransportError::Remote`], [`TransportError::MessageTooLarge`],
     /// [`TransportError::InvalidFrame`], [`TransportError::BadMessage`],
-    /// [`TransportError::BadEndpoint`]).
+    /// [`TransportError::BadEndpoint`], an unreliable datagram message too
+    /// large, and one reliable datagram message past its deadline).
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
@@ -268,6 +316,14 @@ impl TransportError {
                 | Self::InvalidFrame(_)
                 | Self::BadMessage(_)
                 | Self::BadEndpoint { .. }
+                | Self::Carrier {
+                    reason: CarrierFailure::TooManyPieces,
+                    ..
+                }
+                | Self::Timeout {
+                    kind: TimeoutKind::Delivery,
+                    ..
+                }
         )
     }
 }

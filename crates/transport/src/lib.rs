@@ -52,22 +52,25 @@
 mod budget;
 mod carrier;
 mod config;
+mod connection;
 pub mod core;
 mod endpoint;
 mod error;
 mod payload;
+pub mod session;
 mod stream;
 mod transport;
 
 pub use crate::core::{ConnectionInfo, StreamSecurity};
 pub use budget::MemoryBudget;
-pub use carrier::{dial_stream, Accept, BoxFuture, Dial, Incoming};
+pub use carrier::{dial_stream, Accept, AcceptAll, BoxFuture, Dial, Incoming};
 pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
+pub use connection::{Connection, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
-pub use error::{InvalidFrame, ProtocolViolation, TlsFailure};
+pub use error::{CarrierFailure, InvalidFrame, ProtocolViolation, TlsFailure};
 pub use error::{Result, TimeoutKind, TransportError};
 pub use payload::Payload;
-pub use stream::{Connection, RecvHalf, SendHalf};
+pub use session::Delivery;
 pub use transport::{
     AnyListener, AnyStream, BoxedListener, DefaultTransport, IoStream, Listener, SocketOptions,
 };

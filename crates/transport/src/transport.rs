@@ -199,6 +199,10 @@ impl DefaultTransport {
                 Ok(AnyStream::Tcp(stream))
             }
             Endpoint::Tls { .. } => Err(tls_needs_connector(endpoint)),
+            Endpoint::Udp { .. } => Err(TransportError::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "udp:// needs the UDP carrier (netproto-transport-udp UdpDialer)",
+            }),
         }
     }
 }
@@ -290,6 +294,10 @@ impl AnyListener {
             Endpoint::Tls { .. } => Err(TransportError::BadEndpoint {
                 input: endpoint.to_string(),
                 reason: "tls:// needs a TLS listener (netproto-transport-tls TlsListener)",
+            }),
+            Endpoint::Udp { .. } => Err(TransportError::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "udp:// needs a UDP listener (netproto-transport-udp UdpListener)",
             }),
         }
     }

@@ -159,3 +159,17 @@ pub async fn proxy(target: &Endpoint, mischief: Mischief) -> Endpoint {
         port: addr.port(),
     }
 }
+
+/// Runs each named `async fn body(carrier)` of the enclosing module as a
+/// test over `$carrier`: one body, the same assertions, every carrier.
+#[allow(unused_macros)]
+macro_rules! over {
+    ($carrier:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($carrier).await;
+            }
+        )*
+    };
+}

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use netproto_crypto::{AnyPeer, Pinned};
+use netproto_crypto::{AnyPeer, Keypair, Pinned};
 use netproto_service::{
     Client, ClientConfig, Dispatcher, HandlerError, Server, ServerConfig, ServerHandle,
 };
-use netproto_transport::ConnectionConfig;
+use netproto_transport::{Accept, AnyListener, ConnectionConfig, SocketOptions};
+use netproto_transport_udp::{UdpConfig, UdpDialer, UdpListener};
 use netproto_wire::Message;
 use serde::{Deserialize, Serialize};
 
@@ -31,38 +32,119 @@ pub fn dispatcher() -> Dispatcher {
     d
 }
 
+/// What the service runs over in a parameterised test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Tcp,
+    Udp,
+}
+
+impl Carrier {
+    /// Where a test server listens.
+    pub fn address(self) -> netproto_transport::Endpoint {
+        match self {
+            Self::Tcp => "tcp://127.0.0.1:0",
+            Self::Udp => "udp://127.0.0.1:0",
+        }
+        .parse()
+        .unwrap()
+    }
+
+    /// Binds `address` for this carrier.
+    pub async fn bind(
+        self,
+        address: &netproto_transport::Endpoint,
+        key: &Keypair,
+    ) -> Box<dyn Accept> {
+        match self {
+            Self::Tcp => Box::new(
+                AnyListener::bind(address, SocketOptions::default())
+                    .await
+                    .unwrap(),
+            ),
+            Self::Udp => Box::new(
+                UdpListener::bind(
+                    address,
+                    udp_server_config(),
+                    netproto_crypto::HandshakeConfig::new(Some(key.clone()), Arc::new(AnyPeer)),
+                )
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+
+    /// A client configuration for this carrier (UDP: a dialer of its own).
+    pub fn client_config(self, server_key: netproto_crypto::PublicKey) -> ClientConfig {
+        let mut cfg = ClientConfig::new(ConnectionConfig::new(
+            netproto_crypto::HandshakeConfig::new(Some(super::key()), Arc::new(Pinned(server_key))),
+        ));
+        if self == Self::Udp {
+            cfg.connection.dialer = Some(Arc::new(UdpDialer::default()));
+            // Nobody answers a handshake to a stopped server: fail sooner
+            // than the default 10 s.
+            cfg.connection.handshake_timeout = Duration::from_secs(3);
+        }
+        cfg
+    }
+}
+
+/// Every test client comes from 127.0.0.1, one source: the per-source
+/// handshake rate (20/s by default) would serialise a test's burst.
+pub fn udp_server_config() -> UdpConfig {
+    let mut cfg = UdpConfig::default();
+    cfg.handshake.per_source_rate = 100_000;
+    cfg.handshake.per_source_burst = 100_000;
+    cfg
+}
+
 pub struct Running {
     pub handle: ServerHandle,
     pub server_key: netproto_crypto::PublicKey,
+    pub carrier: Carrier,
     pub task: tokio::task::JoinHandle<netproto_service::Result<()>>,
 }
 
 pub async fn start(tune: impl FnOnce(&mut ServerConfig)) -> Running {
-    let key = super::key();
+    start_on(Carrier::Tcp, tune).await
+}
+
+/// A server with the test handlers over `carrier`, on a free port.
+pub async fn start_on(carrier: Carrier, tune: impl FnOnce(&mut ServerConfig)) -> Running {
+    start_with_key(carrier, &carrier.address(), &super::key(), tune).await
+}
+
+/// A server with the test handlers over `carrier` at `address`.
+pub async fn start_with_key(
+    carrier: Carrier,
+    address: &netproto_transport::Endpoint,
+    key: &Keypair,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Running {
     let server_key = *key.public();
     let mut cfg = ServerConfig::new(
-        "tcp://127.0.0.1:0".parse().unwrap(),
-        super::config(key, Arc::new(AnyPeer)),
+        address.clone(),
+        super::config(key.clone(), Arc::new(AnyPeer)),
     );
     tune(&mut cfg);
-    let server = Server::bind(cfg, dispatcher()).await.unwrap();
+    let listener = carrier.bind(address, key).await;
+    let server = Server::with_listener(listener, cfg, dispatcher());
     let handle = server.handle();
     let task = tokio::spawn(server.run());
     Running {
         handle,
         server_key,
+        carrier,
         task,
     }
 }
 
-pub fn client_config(server_key: netproto_crypto::PublicKey) -> ClientConfig {
-    ClientConfig::new(ConnectionConfig::new(
-        netproto_crypto::HandshakeConfig::new(Some(super::key()), Arc::new(Pinned(server_key))),
-    ))
+pub fn client_config(r: &Running) -> ClientConfig {
+    r.carrier.client_config(r.server_key)
 }
 
 pub async fn client(r: &Running) -> Client {
-    Client::connect(r.handle.endpoint(), client_config(r.server_key))
+    Client::connect(r.handle.endpoint(), client_config(r))
         .await
         .unwrap()
 }

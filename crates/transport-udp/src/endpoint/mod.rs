@@ -593,6 +593,11 @@ impl Endpoint {
         self.sessions.get(&id.0).map(UdpSession::queued)
     }
 
+    /// Bytes a session may still queue before [`UdpError::SendQueueFull`].
+    pub fn room(&self, id: SessionId) -> Option<usize> {
+        self.sessions.get(&id.0).map(UdpSession::room)
+    }
+
     /// Sessions established.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -193,7 +193,7 @@ impl<F: RecordFormat> Core<F> {
 }
 
 /// Refuses frames the core must not send on the application's behalf.
-fn check_frame(frame: &Frame) -> Result<()> {
+pub(crate) fn check_frame(frame: &Frame) -> Result<()> {
     match frame.kind {
         FrameKind::Handshake => return Err(TransportError::InvalidFrame(InvalidFrame::Handshake)),
         FrameKind::Bye => return Err(TransportError::InvalidFrame(InvalidFrame::Bye)),

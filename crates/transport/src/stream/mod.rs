@@ -21,11 +21,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::config::ConnectionConfig;
-use crate::core::{ConnectionInfo, Core, Role};
+use crate::connection::{Connection, RecvHalf, SendHalf};
+use crate::core::{Core, Role};
 use crate::error::{Result, TransportError};
 use crate::transport::IoStream;
-pub use recv::RecvHalf;
-pub use send::SendHalf;
+pub(crate) use recv::StreamRecv;
+pub(crate) use send::StreamSend;
 
 /// The first allocation of a receive buffer (enough for any handshake
 /// message and many small records).
@@ -125,21 +126,6 @@ impl Shared {
     }
 }
 
-/// A secure connection. Use it whole, or [`Connection::split`] it into a
-/// [`SendHalf`] (cloneable) and a [`RecvHalf`] for separate tasks.
-pub struct Connection {
-    send: SendHalf,
-    recv: RecvHalf,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("info", self.info())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Connection {
     /// Runs the handshake as the initiator over `stream`. Whether Noise runs
     /// is decided by what the stream declares ([`IoStream::security`]) and
@@ -207,51 +193,9 @@ impl Connection {
         });
         tokio::spawn(writer::run(shared.clone(), Box::new(wr)));
         Ok(Self {
-            send: SendHalf::new(shared.clone(), info.clone()),
-            recv: RecvHalf::new(shared, Box::new(rd), buf, info),
+            send: SendHalf::stream(StreamSend::new(shared.clone()), info.clone()),
+            recv: RecvHalf::stream(StreamRecv::new(shared, Box::new(rd), buf), info),
         })
-    }
-
-    /// What the handshake established.
-    pub fn info(&self) -> &ConnectionInfo {
-        self.send.info()
-    }
-
-    /// Sends `payload` as a one-way DATA frame (stream id 0).
-    ///
-    /// # Errors
-    /// See [`SendHalf::send`].
-    pub async fn send<P: crate::Payload + ?Sized>(&self, payload: &P) -> Result<()> {
-        self.send.send(0, payload).await
-    }
-
-    /// Sends a frame.
-    ///
-    /// # Errors
-    /// See [`SendHalf::send_frame`].
-    pub async fn send_frame(&self, frame: netproto_wire::Frame) -> Result<()> {
-        self.send.send_frame(frame).await
-    }
-
-    /// Receives the next frame.
-    ///
-    /// # Errors
-    /// See [`RecvHalf::recv_frame`].
-    pub async fn recv_frame(&mut self) -> Result<netproto_wire::Frame> {
-        self.recv.recv_frame().await
-    }
-
-    /// Sends BYE, flushes and closes the write side.
-    ///
-    /// # Errors
-    /// The connection's failure, if it had already failed.
-    pub async fn close(self) -> Result<()> {
-        self.send.close().await
-    }
-
-    /// Splits into a cloneable sending handle and the receiving half.
-    pub fn split(self) -> (SendHalf, RecvHalf) {
-        (self.send, self.recv)
     }
 }
 

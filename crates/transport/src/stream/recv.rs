@@ -1,37 +1,28 @@
-//! [`RecvHalf`]: reads the stream in the caller's task and feeds the core.
+//! The receiving side of a stream connection (behind [`crate::RecvHalf`]):
+//! reads the stream in the caller's task and feeds the core.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use futures_core::Stream;
 use netproto_wire::{Frame, FrameKind};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{bounded, make_read_room, now, peer_gone, Shared, IDLE_RELEASE};
-use crate::core::{ConnectionInfo, Event};
+use crate::core::Event;
 use crate::error::{Result, TransportError};
 
 /// The first read after an idle release goes to the stack, this big.
 const WAKE_READ: usize = 256;
 
-/// The receiving side: reads records and hands out their frames. PINGs are
-/// answered, continued messages reassembled, deadlines kept (all by the
-/// core) while this half is being read.
-pub struct RecvHalf {
+/// The receiving side of a stream connection: reads records and hands out
+/// their frames. PINGs are answered, continued messages reassembled,
+/// deadlines kept (all by the core) while this half is being read.
+pub(crate) struct StreamRecv {
     shared: Arc<Shared>,
     io: Box<dyn AsyncRead + Send + Sync + Unpin>,
     buf: BytesMut,
-    info: Arc<ConnectionInfo>,
     /// The connection's end has been logged.
     reported: bool,
-}
-
-impl std::fmt::Debug for RecvHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvHalf")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What the core asked of the reader.
@@ -45,25 +36,18 @@ enum Next {
     },
 }
 
-impl RecvHalf {
+impl StreamRecv {
     pub(crate) fn new(
         shared: Arc<Shared>,
         io: Box<dyn AsyncRead + Send + Sync + Unpin>,
         buf: BytesMut,
-        info: Arc<ConnectionInfo>,
     ) -> Self {
         Self {
             shared,
             io,
             buf,
-            info,
             reported: false,
         }
-    }
-
-    /// What the handshake established.
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
     }
 
     /// Receives the next frame: DATA (whole messages, continuation already
@@ -75,13 +59,12 @@ impl RecvHalf {
     /// [`TransportError::ConnectionClosed`] (`clean` after the peer's BYE),
     /// timeouts, and authentication, format and limit errors. All of these
     /// end the connection; later calls return the same error.
-    pub async fn recv_frame(&mut self) -> Result<Frame> {
+    pub(crate) async fn recv_frame(&mut self) -> Result<Frame> {
         let Self {
             shared,
             io,
             buf,
             reported,
-            ..
         } = self;
         let shared: &Shared = shared;
         // A read dropped half-way (a `select!` took another branch) stops
@@ -127,19 +110,6 @@ impl RecvHalf {
                 return Err(report(shared, reported, e));
             }
         }
-    }
-
-    /// A [`Stream`] of frames; it ends after the peer's BYE and yields any
-    /// other error once before ending.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Frame>> + Send + 'static {
-        futures_util::stream::unfold(Some(self), |state| async move {
-            let mut half = state?;
-            match half.recv_frame().await {
-                Ok(f) => Some((Ok(f), Some(half))),
-                Err(TransportError::ConnectionClosed { clean: true }) => None,
-                Err(e) => Some((Err(e), None)),
-            }
-        })
     }
 }
 

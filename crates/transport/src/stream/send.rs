@@ -1,15 +1,14 @@
-//! [`SendHalf`]: the cloneable sending handle of a stream connection.
+//! The sending side of a stream connection (behind [`crate::SendHalf`]).
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_sink::Sink;
 use netproto_wire::Frame;
 
 use super::{bounded, now, Shared};
-use crate::core::{ConnectionInfo, Core};
+use crate::core::Core;
 use crate::error::{Result, TransportError};
 use crate::payload::Payload;
 
@@ -42,24 +41,15 @@ impl Drop for LastHandle {
     }
 }
 
-/// The sending side: a cheap, cloneable handle. Frames are encoded straight
+/// The sending side of a stream connection. Frames are encoded straight
 /// into the connection's record buffer; those queued while the writer is
 /// busy leave together, packed into as few records and system calls as
 /// possible. At most `send_buffer` bytes wait: beyond that `send` waits and
 /// `try_send_frame` refuses ([`TransportError::Backpressure`]).
 #[derive(Clone)]
-pub struct SendHalf {
+pub(crate) struct StreamSend {
     shared: Arc<Shared>,
-    info: Arc<ConnectionInfo>,
     _last: Arc<LastHandle>,
-}
-
-impl std::fmt::Debug for SendHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendHalf")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How a send treats a full buffer.
@@ -68,12 +58,11 @@ enum WhenFull {
     WaitAtMost(Duration),
 }
 
-impl SendHalf {
-    pub(crate) fn new(shared: Arc<Shared>, info: Arc<ConnectionInfo>) -> Self {
+impl StreamSend {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self {
             _last: Arc::new(LastHandle(shared.clone())),
             shared,
-            info,
         }
     }
 
@@ -181,7 +170,11 @@ impl SendHalf {
     /// [`TransportError::BadMessage`] if it does not encode (nothing was
     /// sent; the connection goes on); the connection's error once it has
     /// failed or closed.
-    pub async fn send<P: Payload + ?Sized>(&self, stream_id: u64, payload: &P) -> Result<()> {
+    pub(crate) async fn send<P: Payload + ?Sized>(
+        &self,
+        stream_id: u64,
+        payload: &P,
+    ) -> Result<()> {
         self.with_room(WhenFull::Wait, |core| {
             core.send_payload(now(), stream_id, payload)
         })
@@ -195,7 +188,7 @@ impl SendHalf {
     /// # Errors
     /// [`TransportError::Backpressure`] if nothing moved for `limit`
     /// (nothing was queued); otherwise as [`SendHalf::send`].
-    pub async fn send_within<P: Payload + ?Sized>(
+    pub(crate) async fn send_within<P: Payload + ?Sized>(
         &self,
         stream_id: u64,
         payload: &P,
@@ -217,7 +210,7 @@ impl SendHalf {
     /// # Errors
     /// As [`SendHalf::send_within`]; the id assigned, if any, is lost with
     /// the error (the caller's `assign` recorded it).
-    pub async fn send_assigned<P: Payload + ?Sized>(
+    pub(crate) async fn send_assigned<P: Payload + ?Sized>(
         &self,
         assign: &mut (dyn FnMut() -> u64 + Send),
         payload: &P,
@@ -237,7 +230,7 @@ impl SendHalf {
     /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
     /// with `more` set, or header blocks over the wire limits; otherwise as
     /// [`SendHalf::send`].
-    pub async fn send_frame(&self, frame: Frame) -> Result<()> {
+    pub(crate) async fn send_frame(&self, frame: Frame) -> Result<()> {
         self.with_room(WhenFull::Wait, |core| core.send_frame(now(), &frame))
             .await
     }
@@ -249,7 +242,7 @@ impl SendHalf {
     /// otherwise as [`SendHalf::send_frame`].
     // By value, like `send_frame`: the frame is the caller's to give away.
     #[allow(clippy::needless_pass_by_value)]
-    pub fn try_send_frame(&self, frame: Frame) -> Result<()> {
+    pub(crate) fn try_send_frame(&self, frame: Frame) -> Result<()> {
         let mut core = self.shared.lock();
         self.try_op(&mut core, &mut |core: &mut Core| {
             core.send_frame(now(), &frame)
@@ -262,7 +255,7 @@ impl SendHalf {
     ///
     /// # Errors
     /// The connection's error once it has ended.
-    pub fn goaway(&self, last_stream_id: u64, reason: &str) -> Result<()> {
+    pub(crate) fn goaway(&self, last_stream_id: u64, reason: &str) -> Result<()> {
         let mut core = self.shared.lock();
         let result = core.goaway(now(), last_stream_id, reason);
         self.shared.signal(&mut core);
@@ -276,7 +269,7 @@ impl SendHalf {
     /// # Errors
     /// [`TransportError::Timeout`] ([`crate::TimeoutKind::Ping`]) if no PONG
     /// came in time; the connection's error once it has ended.
-    pub async fn ping(&self, within: Duration) -> Result<Duration> {
+    pub(crate) async fn ping(&self, within: Duration) -> Result<Duration> {
         let seq = {
             let mut core = self.shared.lock();
             let seq = core.ping(now());
@@ -312,17 +305,17 @@ impl SendHalf {
 
     /// The latest round-trip time measured by a PING (keep-alive or
     /// [`SendHalf::ping`]).
-    pub fn rtt(&self) -> Option<Duration> {
+    pub(crate) fn rtt(&self) -> Option<Duration> {
         self.shared.lock().rtt()
     }
 
     /// The last request id the peer will serve, once it sent GOAWAY.
-    pub fn peer_goaway(&self) -> Option<u64> {
+    pub(crate) fn peer_goaway(&self) -> Option<u64> {
         self.shared.lock().peer_goaway()
     }
 
     /// The connection's error, once it has ended.
-    pub fn error(&self) -> Option<TransportError> {
+    pub(crate) fn error(&self) -> Option<TransportError> {
         self.shared.lock().error().cloned()
     }
 
@@ -333,7 +326,7 @@ impl SendHalf {
     /// # Errors
     /// The connection's error if it had failed (a connection the peer
     /// closed cleanly closes without error).
-    pub async fn close(&self) -> Result<()> {
+    pub(crate) async fn close(&self) -> Result<()> {
         {
             let mut core = self.shared.lock();
             match core.close(now()) {
@@ -361,18 +354,5 @@ impl SendHalf {
             }
             done.await;
         }
-    }
-
-    /// What the handshake established.
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
-    }
-
-    /// A [`Sink`] of frames over this handle.
-    pub fn sink(&self) -> impl Sink<Frame, Error = TransportError> + Send + 'static {
-        futures_util::sink::unfold(self.clone(), |half, frame: Frame| async move {
-            half.send_frame(frame).await?;
-            Ok::<_, TransportError>(half)
-        })
     }
 }
