@@ -170,37 +170,42 @@ impl Report {
         self.check_targets();
     }
 
-    fn ratio(&self, workload: &str, metric: &str, baseline: &str) -> Option<f64> {
+    fn ratio(&self, workload: &str, metric: &str, system: &str, baseline: &str) -> Option<f64> {
         self.ratios
             .iter()
             .find(|r| {
                 r.workload == workload
                     && r.metric == metric
-                    && r.system == "netproto-tcp"
+                    && r.system == system
                     && r.baseline == baseline
             })
             .map(|r| r.ratio)
     }
 
     fn check_targets(&mut self) {
-        // (workload, metric, baseline, bound, at most?)
+        // (workload, metric, system, baseline, bound, at most?)
+        let tcp = "netproto-tcp";
+        let udp = "netproto-udp";
         let ratio_targets = [
-            ("W1", "p50", "raw-tcp", 1.15, true),
-            ("W1", "p99", "raw-tcp", 1.3, true),
-            ("W2", "msg/s", "raw-tcp", 0.8, false),
-            ("W2", "msg/s", "rustls-aes", 1.0, false),
-            ("W3", "MB/s", "rustls-chacha", 1.0, false),
-            ("W3", "MB/s", "raw-tcp", 0.9, false),
-            ("W4", "sequential", "snow-tcp", 1.1, false),
-            ("W4", "sequential", "rustls-aes", 1.0, false),
-            ("W4", "8 concurrent", "snow-tcp", 1.1, false),
-            ("W4", "8 concurrent", "rustls-aes", 1.0, false),
+            ("W1", "p50", tcp, "raw-tcp", 1.15, true),
+            ("W1", "p99", tcp, "raw-tcp", 1.3, true),
+            ("W2", "msg/s", tcp, "raw-tcp", 0.8, false),
+            ("W2", "msg/s", tcp, "rustls-aes", 1.0, false),
+            ("W3", "MB/s", tcp, "rustls-chacha", 1.0, false),
+            ("W3", "MB/s", tcp, "raw-tcp", 0.9, false),
+            ("W4", "sequential", tcp, "snow-tcp", 1.1, false),
+            ("W4", "sequential", tcp, "rustls-aes", 1.0, false),
+            ("W4", "8 concurrent", tcp, "snow-tcp", 1.1, false),
+            ("W4", "8 concurrent", tcp, "rustls-aes", 1.0, false),
+            // Issue #16's UDP targets.
+            ("W1", "p50", udp, "raw-udp", 1.2, true),
+            ("W3", "MB/s", udp, "quinn", 1.0, false),
         ];
         let mut targets = Vec::new();
-        for (w, metric, base, bound, at_most) in ratio_targets {
-            if let Some(value) = self.ratio(w, metric, base) {
+        for (w, metric, system, base, bound, at_most) in ratio_targets {
+            if let Some(value) = self.ratio(w, metric, system, base) {
                 targets.push(Target {
-                    what: format!("{w} {metric}: netproto-tcp ÷ {base}"),
+                    what: format!("{w} {metric}: {system} ÷ {base}"),
                     value,
                     bound: format!("{} {bound}", if at_most { "<=" } else { ">=" }),
                     met: if at_most {

@@ -1,8 +1,10 @@
-//! The systems under test — netproto over TCP, Unix sockets and TLS, and the
-//! baselines written here: raw tokio TCP/UDS with `LengthDelimitedCodec`,
-//! `snow` Noise_XX over TCP (u16 framing, one record per message), and
-//! tokio-rustls with the AES-256-GCM or the ChaCha20-Poly1305 suite — all
-//! behind one message interface so every workload times them the same way.
+//! The systems under test — netproto over TCP, Unix sockets, TLS and UDP,
+//! and the baselines written here: raw tokio TCP/UDS with
+//! `LengthDelimitedCodec`, `snow` Noise_XX over TCP (u16 framing, one record
+//! per message), tokio-rustls with the AES-256-GCM or the ChaCha20-Poly1305
+//! suite, raw tokio UDP and quinn (the datagram systems are in
+//! `datagram.rs`) — all behind one message interface so every workload
+//! times them the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -72,19 +74,29 @@ pub enum System {
     NetprotoUds,
     /// netproto over TLS (rustls defaults, no Noise inside).
     NetprotoTls,
+    /// Raw tokio UDP, one datagram per message (round trips only).
+    RawUdp,
+    /// quinn 0.11 (QUIC, rustls with ring), one bidirectional stream,
+    /// `LengthDelimitedCodec`.
+    Quinn,
+    /// netproto over UDP (Noise XX, ordered reliable messages).
+    NetprotoUdp,
 }
 
 impl System {
     /// Every system, baselines first.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::RawTcp,
         Self::RawUds,
         Self::Snow,
         Self::RustlsAes,
         Self::RustlsChaCha,
+        Self::RawUdp,
+        Self::Quinn,
         Self::NetprotoTcp,
         Self::NetprotoUds,
         Self::NetprotoTls,
+        Self::NetprotoUdp,
     ];
 
     /// The stable key used in tables and JSON.
@@ -98,6 +110,25 @@ impl System {
             Self::NetprotoTcp => "netproto-tcp",
             Self::NetprotoUds => "netproto-uds",
             Self::NetprotoTls => "netproto-tls",
+            Self::RawUdp => "raw-udp",
+            Self::Quinn => "quinn",
+            Self::NetprotoUdp => "netproto-udp",
+        }
+    }
+
+    /// Whether this system runs `workload`: raw UDP only the round trip
+    /// (it has no delivery guarantee to measure anything else with); the
+    /// 1 MiB workload (W7) runs on the floor, the two UDP systems and
+    /// netproto over TCP; W8 (loss) on netproto over UDP alone.
+    pub fn runs(self, workload: &str) -> bool {
+        match workload {
+            "W1" => true,
+            "W2" | "W3" | "W4" => self != Self::RawUdp,
+            "W7" => matches!(
+                self,
+                Self::RawTcp | Self::Quinn | Self::NetprotoTcp | Self::NetprotoUdp
+            ),
+            _ => false,
         }
     }
 
@@ -105,7 +136,7 @@ impl System {
     pub fn is_netproto(self) -> bool {
         matches!(
             self,
-            Self::NetprotoTcp | Self::NetprotoUds | Self::NetprotoTls
+            Self::NetprotoTcp | Self::NetprotoUds | Self::NetprotoTls | Self::NetprotoUdp
         )
     }
 }
@@ -130,6 +161,7 @@ pub(crate) struct Fixture {
     aes: (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>),
     chacha: (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>),
     snow_server: Vec<u8>,
+    pub(crate) quinn: (quinn::ServerConfig, quinn::ClientConfig),
     next_socket: std::sync::atomic::AtomicU64,
 }
 
@@ -183,6 +215,7 @@ impl Fixture {
             netproto_tls_client: TlsClientConfig::with_ca_file(&cert).build()?,
             aes: rustls_pair(&cert, &key, suites::TLS13_AES_256_GCM_SHA384)?,
             chacha: rustls_pair(&cert, &key, suites::TLS13_CHACHA20_POLY1305_SHA256)?,
+            quinn: crate::datagram::quinn_configs(&cert, &key)?,
             tls_server,
             snow_server,
             next_socket: std::sync::atomic::AtomicU64::new(0),
@@ -215,7 +248,23 @@ impl Fixture {
             .with_server_name("localhost")?;
             cfg.dialer = Some(Arc::new(connector));
         }
+        if matches!(transport, Endpoint::Udp { .. }) {
+            cfg.dialer = Some(Arc::new(netproto_transport_udp::UdpDialer::new(
+                crate::datagram::udp_config(),
+            )));
+        }
         Ok(cfg.for_endpoint(transport))
+    }
+
+    pub(crate) fn netproto_client_handshake(&self) -> HandshakeConfig {
+        HandshakeConfig::new(
+            Some(Keypair::generate(&mut rand::rngs::OsRng)),
+            Arc::new(Pinned(self.server_pub)),
+        )
+    }
+
+    pub(crate) fn netproto_server_handshake(&self) -> HandshakeConfig {
+        HandshakeConfig::new(Some(self.server_key.clone()), Arc::new(AnyPeer))
     }
 
     fn netproto_server_cfg(&self, endpoint: &Endpoint) -> ConnectionConfig {
@@ -240,8 +289,8 @@ fn snow_builder() -> snow::Builder<'static> {
 
 // ---------------------------------------------------------------- links
 
-struct FramedTx<W>(FramedWrite<W, LengthDelimitedCodec>);
-struct FramedRx<R>(FramedRead<R, LengthDelimitedCodec>);
+pub(crate) struct FramedTx<W>(pub(crate) FramedWrite<W, LengthDelimitedCodec>);
+pub(crate) struct FramedRx<R>(pub(crate) FramedRead<R, LengthDelimitedCodec>);
 
 impl<W: AsyncWrite + Unpin + Send> Tx for FramedTx<W> {
     fn send<'a>(&'a mut self, msg: &'a [u8]) -> BoxFuture<'a, Result<()>> {
@@ -312,7 +361,7 @@ impl Rx for NetprotoRx {
     }
 }
 
-fn netproto_link(conn: Connection) -> Link {
+pub(crate) fn netproto_link(conn: Connection) -> Link {
     let (send, recv) = conn.split();
     netproto_halves(send, recv)
 }
@@ -492,7 +541,7 @@ pub(crate) async fn serve_peer(mut link: Link, mode: PeerMode) {
 /// A listening server for one system; stops when dropped.
 pub(crate) struct Server {
     pub(crate) target: Target,
-    task: tokio::task::JoinHandle<()>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Server {
@@ -508,6 +557,8 @@ pub(crate) enum Target {
     #[cfg(unix)]
     Uds(PathBuf),
     Netproto(Endpoint),
+    /// A raw UDP echo socket, or a quinn endpoint.
+    Udp(SocketAddr),
 }
 
 fn spawn_peer(link: Link, mode: PeerMode) {
@@ -515,7 +566,11 @@ fn spawn_peer(link: Link, mode: PeerMode) {
 }
 
 /// Accepts netproto connections on `listener`, each served in `mode`.
-fn netproto_server<A: Accept + 'static>(listener: A, fx: &Fixture, mode: PeerMode) -> Server {
+pub(crate) fn netproto_server<A: Accept + 'static>(
+    listener: A,
+    fx: &Fixture,
+    mode: PeerMode,
+) -> Server {
     let local = listener.local_endpoint().clone();
     let cfg = fx.netproto_server_cfg(&local);
     let task = serve_connections(listener, cfg, move |conn| {
@@ -596,6 +651,17 @@ pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) ->
             .await?;
             Ok(netproto_server(listener, &fx, mode))
         }
+        System::RawUdp => crate::datagram::raw_udp_echo().await,
+        System::Quinn => crate::datagram::quinn_server(&fx, mode),
+        System::NetprotoUdp => {
+            let listener = netproto_transport_udp::UdpListener::bind(
+                &"udp://127.0.0.1:0".parse()?,
+                crate::datagram::udp_config(),
+                fx.netproto_server_handshake(),
+            )
+            .await?;
+            Ok(netproto_server(listener, &fx, mode))
+        }
         #[cfg(not(unix))]
         System::RawUds => Err(BenchError::Setup(
             "Unix sockets are not available here".into(),
@@ -639,7 +705,12 @@ pub(crate) async fn connect(system: System, fx: &Fixture, target: &Target) -> Re
                 .await?;
             Ok(framed_link(tls))
         }
-        (System::NetprotoTcp | System::NetprotoUds | System::NetprotoTls, Target::Netproto(ep)) => {
+        (System::RawUdp, Target::Udp(addr)) => crate::datagram::raw_udp_connect(*addr).await,
+        (System::Quinn, Target::Udp(addr)) => crate::datagram::quinn_connect(fx, *addr).await,
+        (
+            System::NetprotoTcp | System::NetprotoUds | System::NetprotoTls | System::NetprotoUdp,
+            Target::Netproto(ep),
+        ) => {
             let conn = netproto_transport::connect(ep, fx.netproto_client_cfg(ep)?).await?;
             Ok(netproto_link(conn))
         }

@@ -1,4 +1,4 @@
-//! Workloads W1–W4 and W6, timed the same way for every system.
+//! Workloads W1–W4 and W6–W8, timed the same way for every system.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub(crate) struct Plan {
     pub(crate) handshakes: usize,
     pub(crate) connectors: usize,
     pub(crate) callers: usize,
+    /// W7/W8's message size.
+    pub(crate) large: usize,
 }
 
 impl Plan {
@@ -35,6 +37,7 @@ impl Plan {
             handshakes: 500,
             connectors: 8,
             callers: 64,
+            large: LARGE,
         }
     }
 
@@ -47,6 +50,8 @@ impl Plan {
             handshakes: 40,
             connectors: 8,
             callers: 64,
+            // A smoke test: a debug build moves 1 MiB under loss slowly.
+            large: LARGE / 8,
         }
     }
 }
@@ -55,6 +60,12 @@ const SMALL: usize = 64;
 const BULK: usize = 64 * 1024;
 /// The bulk sink acknowledges every this many messages.
 const BULK_ACK_EVERY: usize = 64;
+/// W7's message: 1 MiB.
+const LARGE: usize = 1 << 20;
+/// W7's sink acknowledges every this many messages.
+const LARGE_ACK_EVERY: usize = 4;
+/// W8's loss rate per datagram, each direction.
+const LOSS: f64 = 0.05;
 
 /// The `p` quantile of sorted samples, in µs.
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -107,6 +118,18 @@ async fn windowed(
 ) -> Result<f64> {
     let server = listen(system, fx, mode).await?;
     let link = connect(system, fx, &server.target).await?;
+    windowed_on(link, system.key(), size, window, per_reply, timed).await
+}
+
+/// [`windowed`] over a link already open (`what` names it in errors).
+async fn windowed_on(
+    link: crate::systems::Link,
+    what: &str,
+    size: usize,
+    window: usize,
+    per_reply: usize,
+    timed: Duration,
+) -> Result<f64> {
     let (mut tx, mut rx) = (link.tx, link.rx);
     let credits = Arc::new(Semaphore::new(window));
     let acked = Arc::new(AtomicU64::new(0));
@@ -155,10 +178,7 @@ async fn windowed(
     #[allow(clippy::cast_precision_loss)]
     let rate = acked.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
     if rate == 0.0 {
-        return Err(BenchError::Setup(format!(
-            "{}: nothing acknowledged",
-            system.key()
-        )));
+        return Err(BenchError::Setup(format!("{what}: nothing acknowledged")));
     }
     Ok(rate)
 }
@@ -194,6 +214,47 @@ pub(crate) async fn bulk(system: System, fx: &Arc<Fixture>, plan: Plan) -> Resul
     .await?;
     #[allow(clippy::cast_precision_loss)]
     Ok(msgs * BULK as f64 / 1e6)
+}
+
+/// W7: one-way 1 MiB messages (`plan.large`), acknowledged every 4, 8 in
+/// flight; MB/s.
+pub(crate) async fn large(system: System, fx: &Arc<Fixture>, plan: Plan) -> Result<f64> {
+    let mode = PeerMode::Sink {
+        ack_bytes: (plan.large * LARGE_ACK_EVERY) as u64,
+    };
+    let msgs = windowed(
+        system,
+        fx,
+        mode,
+        plan.large,
+        2 * LARGE_ACK_EVERY,
+        LARGE_ACK_EVERY,
+        plan.timed,
+    )
+    .await?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(msgs * plan.large as f64 / 1e6)
+}
+
+/// W8: W7 over netproto-udp on sockets that each drop 5 % of the
+/// datagrams they send (both directions, fixed seeds); goodput in MB/s of
+/// messages acknowledged by the receiving application.
+pub(crate) async fn lossy(fx: &Arc<Fixture>, plan: Plan) -> Result<f64> {
+    let mode = PeerMode::Sink {
+        ack_bytes: plan.large as u64,
+    };
+    let (_server, _client, link) = crate::datagram::lossy_netproto_udp(fx, LOSS, mode).await?;
+    let msgs = windowed_on(
+        link,
+        "netproto-udp (5 % loss)",
+        plan.large,
+        4,
+        1,
+        plan.timed,
+    )
+    .await?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(msgs * plan.large as f64 / 1e6)
 }
 
 async fn one_handshake(

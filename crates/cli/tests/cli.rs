@@ -359,6 +359,8 @@ fn bench_quick_runs_every_workload() {
         "W4 sequential",
         "W5 RSS/idle conn",
         "W6 req/s",
+        "W7 MB/s",
+        "W8 goodput 5 % loss",
     ] {
         assert!(out.contains(figure), "{figure} missing:\n{out}");
     }
@@ -371,6 +373,9 @@ fn bench_quick_runs_every_workload() {
         "\"netproto-tls\"",
         "\"rustls-chacha\"",
         "\"snow-tcp\"",
+        "\"raw-udp\"",
+        "\"quinn\"",
+        "\"netproto-udp\"",
     ] {
         assert!(text.contains(key), "{key} missing from the JSON");
     }

@@ -277,20 +277,35 @@ impl UdpListener {
         handshake.transport = "udp".into();
         let linger = cfg.retransmit.deadline;
         let udp = UdpEndpoint::bind(addr, cfg, Some(handshake)).await?;
-        let bound = udp.local_addr();
-        Ok(Self {
+        Ok(Self::new(udp, linger))
+    }
+
+    /// Accepts the sessions of an endpoint of your own (one made with
+    /// [`UdpEndpoint::with_socket`] and an `accept` configuration); `close`
+    /// waits up to `linger` for queued messages to be acknowledged.
+    pub fn new(endpoint: UdpEndpoint, linger: Duration) -> Self {
+        let bound = endpoint.local_addr();
+        Self {
             local: Endpoint::Udp {
                 host: bound.ip().to_string(),
                 port: bound.port(),
             },
-            endpoint: udp,
+            endpoint,
             linger,
-        })
+        }
     }
 
     /// The endpoint underneath (its counters, [`UdpEndpoint::stats`]).
     pub fn endpoint(&self) -> &UdpEndpoint {
         &self.endpoint
+    }
+}
+
+impl Drop for UdpListener {
+    /// The server is done with this endpoint: sessions still delivering
+    /// what they queued close now, so the socket is released promptly.
+    fn drop(&mut self) {
+        self.endpoint.stop_lingering();
     }
 }
 

@@ -63,10 +63,20 @@ impl DatagramSocket for tokio::net::UdpSocket {
     }
 }
 
-/// Messages a connection's reader has not taken yet, at most: beyond
-/// this the session is closed with [`UdpError::ReadQueueFull`] (the
-/// messages were acknowledged, so dropping one would break exactly-once).
-const MAX_UNREAD: usize = 2 * crate::RELIABLE_WINDOW;
+/// Bytes of messages a connection's reader has not taken yet, at most.
+/// The endpoint is told the figure ([`Endpoint::set_backlog`]), and a
+/// session whose reader falls behind stops acknowledging new reliable
+/// pieces once it and the pieces held pass the reliable hold (4.5 MiB;
+/// twice that for the next ordered message), so the sender slows down.
+/// This is the safety net above that (unreliable messages, which are never
+/// refused, included): the session is closed with
+/// [`UdpError::ReadQueueFull`] (the messages were acknowledged, so
+/// dropping one would break exactly-once).
+const MAX_UNREAD: usize =
+    2 * (crate::RELIABLE_WINDOW + crate::RELIABLE_WINDOW / 8) + crate::RELIABLE_WINDOW;
+/// A reader that falls to this many unread bytes tells the endpoint, so a
+/// sender slowed by its backlog is acknowledged again.
+const RESUME_BELOW: usize = crate::RELIABLE_WINDOW / 2;
 /// Datagrams taken from the socket per wake-up, at most.
 const RECV_BATCH: usize = 32;
 /// Established sessions waiting for `accept`.
@@ -107,6 +117,10 @@ pub(crate) struct Shared {
     wake: Notify,
     handles: AtomicUsize,
     local: SocketAddr,
+    /// Set when the accepting side shuts down: sessions still delivering
+    /// what their last handle queued stop waiting and close.
+    stopping: std::sync::atomic::AtomicBool,
+    stop: Notify,
 }
 
 impl Shared {
@@ -230,6 +244,8 @@ impl UdpEndpoint {
             }),
             wake: Notify::new(),
             handles: AtomicUsize::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            stop: Notify::new(),
             local,
         });
         let handle = Handle::new(&shared);
@@ -243,6 +259,14 @@ impl UdpEndpoint {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.0.local
+    }
+
+    /// Sessions whose last handle is gone stop waiting for their queued
+    /// messages to be acknowledged and close now (a server shutting down).
+    pub(crate) fn stop_lingering(&self) {
+        let shared = &self.handle.0;
+        shared.stopping.store(true, Ordering::Release);
+        shared.stop.notify_waiters();
     }
 
     /// Counters of the endpoint.
@@ -304,8 +328,15 @@ impl Drop for SessionHandle {
                 let handle = Handle::new(shared);
                 let (id, room, linger) = (self.id, self.room.clone(), self.linger);
                 runtime.spawn(async move {
-                    let _ = tokio::time::timeout(linger, drained(&handle.0, id, &room)).await;
-                    close_now(&handle.0, id);
+                    let shared = &handle.0;
+                    let stop = shared.stop.notified();
+                    if !shared.stopping.load(Ordering::Acquire) {
+                        tokio::select! {
+                            _ = tokio::time::timeout(linger, drained(shared, id, &room)) => {}
+                            () = stop => {}
+                        }
+                    }
+                    close_now(shared, id);
                 });
                 return;
             }
@@ -464,6 +495,10 @@ pub(crate) struct Receiver {
     rx: mpsc::UnboundedReceiver<ConnEvent>,
     unread: Arc<AtomicUsize>,
     closed: Option<UdpError>,
+    /// The endpoint, to tell when the reader caught up (weak: a reader
+    /// keeps nothing alive).
+    shared: std::sync::Weak<Shared>,
+    id: SessionId,
 }
 
 impl std::fmt::Debug for UdpConnection {
@@ -537,7 +572,15 @@ impl Receiver {
         }
         match self.rx.recv().await {
             Some(ConnEvent::Message(frame, reliable)) => {
-                self.unread.fetch_sub(frame.payload.len(), Ordering::AcqRel);
+                let len = frame.payload.len();
+                let before = self.unread.fetch_sub(len, Ordering::AcqRel);
+                let after = before.saturating_sub(len);
+                if before > RESUME_BELOW && after <= RESUME_BELOW {
+                    if let Some(shared) = self.shared.upgrade() {
+                        shared.lock().endpoint.set_backlog(self.id, after);
+                        shared.wake.notify_one();
+                    }
+                }
                 Ok((frame, reliable))
             }
             Some(ConnEvent::Closed(e)) => {
@@ -595,6 +638,8 @@ fn new_connection(
             rx,
             unread,
             closed: None,
+            shared: Arc::downgrade(shared),
+            id,
         },
     }
 }
@@ -627,13 +672,17 @@ fn dispatch(shared: &Arc<Shared>, st: &mut State, now: Instant, unwanted: &mut V
                     continue;
                 };
                 let len = frame.payload.len();
-                if route.unread.fetch_add(len, Ordering::AcqRel) + len > MAX_UNREAD {
+                let unread = route.unread.fetch_add(len, Ordering::AcqRel) + len;
+                if unread > MAX_UNREAD {
                     route.end(UdpError::ReadQueueFull(MAX_UNREAD));
                     st.routes.remove(&id);
                     st.endpoint.close(now, id, "receiver not reading");
                     continue;
                 }
                 let _ = route.tx.send(ConnEvent::Message(frame, reliable));
+                // Read afresh: the reader may have taken some meanwhile.
+                let unread = route.unread.load(Ordering::Acquire);
+                st.endpoint.set_backlog(id, unread);
             }
             Event::Delivered(message) => {
                 if let Some(route) = st.routes.get_mut(&id) {
@@ -770,13 +819,19 @@ async fn drive<S: DatagramSocket>(shared: Arc<Shared>, socket: S) {
                     // Under load more are waiting: take them under the same
                     // lock, a bounded batch so timers and sends get their turn.
                     let mut cx = Context::from_waker(std::task::Waker::noop());
+                    let mut drained = false;
                     for _ in 1..RECV_BATCH {
                         let mut rb = ReadBuf::new(&mut buf);
                         let Poll::Ready(Ok(from)) = socket.poll_recv_from(&mut cx, &mut rb) else {
+                            drained = true;
                             break;
                         };
                         let n = rb.filled().len();
                         st.endpoint.handle_datagram(now, from, &mut buf[..n]);
+                    }
+                    // The burst is over: acknowledge now.
+                    if drained {
+                        st.endpoint.flush_acks(now);
                     }
                 }
             }

@@ -82,6 +82,10 @@ pub(crate) struct RecvState {
     waiting: BTreeMap<u64, Bytes>,
     /// Completed messages: reliable flag and bytes.
     pub(crate) complete: VecDeque<(bool, Bytes)>,
+    /// Bytes the application was given and has not read (the driver
+    /// says): they count against the reliable hold, so a reader that
+    /// falls behind slows its sender instead of growing a queue.
+    pub(crate) backlog: usize,
     pub(crate) duplicates: u64,
 }
 
@@ -112,6 +116,7 @@ impl RecvState {
             next_order: 0,
             waiting: BTreeMap::new(),
             complete: VecDeque::new(),
+            backlog: 0,
             duplicates: 0,
         }
     }
@@ -170,11 +175,14 @@ impl RecvState {
         } else {
             RELIABLE_HOLD
         };
+        // What the application has not read counts as held.
+        let held = self.held.saturating_add(self.backlog);
         if piece.count == 1 {
             if self.partial.contains_key(&id) {
                 return Err(RecordViolation::BadMessage(id));
             }
-            if self.held.saturating_add(piece.data.len()) > hold && piece.order.is_some()
+            let limited = piece.order.is_some() || self.backlog > 0;
+            if held.saturating_add(piece.data.len()) > hold && limited
                 || !budget.take(piece.data.len())
             {
                 return Ok(Stored::NoRoom);
@@ -188,7 +196,7 @@ impl RecvState {
             let slots =
                 usize::try_from(piece.count).map_err(|_| RecordViolation::BadMessage(id))?;
             let cost = slots * SLOT_COST;
-            if self.held.saturating_add(cost) > hold || !budget.take(cost) {
+            if held.saturating_add(cost) > hold || !budget.take(cost) {
                 return Ok(Stored::NoRoom);
             }
             self.held += cost;
@@ -219,7 +227,8 @@ impl RecvState {
             return Ok(Stored::Yes);
         }
         let len = piece.data.len();
-        if self.held.saturating_add(len) > hold || !budget.take(len) {
+        let held = self.held.saturating_add(self.backlog);
+        if held.saturating_add(len) > hold || !budget.take(len) {
             return Ok(Stored::NoRoom);
         }
         self.held += len;

@@ -225,6 +225,16 @@ impl UdpSession {
         self.tx.room()
     }
 
+    /// Acknowledges what is unacknowledged without the usual delay.
+    pub(crate) fn ack_now(&mut self, now: Instant) {
+        self.rx.ack_now(now);
+    }
+
+    /// Bytes delivered to the application and not read yet.
+    pub(crate) const fn set_backlog(&mut self, bytes: usize) {
+        self.rx.backlog = bytes;
+    }
+
     /// Writes the next datagram for the peer into `out`.
     pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<bool> {
         out.clear();

@@ -101,6 +101,9 @@ impl Connection {
     }
 }
 
+/// How long a GOAWAY that found a session's queue full waits for room.
+pub(crate) const GOAWAY_PATIENCE: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 enum SendInner {
     Stream(StreamSend),
@@ -278,15 +281,32 @@ impl SendHalf {
     }
 
     /// Queues GOAWAY: requests with ids above `last_stream_id` will not be
-    /// served. Never waits for room (it is a control frame).
+    /// served. Never waits for room (it is a control frame): on a session
+    /// whose queue is full (UDP), it is queued from a task as soon as there
+    /// is room (within 5 s).
     ///
     /// # Errors
-    /// The connection's error once it has ended; on UDP also
-    /// [`TransportError::Backpressure`] if the session's queue is full.
+    /// The connection's error once it has ended.
     pub fn goaway(&self, last_stream_id: u64, reason: &str) -> Result<()> {
         match &self.inner {
             SendInner::Stream(s) => s.goaway(last_stream_id, reason),
-            SendInner::Session(_) => self.try_send_frame(Frame::goaway(last_stream_id, reason)),
+            SendInner::Session(link) => {
+                let frame = Frame::goaway(last_stream_id, reason);
+                match self.try_send_frame(frame.clone()) {
+                    Err(TransportError::Backpressure) => {
+                        let link = link.clone();
+                        let wait = Room::WaitAtMost(GOAWAY_PATIENCE);
+                        tokio::spawn(async move {
+                            let queued = link.send_frame(frame, Delivery::Ordered, wait, None);
+                            if let Err(e) = queued.await {
+                                tracing::debug!(error = %e, "GOAWAY not sent");
+                            }
+                        });
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
         }
     }
 

@@ -149,6 +149,9 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<(SessionId, Event, usize)>,
     ready: VecDeque<u32>,
+    /// Sessions that received records since the last
+    /// [`Endpoint::flush_acks`] (at most [`MAX_TOUCHED`]).
+    touched: Vec<u32>,
     ready_set: HashSet<u32>,
     budget: Budget,
     stats: EndpointStats,
@@ -165,6 +168,10 @@ impl std::fmt::Debug for Endpoint {
             .finish_non_exhaustive()
     }
 }
+
+/// Sessions [`Endpoint::flush_acks`] remembers between two calls; those
+/// beyond acknowledge on their usual schedule.
+const MAX_TOUCHED: usize = 256;
 
 /// Total bytes all sessions of an endpoint may hold for reassembly and
 /// undelivered messages: 64 MiB (16 sessions' full reliable windows).
@@ -227,6 +234,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             ready: VecDeque::new(),
+            touched: Vec::new(),
             ready_set: HashSet::new(),
             budget: Budget {
                 used: 0,
@@ -356,6 +364,11 @@ impl Endpoint {
                     Ok(()) => {
                         // Authentic: the peer may have moved (NAT rebinding).
                         session.peer = from;
+                        if self.touched.len() < MAX_TOUCHED
+                            && self.touched.last() != Some(&header.session)
+                        {
+                            self.touched.push(header.session);
+                        }
                     }
                     Err(reason) => self.drop(reason),
                 }
@@ -371,6 +384,23 @@ impl Endpoint {
                 self.on_cookie(now, from, header.session, &datagram[envelope_len..]);
             }
             _ => self.drop(DropReason::Malformed),
+        }
+    }
+
+    /// The end of a burst: the driver has read every datagram waiting on
+    /// its socket. Sessions that received records since the last call
+    /// acknowledge them now rather than after `max_ack_delay`: delaying an
+    /// ACK only pays while more records are about to arrive, and a sender
+    /// with a small window would otherwise wait out the delay on every
+    /// round trip (measured: 64-byte pipelined echo capped at 13,104 msg/s,
+    /// 128 messages per two 5 ms delays; 1 MiB messages at 5 % loss at
+    /// 1.26 MB/s).
+    pub fn flush_acks(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.touched) {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.ack_now(now);
+                self.mark_ready(id);
+            }
         }
     }
 
@@ -591,6 +621,20 @@ impl Endpoint {
     /// Bytes queued on a session (for sending or awaiting acknowledgement).
     pub fn queued(&self, id: SessionId) -> Option<usize> {
         self.sessions.get(&id.0).map(UdpSession::queued)
+    }
+
+    /// Tells a session how many bytes of the messages it delivered the
+    /// application has not read yet. They count against the session's
+    /// reliable hold (4.5 MiB): while they and the pieces held exceed it,
+    /// new reliable pieces find no room and go unacknowledged, so the
+    /// sender retransmits later — a reader that falls behind slows its
+    /// sender, as TCP's window does, instead of growing a queue. A reader
+    /// stalled past the sender's delivery deadline ends the session there.
+    /// Drivers call it as the figure changes (0 when the reader caught up).
+    pub fn set_backlog(&mut self, id: SessionId, bytes: usize) {
+        if let Some(s) = self.sessions.get_mut(&id.0) {
+            s.set_backlog(bytes);
+        }
     }
 
     /// Bytes a session may still queue before [`UdpError::SendQueueFull`].
