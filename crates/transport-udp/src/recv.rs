@@ -148,15 +148,9 @@ impl RecvState {
             // frame of at least 3 bytes, cut into non-empty pieces).
             return Err(RecordViolation::BadMessage(id));
         }
-        if id < self.floor || self.is_done(id) {
+        if self.already_delivered(id, budget) {
             self.duplicates += 1;
             return Ok(Stored::Yes);
-        }
-        if id >= self.floor.saturating_add(DEDUP_WINDOW) {
-            // The sender starts a reliable id only within DEDUP_WINDOW of
-            // its oldest unacknowledged one, so everything below the new
-            // floor was delivered or given up by the sender.
-            self.advance_floor(id - (DEDUP_WINDOW - 1), budget);
         }
         if let Some(order) = piece.order {
             if order < self.next_order
@@ -279,6 +273,25 @@ impl RecvState {
             }
             None => self.complete.push_back((true, bytes)),
         }
+    }
+
+    /// Whether reliable message `id` was delivered (or is below the
+    /// floor); moves the floor first when `id` is a window above it.
+    fn already_delivered(&mut self, id: u64, budget: &mut Budget) -> bool {
+        if id < self.floor {
+            return true;
+        }
+        // The floor moves first: ids share bits modulo the window, so an id
+        // a whole window above the floor would otherwise read the bit of
+        // the id it replaces (the 65,537th message of a session was taken
+        // for a duplicate, and the session stalled).
+        if id >= self.floor.saturating_add(DEDUP_WINDOW) {
+            // The sender starts a reliable id only within DEDUP_WINDOW of
+            // its oldest unacknowledged one, so everything below the new
+            // floor was delivered or given up by the sender.
+            self.advance_floor(id - (DEDUP_WINDOW - 1), budget);
+        }
+        self.is_done(id)
     }
 
     fn is_done(&self, id: u64) -> bool {

@@ -405,3 +405,48 @@ fn a_stalled_reader_slows_its_sender_and_loses_nothing() {
     assert!(most <= 2 * (9 << 19) + LEN, "{most} bytes waited unread");
     assert!(most >= 4 << 20, "the reader never fell behind: {most}");
 }
+
+/// A session outlives its id window: 70,000 pipelined echoes (128 in
+/// flight) through one session, past the 65,536 ids a receiver remembers.
+/// (Found by the harness: W2 stopped at exactly 65,536 messages, because
+/// the 65,537th id read the bit of id 0 before the floor moved.)
+#[test]
+fn a_session_carries_more_messages_than_its_id_window() {
+    const ECHOES: u64 = 70_000;
+    let mut net = SimNet::new(
+        3,
+        LinkFaults::with_delay(Duration::from_micros(25)),
+        UdpConfig::default(),
+    );
+    let c = net.add_client(UdpConfig::default());
+    let (id, server_id) = connected(&mut net, c, Pattern::XX);
+    let (mut sent, mut echoed) = (0u64, 0u64);
+    let limit = net.now + Duration::from_secs(30);
+    while echoed < ECHOES {
+        while sent < ECHOES && sent - echoed < 128 {
+            let delivery = if sent % 2 == 0 {
+                Delivery::Ordered
+            } else {
+                Delivery::Reliable
+            };
+            let frame = Frame::data(sent + 1, Bytes::from(vec![7u8; 64]));
+            net.nodes[c].send(net.now, id, &frame, delivery).unwrap();
+            sent += 1;
+        }
+        assert!(net.step(limit), "stalled after {echoed} echoes");
+        for (_, e) in net.take_events(0) {
+            if let Event::Message { frame, .. } = e {
+                net.nodes[0]
+                    .send(net.now, server_id, &frame, Delivery::Reliable)
+                    .unwrap();
+            }
+        }
+        for (_, e) in net.take_events(c) {
+            if matches!(e, Event::Message { .. }) {
+                echoed += 1;
+            }
+        }
+    }
+    let stats = net.nodes[0].session_stats(server_id).unwrap();
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+}
