@@ -20,7 +20,7 @@ use netproto_transport::{
 use netproto_wire::{Frame, FrameKind};
 use tokio::sync::OnceCell;
 
-use crate::driver::{Receiver, SessionHandle};
+use crate::connection::{drained, Receiver, SessionHandle};
 use crate::endpoint::Delivery;
 use crate::{UdpConfig, UdpConnection, UdpEndpoint, UdpError};
 
@@ -180,8 +180,7 @@ impl SessionSend for UdpSend {
                 .handle
                 .ended
                 .set(TransportError::ConnectionClosed { clean: true });
-            let drained =
-                crate::driver::drained(self.handle.shared(), self.handle.id, &self.handle.room);
+            let drained = drained(self.handle.shared(), self.handle.id, &self.handle.room);
             let _ = tokio::time::timeout(self.linger, drained).await;
             self.handle.close("");
             Ok(())

@@ -54,6 +54,7 @@
 
 mod carrier;
 mod config;
+mod connection;
 mod driver;
 
 mod endpoint;
@@ -75,7 +76,8 @@ pub use config::{
 };
 
 pub use carrier::{UdpDialer, UdpListener};
-pub use driver::{DatagramSocket, UdpConnection, UdpEndpoint};
+pub use connection::UdpConnection;
+pub use driver::{DatagramSocket, UdpEndpoint};
 pub use endpoint::{
     Delivery, Endpoint, EndpointStats, SessionId, Transmit, DEFAULT_ENDPOINT_BUDGET,
 };

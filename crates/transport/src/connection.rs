@@ -148,13 +148,7 @@ impl SendHalf {
     /// sent; the connection goes on); the connection's error once it has
     /// failed or closed.
     pub async fn send<P: Payload + ?Sized>(&self, stream_id: u64, payload: &P) -> Result<()> {
-        match &self.inner {
-            SendInner::Stream(s) => s.send(stream_id, payload).await,
-            SendInner::Session(l) => l
-                .send_payload(stream_id, payload, Delivery::Ordered, Room::Wait, None)
-                .await
-                .map(drop),
-        }
+        self.send_as(stream_id, payload, Delivery::Ordered).await
     }
 
     /// As [`SendHalf::send`], with a choice of [`Delivery`] where the
