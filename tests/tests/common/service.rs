@@ -62,15 +62,30 @@ impl Carrier {
                     .await
                     .unwrap(),
             ),
-            Self::Udp => Box::new(
-                UdpListener::bind(
-                    address,
-                    udp_server_config(),
-                    netproto_crypto::HandshakeConfig::new(Some(key.clone()), Arc::new(AnyPeer)),
-                )
-                .await
-                .unwrap(),
-            ),
+            Self::Udp => {
+                // A stopped server's endpoint releases its socket from its
+                // own task, just after `run()` returns: a restart on the
+                // same port waits for it (bounded).
+                let mut tries = 0;
+                loop {
+                    let bound = UdpListener::bind(
+                        address,
+                        udp_server_config(),
+                        netproto_crypto::HandshakeConfig::new(Some(key.clone()), Arc::new(AnyPeer)),
+                    )
+                    .await;
+                    match bound {
+                        Err(netproto_transport::TransportError::Io {
+                            kind: std::io::ErrorKind::AddrInUse,
+                            ..
+                        }) if tries < 100 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        other => break Box::new(other.unwrap()),
+                    }
+                }
+            }
         }
     }
 
