@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod cluster;
+
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use netproto::{
@@ -85,6 +87,11 @@ enum Command {
         payload: Option<String>,
         #[command(flatten)]
         trust: Trust,
+    },
+    /// Cluster membership: join a cluster and watch it.
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::ClusterAction,
     },
     /// Create a static X25519 identity key file (mode 0600).
     Keygen {
@@ -269,6 +276,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             payload,
             trust,
         } => call(&endpoint, &opcode, payload, &trust).await,
+        Command::Cluster { action } => cluster::run(action).await,
         Command::Keygen { out } => keygen(&out),
         Command::Bench {
             runs,
@@ -841,5 +849,5 @@ async fn demo(round_trips: usize) -> Result<(), Failure> {
             row.calls_per_sec
         );
     }
-    Ok(())
+    cluster::demo_row().await
 }

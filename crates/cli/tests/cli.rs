@@ -381,3 +381,63 @@ fn bench_quick_runs_every_workload() {
     }
     std::fs::remove_file(json).unwrap();
 }
+
+/// Two `netproto cluster join` processes on loopback: the second joins
+/// through the first, both print the other as up, and the first reports
+/// the second's clean leave.
+#[test]
+fn two_cluster_nodes_see_each_other_and_the_leave() {
+    let mut first = Command::new(BIN)
+        .args([
+            "cluster",
+            "join",
+            "--bind",
+            "127.0.0.1:0",
+            "--table",
+            "0",
+            "--for",
+            "12",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let banner = lines.next().expect("a banner").unwrap();
+    // "joined as SHA256:…@127.0.0.1:PORT#GEN (public key …)"
+    let addr = banner
+        .split('@')
+        .nth(1)
+        .and_then(|s| s.split('#').next())
+        .expect("an address in the banner")
+        .to_owned();
+    let second = Command::new(BIN)
+        .args([
+            "cluster",
+            "join",
+            "--bind",
+            "127.0.0.1:0",
+            "--table",
+            "0",
+            "--for",
+            "6",
+            "--seed",
+            &addr,
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let second_out = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{second_out}");
+    assert!(
+        second_out
+            .lines()
+            .any(|l| l.starts_with("up ") && l.contains(&addr)),
+        "{second_out}"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = first.wait();
+    assert!(rest.iter().any(|l| l.starts_with("up ")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("left ")), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "left the cluster"), "{rest:?}");
+}

@@ -62,12 +62,15 @@
 //!
 //! | `udp`   | yes     | [`udp`]: encrypted datagram sessions (Noise over UDP, cookies, fragmentation, reliable or unreliable messages) as a sans-IO [`udp::Endpoint`] and the tokio [`udp::UdpEndpoint`]; `udp://` endpoints for `Server` ([`bind`], [`udp::UdpListener`]), `Client` and the pool ([`client_config`], [`udp::UdpDialer`]), the `[udp]` section ([`udp_config`]) |
 //!
-//! The cluster transport is not part of this release; it will arrive behind
-//! the feature `cluster`. Zstd compression is always
-//! built (the wire crate's `std` feature).
+//! | `cluster` | yes   | [`cluster`]: membership, failure detection and gossip (SWIM on foca) over authenticated UDP sessions: [`cluster::Cluster`] (tokio) and the sans-IO [`cluster::Node`] |
+//!
+//! Zstd compression is always built (the wire crate's `std` feature).
 
 use std::sync::Arc;
 
+/// Cluster membership (`netproto-cluster`).
+#[cfg(feature = "cluster")]
+pub use netproto_cluster as cluster;
 pub use netproto_config::{
     endpoint_string, example_config, logging, ClientSection, ConfigError, LoggingSection,
     NetworkConfig, ServerSection, TlsSection, TransportSection,
@@ -128,6 +131,10 @@ pub enum Error {
     #[cfg(feature = "udp")]
     #[error(transparent)]
     Udp(#[from] netproto_transport_udp::UdpError),
+    /// Cluster membership.
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Cluster(#[from] netproto_cluster::ClusterError),
 }
 
 fn connection_config(

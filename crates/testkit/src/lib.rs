@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod cluster;
 mod echo;
 mod memory;
 mod raw;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, PeerVerifier, Pinned, PublicKey};
 use netproto_transport::{Accept, Connection, ConnectionConfig};
 
+pub use cluster::{cluster_addr, SimCluster};
 pub use echo::{echo_server, echo_server_with, EchoServer};
 pub use memory::{memory_carrier, memory_pair, MemoryDialer, MemoryListener};
 pub use raw::{initiation, RawClient};

@@ -450,3 +450,93 @@ fn a_session_carries_more_messages_than_its_id_window() {
     let stats = net.nodes[0].session_stats(server_id).unwrap();
     assert_eq!(stats.duplicates, 0, "{stats:?}");
 }
+
+/// XX: the initiator sends its first record right behind the handshake's
+/// last message; when the network swaps the two, the responder holds the
+/// record until the session exists instead of dropping it (it used to be
+/// dropped as `unknown_session`, losing an unreliable message and costing a
+/// reliable one a retransmission timeout).
+#[test]
+fn a_record_that_overtakes_the_last_handshake_message_is_kept() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair};
+    use netproto_transport_udp::Endpoint;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let server_key = Keypair::generate(&mut rng);
+    let (now, wall) = (Instant::now(), Duration::from_secs(1_700_000_000));
+    let accept = HandshakeConfig::new(Some(server_key.clone()), Arc::new(AnyPeer));
+    let mut server = Endpoint::new(
+        UdpConfig::default(),
+        Some(accept),
+        Box::new(rand::rngs::StdRng::seed_from_u64(4)),
+        now,
+        wall,
+    )
+    .unwrap();
+    let mut client = Endpoint::new(
+        UdpConfig::default(),
+        None,
+        Box::new(rand::rngs::StdRng::seed_from_u64(5)),
+        now,
+        wall,
+    )
+    .unwrap();
+    let (s_addr, c_addr) = (netproto_testkit::sim_addr(0), netproto_testkit::sim_addr(1));
+    let hs = HandshakeConfig::new(Some(Keypair::generate(&mut rng)), Arc::new(AnyPeer))
+        .with_remote_key(*server_key.public());
+    let id = client.connect(now, s_addr, hs).unwrap();
+    // Message 1 to the server, message 2 back.
+    for _ in 0..2 {
+        while let Some(mut t) = client.poll_transmit(now) {
+            server.handle_datagram(now, c_addr, &mut t.contents);
+        }
+        while let Some(mut t) = server.poll_transmit(now) {
+            client.handle_datagram(now, s_addr, &mut t.contents);
+        }
+        if matches!(client.poll_event(), Some((_, Event::Connected(_)))) {
+            break;
+        }
+    }
+    client
+        .send(
+            now,
+            id,
+            &Frame::data(1, &b"first"[..]),
+            Delivery::Unreliable,
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(t) = client.poll_transmit(now) {
+        out.push(t.contents);
+    }
+    assert!(out.len() >= 2, "message 3 and a record: {}", out.len());
+    // The record (and anything after message 3) first, then message 3.
+    let confirm = out.remove(0);
+    for mut d in out {
+        server.handle_datagram(now, c_addr, &mut d);
+    }
+    server.handle_datagram(now, c_addr, &mut confirm.clone());
+    let mut events = Vec::new();
+    while let Some((_, e)) = server.poll_event() {
+        events.push(e);
+    }
+    assert!(
+        matches!(events.first(), Some(Event::Connected(_))),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Message { frame, .. } if &frame.payload[..] == b"first")),
+        "{events:?}"
+    );
+    assert_eq!(
+        server
+            .stats()
+            .dropped(netproto_transport_udp::DropReason::UnknownSession),
+        0
+    );
+}

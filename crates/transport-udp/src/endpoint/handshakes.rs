@@ -11,6 +11,8 @@ use netproto_crypto::cookie::{
 };
 use netproto_crypto::{Handshake, Pattern};
 
+use netproto_wire::DatagramRef;
+
 use super::{Endpoint, Ends, Initiating, Responding, RngRef, SessionId, Transmit};
 use crate::error::{DropReason, Result, UdpError};
 use crate::handshake::{
@@ -173,6 +175,7 @@ impl Endpoint {
                     sent_at: now,
                     resent: false,
                     deadline: now + self.cfg.handshake.timeout,
+                    early: Vec::new(),
                 },
             );
         }
@@ -350,6 +353,14 @@ impl Endpoint {
         self.sessions.insert(local, session);
         self.mark_ready(local);
         self.after(local);
+        // Records that overtook this message: their turn now.
+        for mut record in p.early {
+            if let Ok((header, envelope_len)) =
+                DatagramRef::parse(&record).map(|d| (d.header, d.envelope.len()))
+            {
+                self.on_record(now, from, &header, envelope_len, &mut record);
+            }
+        }
     }
 
     pub(super) fn on_cookie(&mut self, now: Instant, from: SocketAddr, local: u32, body: &[u8]) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use netproto_crypto::cookie::{CookieKeys, MAC_LEN};
 use netproto_crypto::{Handshake, HandshakeConfig, TimestampGuard};
-use netproto_wire::{DatagramRef, DatagramType, Frame};
+use netproto_wire::{DatagramHeader, DatagramRef, DatagramType, Frame};
 
 use crate::config::UdpConfig;
 use crate::error::{DropReason, Result, UdpError};
@@ -128,7 +128,15 @@ struct Responding {
     sent_at: Instant,
     resent: bool,
     deadline: Instant,
+    /// Records from the peer that arrived before the handshake's last
+    /// message (the initiator sends its first record right behind it, so
+    /// any reordering puts it first); handled once the session exists.
+    early: Vec<Vec<u8>>,
 }
+
+/// Most records held per responding handshake: at the default 64 pending
+/// handshakes, 64 × 4 × 1,200 bytes = 300 KiB at most.
+const EARLY_RECORDS: usize = 4;
 
 /// The endpoint. See the module documentation.
 pub struct Endpoint {
@@ -355,25 +363,7 @@ impl Endpoint {
             _ => return self.drop(DropReason::Malformed),
         };
         match header.kind {
-            DatagramType::Record => {
-                let Some(session) = self.sessions.get_mut(&header.session) else {
-                    return self.drop(DropReason::UnknownSession);
-                };
-                let (envelope, body) = datagram.split_at_mut(envelope_len);
-                match session.handle_record(now, &header, envelope, body, &mut self.budget) {
-                    Ok(()) => {
-                        // Authentic: the peer may have moved (NAT rebinding).
-                        session.peer = from;
-                        if self.touched.len() < MAX_TOUCHED
-                            && self.touched.last() != Some(&header.session)
-                        {
-                            self.touched.push(header.session);
-                        }
-                    }
-                    Err(reason) => self.drop(reason),
-                }
-                self.after(header.session);
-            }
+            DatagramType::Record => self.on_record(now, from, &header, envelope_len, datagram),
             DatagramType::Handshake => match header.counter {
                 0 if header.session == 0 => self.on_initiation(now, from, datagram),
                 1 => self.on_response(now, from, header.session, &datagram[envelope_len..]),
@@ -384,6 +374,42 @@ impl Endpoint {
                 self.on_cookie(now, from, header.session, &datagram[envelope_len..]);
             }
             _ => self.drop(DropReason::Malformed),
+        }
+    }
+
+    /// A record datagram whose envelope is `header`.
+    fn on_record(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: &DatagramHeader,
+        envelope_len: usize,
+        datagram: &mut [u8],
+    ) {
+        {
+            let Some(session) = self.sessions.get_mut(&header.session) else {
+                match self.responding.get_mut(&header.session) {
+                    Some(p) if p.peer == from && p.early.len() < EARLY_RECORDS => {
+                        p.early.push(datagram.to_vec());
+                        return;
+                    }
+                    _ => return self.drop(DropReason::UnknownSession),
+                }
+            };
+            let (envelope, body) = datagram.split_at_mut(envelope_len);
+            match session.handle_record(now, header, envelope, body, &mut self.budget) {
+                Ok(()) => {
+                    // Authentic: the peer may have moved (NAT rebinding).
+                    session.peer = from;
+                    if self.touched.len() < MAX_TOUCHED
+                        && self.touched.last() != Some(&header.session)
+                    {
+                        self.touched.push(header.session);
+                    }
+                }
+                Err(reason) => self.drop(reason),
+            }
+            self.after(header.session);
         }
     }
 
