@@ -300,6 +300,33 @@ async fn shutdown_completes_in_flight_requests(carrier: Carrier) {
         .is_err());
 }
 
+/// A reply larger than the client accepts is answered with ERR TOO_LARGE
+/// (the request is not left unanswered), and the connection goes on.
+async fn a_reply_over_the_clients_limit_is_answered_too_large(carrier: Carrier) {
+    let r = start_on(carrier, |_| {}).await;
+    let mut cfg = client_config(&r);
+    cfg.connection.max_message_size = 64 * 1024;
+    let client = Client::connect(r.handle.endpoint(), cfg).await.unwrap();
+    let big = Message::Custom {
+        command: "BIG".into(),
+        payload: vec![],
+    };
+    // (Not unwrap_err: a delivered reply would print 2 MiB.)
+    let Err(err) = client.call(big).await else {
+        panic!("a reply over the client's limit was delivered");
+    };
+    assert!(
+        matches!(
+            &err,
+            ServiceError::Remote { code: ErrorCode::TOO_LARGE, reason }
+                if reason.contains("exceeds the client's limit")
+        ),
+        "{err:?}"
+    );
+    assert_eq!(client.call(Message::Ping).await.unwrap(), Message::Pong);
+    stop(r, Duration::from_secs(1)).await;
+}
+
 async fn timed_out_call_and_late_answer(carrier: Carrier) {
     let r = start_on(carrier, |_| {}).await;
     let mut cfg = client_config(&r);
@@ -321,7 +348,7 @@ async fn timed_out_call_and_late_answer(carrier: Carrier) {
     stop(r, Duration::from_secs(1)).await;
 }
 
-async fn dead_server_fails_pending_calls(carrier: Carrier) {
+async fn abandoned_calls_are_answered_shutting_down(carrier: Carrier) {
     let r = start_on(carrier, |_| {}).await;
     // Without auto-reconnect, so the dead connection stays dead (reconnecting
     // is covered by tests/tests/resilience.rs).
@@ -337,13 +364,32 @@ async fn dead_server_fails_pending_calls(carrier: Carrier) {
         .await
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    // Kill the server without a graceful drain.
+    // Stop the server without a graceful drain: the abandoned call is
+    // answered with SHUTTING_DOWN (WIRE.md "Request and response").
     r.handle.shutdown(Some(Duration::ZERO));
-    common::service::expect_lost(pending).await;
-    assert!(matches!(
-        client.call(Message::Ping).await,
-        Err(ServiceError::ConnectionClosed | ServiceError::Transport(_))
-    ));
+    let err = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ServiceError::Remote { code: ErrorCode::SHUTTING_DOWN, reason }
+                if reason.contains("shutdown deadline")
+        ),
+        "{err:?}"
+    );
+    let after = client.call(Message::Ping).await;
+    assert!(
+        matches!(
+            after,
+            Err(ServiceError::ConnectionClosed
+                | ServiceError::GoingAway
+                | ServiceError::Transport(_))
+        ),
+        "{after:?}"
+    );
 }
 
 mod tcp {
@@ -355,8 +401,9 @@ mod tcp {
         max_connections_under_a_burst,
         heartbeat_closes_a_silent_peer,
         shutdown_completes_in_flight_requests,
+        a_reply_over_the_clients_limit_is_answered_too_large,
         timed_out_call_and_late_answer,
-        dead_server_fails_pending_calls,
+        abandoned_calls_are_answered_shutting_down,
     );
 }
 
@@ -372,7 +419,8 @@ mod udp {
         errors_are_answered_not_fatal,
         max_connections_under_a_burst,
         shutdown_completes_in_flight_requests,
+        a_reply_over_the_clients_limit_is_answered_too_large,
         timed_out_call_and_late_answer,
-        dead_server_fails_pending_calls,
+        abandoned_calls_are_answered_shutting_down,
     );
 }

@@ -13,8 +13,8 @@ mod cluster;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use netproto::{
-    AnyPeer, Client, DevCa, Dispatcher, Error, Keypair, KnownHosts, Message, NetworkConfig,
-    PeerVerifier, Pinned, PublicKey, Server, Validity,
+    AnyPeer, Client, DevCa, Dispatcher, Error, ErrorCode, Keypair, KnownHosts, Message,
+    NetworkConfig, PeerVerifier, Pinned, PublicKey, Server, ServiceError, Validity,
 };
 
 /// Secure message protocol: demo, daemon and client tools.
@@ -526,9 +526,33 @@ async fn call(
     let result = client.call(request).await;
     let elapsed = started.elapsed();
     let _ = client.close().await;
-    let answer = result.map_err(err)?;
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(e) => {
+            if let ServiceError::Remote { code, .. } = &e {
+                eprintln!("hint: {}", remote_hint(*code));
+            }
+            return Err(err(e));
+        }
+    };
     println!("{answer:?}  ({:.3} ms)", elapsed.as_secs_f64() * 1e3);
     Ok(())
+}
+
+/// What to do about an ERR code the server answered with.
+fn remote_hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::UNKNOWN_OPCODE => {
+            "the server has no handler for this opcode (`netproto serve` answers PING, ECHO and DATA)"
+        }
+        ErrorCode::BAD_REQUEST => "the server could not decode the request payload",
+        ErrorCode::BUSY => "the server is at its connection limit; try again later",
+        ErrorCode::TOO_LARGE => "a size limit was exceeded (the server's max_message_size, or ours for the reply)",
+        ErrorCode::SHUTTING_DOWN => "the server is shutting down; try again on a new connection",
+        ErrorCode::TIMEOUT => "the request or the connection timed out on the server",
+        ErrorCode::PROTOCOL => "the server saw a protocol violation (see docs/WIRE.md)",
+        _ => "the handler failed on the server (see the server's log)",
+    }
 }
 
 fn keygen(out: &Path) -> Result<(), Failure> {

@@ -83,10 +83,12 @@ impl Capabilities {
         out.extend_from_slice(&self.features.to_be_bytes());
     }
 
-    /// Reads the wire form (trailing bytes ignored).
+    /// Reads the wire form (trailing bytes ignored). Any version from 1 up
+    /// is accepted: it is the highest the peer speaks, and
+    /// [`Capabilities::intersect`] settles on the lower one.
     ///
     /// # Errors
-    /// [`CryptoError::BadPayload`] when truncated or of another version.
+    /// [`CryptoError::BadPayload`] when truncated or of version 0.
     pub fn decode(src: &[u8]) -> Result<Self> {
         let b = src
             .get(..CAPABILITIES_LEN)
@@ -97,8 +99,11 @@ impl Capabilities {
             max_frame: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
             features: u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
         };
-        if caps.version != PROTOCOL_VERSION {
-            return Err(CryptoError::BadPayload("unsupported protocol version"));
+        // A peer announces the highest version it speaks; both then use
+        // the lower of the two (`intersect`), so a later version can still
+        // talk to this one. Version 0 never existed.
+        if caps.version == 0 {
+            return Err(CryptoError::BadPayload("protocol version 0"));
         }
         Ok(caps)
     }
@@ -483,4 +488,78 @@ fn parse_payload(payload: &[u8]) -> Result<&[u8]> {
         ))?;
     rest.get(..usize::from(u16::from_be_bytes(*len)))
         .ok_or(CryptoError::BadPayload("payload length exceeds message"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_version_is_met_at_the_lower_one_and_version_0_is_refused() {
+        let mut wire = Vec::new();
+        let later = Capabilities {
+            version: 2,
+            ..Capabilities::default()
+        };
+        later.encode(&mut wire);
+        // Room for fields a later version appends.
+        wire.extend_from_slice(&[0xaa; 6]);
+        let got = Capabilities::decode(&wire).unwrap();
+        assert_eq!(got.version, 2);
+        assert_eq!(Capabilities::default().intersect(&got).version, 1);
+        wire[0] = 0;
+        assert_eq!(
+            Capabilities::decode(&wire),
+            Err(CryptoError::BadPayload("protocol version 0"))
+        );
+        assert!(Capabilities::decode(&wire[..9]).is_err());
+    }
+
+    /// The message lengths WIRE.md's "Handshake" table states, with
+    /// netproto's payloads (message 0 padded to the response's length).
+    #[test]
+    fn handshake_message_lengths_are_those_wire_md_states() {
+        use crate::verifier::AnyPeer;
+        let mut rng = rand::rngs::OsRng;
+        let expected: [(Pattern, &[usize]); 4] = [
+            (Pattern::XX, &[108, 108, 76]),
+            (Pattern::XK, &[60, 60, 66]),
+            (Pattern::IK, &[120, 60]),
+            (Pattern::NK, &[60, 60]),
+        ];
+        for (pattern, lengths) in expected {
+            let server = Keypair::generate(&mut rng);
+            let server_pub = *server.public();
+            let mut responder = Handshake::responder(
+                HandshakeConfig::new(Some(server), Arc::new(AnyPeer)).with_pattern(pattern),
+            )
+            .unwrap();
+            let client_key = pattern
+                .initiator_has_static()
+                .then(|| Keypair::generate(&mut rng));
+            let mut cfg = HandshakeConfig::new(client_key, Arc::new(AnyPeer)).with_pattern(pattern);
+            if pattern.responder_key_known() {
+                cfg = cfg.with_remote_key(server_pub);
+            }
+            let mut initiator = Handshake::initiator(cfg).unwrap();
+            let mut guard = TimestampGuard::default();
+            let now = Duration::from_secs(1_700_000_000);
+            guard.set_now(now);
+            let mut got = Vec::new();
+            for i in 0..lengths.len() {
+                let (from, to) = if i % 2 == 0 {
+                    (&mut initiator, &mut responder)
+                } else {
+                    (&mut responder, &mut initiator)
+                };
+                let mut msg = Vec::new();
+                from.write_message(&mut rng, now, &mut msg).unwrap();
+                got.push(msg.len());
+                let g = (i == 0 && pattern == Pattern::IK).then_some(&mut guard);
+                to.read_message(&msg, g).unwrap();
+            }
+            assert_eq!(got, lengths, "{pattern:?}");
+            assert!(initiator.finish().is_ok() && responder.finish().is_ok());
+        }
+    }
 }

@@ -26,7 +26,7 @@ pub enum ServiceError {
     /// The server answered with an ERR frame.
     // The reason is the server's text: control characters are escaped so it
     // cannot rewrite a terminal or forge log lines.
-    #[error("server error {code:?}: {}", .reason.escape_debug())]
+    #[error("server error {code}: {}", .reason.escape_debug())]
     Remote {
         /// The error code (`ErrorCode::UNKNOWN_OPCODE`, `BAD_REQUEST`, …).
         code: ErrorCode,

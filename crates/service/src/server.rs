@@ -334,10 +334,20 @@ impl ConnectionTask {
                 }
                 Routed::Pending(fut) => {
                     let send = send.clone();
+                    let shutdown = token.clone();
                     tasks.spawn(
                         async move {
                             let _permit = permit;
+                            // Abandoned at the shutdown deadline (the task
+                            // is aborted), the request is still answered.
+                            let mut pending = Unanswered {
+                                send: &send,
+                                stream_id: request.stream_id,
+                                armed: true,
+                                shutdown,
+                            };
                             let outcome = run_handler(&request, fut).await;
+                            pending.armed = false;
                             finish_request(&send, request, outcome).await;
                         }
                         .instrument(span),
@@ -377,6 +387,10 @@ impl ConnectionTask {
                         "shutdown deadline passed; abandoning requests"
                     );
                     tasks.abort_all();
+                    // Aborted tasks end at their next await; dropping
+                    // them queues their SHUTTING_DOWN answers, which must
+                    // go out before our BYE.
+                    while tasks.join_next().await.is_some() {}
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
             }
@@ -395,6 +409,31 @@ impl ConnectionTask {
                 tracing::warn!(error = %e, "connection failed");
                 tasks.abort_all();
             }
+        }
+    }
+}
+
+/// A request whose handler has not finished; dropped unfinished while the
+/// server shuts down (its task aborted when the grace period passed), it
+/// answers ERR SHUTTING_DOWN so the caller learns it was not served; the
+/// answer goes out before the BYE that follows. A request dropped because
+/// its client left (BYE) or its connection failed is not answered.
+struct Unanswered<'a> {
+    send: &'a netproto_transport::SendHalf,
+    stream_id: u64,
+    /// Cleared once the handler has finished (its own answer follows).
+    armed: bool,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.stream_id != 0 && self.shutdown.is_cancelled() {
+            let _ = self.send.try_send_frame(Frame::error(
+                self.stream_id,
+                ErrorCode::SHUTTING_DOWN,
+                "abandoned at the shutdown deadline",
+            ));
         }
     }
 }
@@ -490,7 +529,18 @@ async fn finish_request(
             if let Ok(n) = resp.encoded_len() {
                 metrics::counter!("netproto_bytes_out_total").increment(n as u64);
             }
-            send.send(stream_id, &Encoded(&resp)).await
+            match send.send(stream_id, &Encoded(&resp)).await {
+                // The reply does not fit the client's advertised limit: the
+                // request is answered all the same, with why.
+                Err(TransportError::MessageTooLarge { len, max }) => {
+                    metrics::counter!("netproto_replies_too_large_total").increment(1);
+                    let reason =
+                        format!("reply of {len} bytes exceeds the client's limit of {max} bytes");
+                    send.send_frame(Frame::error(stream_id, ErrorCode::TOO_LARGE, &reason))
+                        .await
+                }
+                other => other,
+            }
         }
         Err(e) => {
             let reason = crate::error::bounded_reason(&e.reason);

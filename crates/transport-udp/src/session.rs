@@ -358,6 +358,17 @@ impl UdpSession {
                     );
                 }
             };
+            let connection_frame = matches!(
+                frame.kind,
+                FrameKind::Ping | FrameKind::Pong | FrameKind::Bye | FrameKind::GoAway
+            );
+            if connection_frame && frame.stream_id != 0 {
+                // WIRE.md: connection frames use stream 0.
+                budget.give(charged);
+                return Err(
+                    self.violation(UdpError::Record(RecordViolation::BadMessage(0)), budget)
+                );
+            }
             match frame.kind {
                 FrameKind::Ping => {
                     budget.give(charged);

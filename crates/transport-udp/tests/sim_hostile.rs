@@ -325,3 +325,30 @@ fn spoofed_two_message_initiations_are_never_announced_and_count_as_load() {
         net.events[0]
     );
 }
+
+#[test]
+fn a_ping_on_a_request_stream_ends_the_session() {
+    let mut net = SimNet::new(
+        22,
+        LinkFaults::with_delay(Duration::from_millis(5)),
+        UdpConfig::default(),
+    );
+    let c = net.add_client(UdpConfig::default());
+    let cid = connect(&mut net, c);
+    // WIRE.md: PING, PONG, BYE and GOAWAY use stream 0.
+    let ping = Frame::new(
+        netproto_wire::FrameKind::Ping,
+        5,
+        bytes::Bytes::from_static(b"12345678"),
+    );
+    net.nodes[c]
+        .send(net.now, cid, &ping, Delivery::Reliable)
+        .unwrap();
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        n.events[0]
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Closed(_)))
+    }));
+    assert!(net.nodes[0].stats().dropped(DropReason::BadRecord) >= 1);
+    assert_eq!(net.nodes[0].session_count(), 0);
+}

@@ -139,6 +139,18 @@ pub enum ProtocolViolation {
     /// Continuation pieces of different messages were interleaved.
     #[error("continuation frames of different messages interleaved")]
     InterleavedContinuation,
+    /// A continuation piece (a frame after the first of a message) carried
+    /// a header block: headers ride on a message's first frame only.
+    #[error("header block on a continuation piece")]
+    HeadersOnContinuation,
+    /// PING, PONG, BYE or GOAWAY on a stream other than 0.
+    #[error("{kind:?} frame on stream {stream_id}: connection frames use stream 0")]
+    ConnectionFrameOnStream {
+        /// The frame's kind.
+        kind: netproto_wire::FrameKind,
+        /// The stream id it carried.
+        stream_id: u64,
+    },
     /// A stream reported an impossible state (a bug in a stream
     /// implementation, reported rather than panicking).
     #[error("stream in an impossible state")]
@@ -164,6 +176,9 @@ pub enum InvalidFrame {
     /// The handshake has not finished yet.
     #[error("the handshake has not finished")]
     NotEstablished,
+    /// PING, PONG and GOAWAY belong on stream 0.
+    #[error("PING, PONG and GOAWAY use stream 0")]
+    ConnectionFrameStream,
 }
 
 /// Everything that can go wrong with a connection.
@@ -271,7 +286,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The peer answered a request with an ERR frame.
-    #[error("peer error {code:?}: {reason}")]
+    #[error("peer error {code}: {reason}")]
     Remote {
         /// The error code.
         code: ErrorCode,

@@ -519,6 +519,33 @@ impl ErrorCode {
     pub const TOO_LARGE: Self = Self(7);
     /// The server is shutting down.
     pub const SHUTTING_DOWN: Self = Self(8);
+
+    /// The code's name in docs/WIRE.md (`"UNKNOWN_OPCODE"`, …), `None` for a
+    /// code this version does not define.
+    #[must_use]
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "PROTOCOL",
+            2 => "INTERNAL",
+            3 => "BUSY",
+            4 => "UNKNOWN_OPCODE",
+            5 => "BAD_REQUEST",
+            6 => "TIMEOUT",
+            7 => "TOO_LARGE",
+            8 => "SHUTTING_DOWN",
+            _ => return None,
+        })
+    }
+}
+
+/// `UNKNOWN_OPCODE (4)`; an undefined code prints as `code 4242`.
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{name} ({})", self.0),
+            None => write!(f, "code {}", self.0),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -646,5 +673,14 @@ mod tests {
         let (code, reason) = f.as_ref().error_parts().unwrap();
         assert_eq!(code, ErrorCode::UNKNOWN_OPCODE);
         assert_eq!(reason, Some("no such opcode: FOO"));
+    }
+
+    #[test]
+    fn error_codes_print_their_names() {
+        use alloc::string::ToString;
+        assert_eq!(ErrorCode::UNKNOWN_OPCODE.to_string(), "UNKNOWN_OPCODE (4)");
+        assert_eq!(ErrorCode::SHUTTING_DOWN.to_string(), "SHUTTING_DOWN (8)");
+        assert_eq!(ErrorCode(4242).to_string(), "code 4242");
+        assert_eq!(ErrorCode(0).name(), None);
     }
 }

@@ -29,6 +29,9 @@ pub fn dispatcher() -> Dispatcher {
         Ok(msg)
     });
     d.route::<Add, i64, _, _>("ADD", |req| async move { Ok(req.a + req.b) });
+    // A reply of 2 MiB, whatever the request: more than a client with
+    // default UDP limits (1 MiB) or a 64 KiB TCP limit accepts.
+    d.register("BIG", |_| Ok(Message::Data(vec![7; 2 * 1024 * 1024])));
     d
 }
 
@@ -181,11 +184,17 @@ pub async fn expect_lost(call: tokio::task::JoinHandle<netproto_service::Result<
         .expect("the call ended")
         .expect("the call task")
         .unwrap_err();
+    // A server stopped with no grace answers what it abandons with ERR
+    // SHUTTING_DOWN; one that dies mid-call leaves only the closed link.
     assert!(
         matches!(
             err,
             netproto_service::ServiceError::ConnectionClosed
                 | netproto_service::ServiceError::Transport(_)
+                | netproto_service::ServiceError::Remote {
+                    code: netproto_wire::ErrorCode::SHUTTING_DOWN,
+                    ..
+                }
         ),
         "{err:?}"
     );

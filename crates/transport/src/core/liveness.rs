@@ -202,6 +202,11 @@ impl Liveness {
         self.ping.map(|(seq, _)| seq)
     }
 
+    /// When the peer was last heard from (or reading last resumed).
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.last_rx
+    }
+
     /// The latest round-trip sample.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         self.rtt

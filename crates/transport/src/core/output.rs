@@ -202,6 +202,11 @@ pub(crate) fn check_frame(frame: &Frame) -> Result<()> {
     if frame.more {
         return Err(TransportError::InvalidFrame(InvalidFrame::Continuation));
     }
+    if super::is_connection_frame(frame.kind) && frame.stream_id != 0 {
+        return Err(TransportError::InvalidFrame(
+            InvalidFrame::ConnectionFrameStream,
+        ));
+    }
     let limits = FrameLimits::default();
     if frame.headers.len() > limits.max_headers
         || frame.headers.as_ref().as_bytes().len() > limits.max_header_block

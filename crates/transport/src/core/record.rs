@@ -21,10 +21,12 @@ use netproto_wire::{
 
 use crate::error::{ProtocolViolation, Result, TransportError};
 
-/// A handshake packet holds one frame: 2 fixed bytes, a 1-byte stream id,
-/// up to 3 length bytes and the Noise message.
-#[allow(clippy::cast_possible_truncation)] // 65543 fits a u32
-const HANDSHAKE_MAX_BODY: u32 = (MAX_MESSAGE_LEN + 8) as u32;
+/// A handshake packet holds one frame: kind and flags (2 bytes), stream id
+/// 0 or 1 (1 byte), the payload length (a varint of at most 3 bytes for
+/// 65535) and a Noise message of at most 65535 bytes: 65541 (WIRE.md
+/// "Limits").
+#[allow(clippy::cast_possible_truncation)] // 65541 fits a u32
+pub(crate) const HANDSHAKE_MAX_BODY: u32 = (MAX_MESSAGE_LEN + 6) as u32;
 
 /// A record as it came off the carrier, opened: its codec and plaintext.
 pub type OpenedRecord = (Compression, BytesMut);
@@ -131,7 +133,13 @@ pub(crate) fn handshake_frame(flags: PacketFlags, body: &[u8]) -> Result<(u64, R
         ));
     }
     let (frame, used) = FrameRef::decode(body, &limits)?;
-    if frame.kind != FrameKind::Handshake || used != body.len() {
+    // Stream 0 (Noise) or 1 (the hello inside TLS), no MORE, no headers.
+    if frame.kind != FrameKind::Handshake
+        || used != body.len()
+        || frame.stream_id > 1
+        || frame.more
+        || !frame.headers.is_empty()
+    {
         return Err(TransportError::Protocol(
             ProtocolViolation::NotOneHandshakeFrame,
         ));

@@ -132,6 +132,11 @@ impl RecvState {
                     ProtocolViolation::InterleavedContinuation,
                 ));
             }
+            Some(_) if !f.headers.is_empty() => {
+                return Err(TransportError::Protocol(
+                    ProtocolViolation::HeadersOnContinuation,
+                ));
+            }
             Some(p) => p.data.len(),
             None if !f.more => {
                 if f.payload.len() > self.max_message {

@@ -6,6 +6,7 @@
 mod handshake;
 mod liveness;
 mod records;
+mod violations;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

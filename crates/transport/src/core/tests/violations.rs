@@ -1,0 +1,178 @@
+//! What a peer that breaks WIRE.md's rules gets: a typed error here, and
+//! an ERR on stream 0 saying why before the connection closes.
+
+use netproto_wire::{ErrorCode, FrameRef, Header, Headers, HeadersRef, PacketFlags};
+
+use super::*;
+
+/// The ERR the server said before closing, as the client reads it.
+fn client_reads_err(p: &mut Pair) -> (ErrorCode, String) {
+    assert!(p.server_to_client() > 0, "the server said nothing");
+    let f = p.client_frame().unwrap().expect("a frame");
+    assert_eq!((f.kind, f.stream_id), (FrameKind::Err, 0));
+    let (code, reason) = f.as_ref().error_parts().unwrap();
+    (code, reason.unwrap_or_default().to_owned())
+}
+
+/// A plain packet (TLS without Noise) holding `frames`.
+fn plain_packet(frames: &[FrameRef<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for f in frames {
+        f.encode(&mut body);
+    }
+    let mut out = Vec::new();
+    Header::for_body(PacketFlags::default(), body.len())
+        .unwrap()
+        .write(&mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A TLS-mode pair (plain packets) with both hellos exchanged.
+fn tls_pair() -> Pair {
+    let mut p = Pair::unestablished(StreamSecurity::Tls, |_| {});
+    p.client_to_server();
+    while !p.server.is_established() {
+        assert!(p.server.handle_input(p.now, &mut p.to_server).unwrap());
+    }
+    p.server_to_client();
+    p
+}
+
+#[test]
+fn connection_frames_on_another_stream_are_a_violation_and_the_peer_is_told() {
+    for kind in [
+        FrameKind::Ping,
+        FrameKind::Pong,
+        FrameKind::GoAway,
+        FrameKind::Bye,
+    ] {
+        let mut p = Pair::new(|_| {});
+        // Past the API's checks: as a foreign implementation would send it.
+        p.client
+            .push(p.now, kind, 5, HeadersRef::EMPTY, &[0u8; 8])
+            .unwrap();
+        p.client_to_server();
+        assert_eq!(
+            p.server_frame().unwrap_err(),
+            TransportError::Protocol(ProtocolViolation::ConnectionFrameOnStream {
+                kind,
+                stream_id: 5
+            })
+        );
+        let (code, reason) = client_reads_err(&mut p);
+        assert_eq!(code, ErrorCode::PROTOCOL);
+        assert!(reason.contains("stream 5"), "{reason}");
+        // Nothing more is sent after it.
+        assert!(p.server.send_data(p.now, 1, b"late").is_err());
+        assert_eq!(p.server_to_client(), 0);
+    }
+}
+
+#[test]
+fn our_own_connection_frames_must_use_stream_0() {
+    let mut p = Pair::new(|_| {});
+    let ping = Frame::new(FrameKind::Ping, 3, Bytes::from_static(b"12345678"));
+    assert_eq!(
+        p.client.send_frame(p.now, &ping).unwrap_err(),
+        TransportError::InvalidFrame(InvalidFrame::ConnectionFrameStream)
+    );
+    assert_eq!(p.client_to_server(), 0);
+}
+
+#[test]
+fn headers_on_a_continuation_piece_are_refused() {
+    let mut p = tls_pair();
+    let h = Headers::builder().insert("k", "v").unwrap().build();
+    let first = FrameRef {
+        more: true,
+        headers: h.as_ref(),
+        ..FrameRef::new(FrameKind::Data, 7, b"part1")
+    };
+    let second = FrameRef {
+        headers: h.as_ref(),
+        ..FrameRef::new(FrameKind::Data, 7, b"part2")
+    };
+    p.to_server
+        .extend_from_slice(&plain_packet(&[first, second]));
+    assert_eq!(
+        p.server_frame().unwrap_err(),
+        TransportError::Protocol(ProtocolViolation::HeadersOnContinuation)
+    );
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::PROTOCOL);
+}
+
+#[test]
+fn headers_on_the_first_piece_reach_the_application() {
+    let mut p = tls_pair();
+    let h = Headers::builder().insert("k", "v").unwrap().build();
+    let first = FrameRef {
+        more: true,
+        headers: h.as_ref(),
+        ..FrameRef::new(FrameKind::Data, 7, b"part1")
+    };
+    let ping = FrameRef::new(FrameKind::Ping, 0, b"12345678");
+    let second = FrameRef::new(FrameKind::Data, 7, b"part2");
+    p.to_server
+        .extend_from_slice(&plain_packet(&[first, ping, second]));
+    let f = p.server_frame().unwrap().unwrap();
+    assert_eq!(&f.payload[..], b"part1part2");
+    assert_eq!(f.headers.get(b"k"), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_message_over_our_limit_is_answered_with_too_large() {
+    let (c, mut s) = configs(|_| {});
+    s.max_message_size = 64 * 1024;
+    let mut p = Pair::from_configs(&c, &s, StreamSecurity::Plain);
+    p.establish();
+    // Past the client's own check of the server's limit.
+    p.client
+        .push(
+            p.now,
+            FrameKind::Data,
+            3,
+            HeadersRef::EMPTY,
+            &vec![0u8; 100_000],
+        )
+        .unwrap();
+    p.client_to_server();
+    let err = p.server_frame().unwrap_err();
+    assert!(
+        matches!(err, TransportError::PeerMessageTooLarge { max: 65_536, .. }),
+        "{err:?}"
+    );
+    let (code, reason) = client_reads_err(&mut p);
+    assert_eq!(code, ErrorCode::TOO_LARGE);
+    assert!(reason.contains("65536"), "{reason}");
+}
+
+#[test]
+fn a_stalled_record_is_answered_with_timeout() {
+    let mut p = Pair::new(|c| c.packet_timeout = Duration::from_secs(10));
+    p.client.send_data(p.now, 1, b"cut short").unwrap();
+    p.client_to_server();
+    p.to_server.truncate(12);
+    assert!(p.server_frame().unwrap().is_none());
+    p.advance(Duration::from_secs(10));
+    let err = p.server.handle_timeout(p.now).unwrap_err();
+    assert_timeout(&err, TimeoutKind::Packet);
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::TIMEOUT);
+}
+
+#[test]
+fn nothing_is_said_before_the_handshake_finished() {
+    let (_, s) = configs(|_| {});
+    let now = Instant::now();
+    let mut server =
+        Core::stream(&s, StreamSecurity::Plain, Role::Server, now, WALL, rng(2)).unwrap();
+    // A HANDSHAKE frame on stream 5: not a handshake packet.
+    let bad = plain_packet(&[FrameRef::new(FrameKind::Handshake, 5, &[0u8; 108])]);
+    let mut input = BytesMut::from(&bad[..]);
+    assert_eq!(
+        server.handle_input(now, &mut input).unwrap_err(),
+        TransportError::Protocol(ProtocolViolation::NotOneHandshakeFrame)
+    );
+    let mut out = Vec::new();
+    assert!(!server.poll_transmit(now, &mut out).unwrap());
+}
