@@ -571,9 +571,10 @@ fn error_code_for(e: &TransportError) -> Option<ErrorCode> {
     })
 }
 
-/// ERR reasons stay short (WIRE.md: at most 200 bytes of UTF-8).
+/// ERR reasons stay short (WIRE.md: at most 256 bytes of UTF-8, as the
+/// service cuts its own).
 fn truncate_reason(reason: &str) -> &str {
-    const MAX: usize = 200;
+    const MAX: usize = 256;
     if reason.len() <= MAX {
         return reason;
     }

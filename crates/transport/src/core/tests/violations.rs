@@ -176,3 +176,65 @@ fn nothing_is_said_before_the_handshake_finished() {
     let mut out = Vec::new();
     assert!(!server.poll_transmit(now, &mut out).unwrap());
 }
+
+#[test]
+fn a_handshake_packet_may_hold_65541_bytes_and_no_more() {
+    let (_, s) = configs(|_| {});
+    let now = Instant::now();
+    for (len, oversize) in [(65_541u32, false), (65_542, true)] {
+        let mut server =
+            Core::stream(&s, StreamSecurity::Plain, Role::Server, now, WALL, rng(2)).unwrap();
+        let mut input = BytesMut::from(&b"NPRO\x01\x00"[..]);
+        input.extend_from_slice(&len.to_be_bytes());
+        let result = server.handle_input(now, &mut input);
+        if oversize {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    TransportError::Wire(netproto_wire::WireError::Oversize { .. })
+                ),
+                "{err:?}"
+            );
+        } else {
+            // The header is accepted: the body is awaited.
+            assert!(!result.unwrap());
+        }
+    }
+}
+
+#[test]
+fn a_record_that_decompresses_past_65519_bytes_is_too_large() {
+    let mut p = tls_pair();
+    // LZ4 body declaring 65520 bytes: refused before anything is allocated.
+    let mut body = 65_520u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0x10, 0x61]);
+    let mut packet = Vec::new();
+    Header::for_body(
+        PacketFlags::new(netproto_wire::Compression::Lz4, false),
+        body.len(),
+    )
+    .unwrap()
+    .write(&mut packet);
+    packet.extend_from_slice(&body);
+    p.to_server.extend_from_slice(&packet);
+    let err = p.server_frame().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Wire(netproto_wire::WireError::DecompressedTooLarge { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::TOO_LARGE);
+}
+
+#[test]
+fn an_encrypted_packet_shorter_than_its_tag_ends_the_session() {
+    let mut p = Pair::new(|_| {});
+    p.to_server
+        .extend_from_slice(&[0x4e, 0x50, 0x52, 0x4f, 1, 0x04, 0, 0, 0, 0]);
+    let err = p.server_frame().unwrap_err();
+    assert!(err.is_fatal(), "{err:?}");
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::PROTOCOL);
+}
