@@ -28,6 +28,15 @@ fn plain_packet(frames: &[FrameRef<'_>]) -> Vec<u8> {
     out
 }
 
+/// The first piece of a continued DATA message on stream 7, with headers.
+fn first_piece(headers: &Headers) -> FrameRef<'_> {
+    FrameRef {
+        more: true,
+        headers: headers.as_ref(),
+        ..FrameRef::new(FrameKind::Data, 7, b"part1")
+    }
+}
+
 /// A TLS-mode pair (plain packets) with both hellos exchanged.
 fn tls_pair() -> Pair {
     let mut p = Pair::unestablished(StreamSecurity::Tls, |_| {});
@@ -84,11 +93,7 @@ fn our_own_connection_frames_must_use_stream_0() {
 fn headers_on_a_continuation_piece_are_refused() {
     let mut p = tls_pair();
     let h = Headers::builder().insert("k", "v").unwrap().build();
-    let first = FrameRef {
-        more: true,
-        headers: h.as_ref(),
-        ..FrameRef::new(FrameKind::Data, 7, b"part1")
-    };
+    let first = first_piece(&h);
     let second = FrameRef {
         headers: h.as_ref(),
         ..FrameRef::new(FrameKind::Data, 7, b"part2")
@@ -106,11 +111,7 @@ fn headers_on_a_continuation_piece_are_refused() {
 fn headers_on_the_first_piece_reach_the_application() {
     let mut p = tls_pair();
     let h = Headers::builder().insert("k", "v").unwrap().build();
-    let first = FrameRef {
-        more: true,
-        headers: h.as_ref(),
-        ..FrameRef::new(FrameKind::Data, 7, b"part1")
-    };
+    let first = first_piece(&h);
     let ping = FrameRef::new(FrameKind::Ping, 0, b"12345678");
     let second = FrameRef::new(FrameKind::Data, 7, b"part2");
     p.to_server
