@@ -17,9 +17,12 @@ const RECV_BATCH: usize = 32;
 /// Events a slow subscriber may fall behind by before it misses some
 /// (it then gets `RecvError::Lagged` with the count).
 const EVENT_CAPACITY: usize = 4096;
-/// How long [`Cluster::leave`] keeps the node running so its goodbye
-/// packets (and their retransmissions) go out.
-const LEAVE_GRACE: Duration = Duration::from_millis(500);
+/// How long at most [`Cluster::leave`] keeps the node running so its
+/// goodbye reaches every member (handshakes and retransmissions included);
+/// it returns as soon as all have acknowledged it. A fixed 500 ms was too
+/// short on a loaded 2-vCPU machine: 32 nodes, some members still
+/// handshaking, reported the leaver as down instead of left.
+const LEAVE_GRACE: Duration = Duration::from_secs(3);
 
 enum Command {
     Members(oneshot::Sender<Vec<Member>>),
@@ -152,7 +155,8 @@ impl Cluster {
     }
 
     /// Leaves the cluster cleanly and stops the node (members report
-    /// [`ClusterEvent::Left`]).
+    /// [`ClusterEvent::Left`]). Returns once every member acknowledged the
+    /// goodbye, or after 3 s at most.
     pub async fn leave(mut self) {
         let _ = self.ask(Command::Leave).await;
         let _ = (&mut self.task).await;
@@ -185,7 +189,9 @@ async fn run(
             // No subscriber is not an error: events are there to be taken.
             let _ = events.send(ev);
         }
-        if stop_at.is_some_and(|t| t <= now) {
+        // Leaving: stop once every member acknowledged the LEAVE, or at
+        // the bound.
+        if stop_at.is_some_and(|t| t <= now || node.leave_settled()) {
             if let Some(done) = leaving.take() {
                 let _ = done.send(());
             }

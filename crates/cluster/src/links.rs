@@ -165,6 +165,18 @@ impl Links {
 }
 
 impl Node {
+    /// After [`Node::leave`]: whether every member it told has
+    /// acknowledged the LEAVE (no handshake still waiting to carry it, no
+    /// reliable message unacknowledged on its session). A driver keeps the
+    /// node running until then, within a bound of its own: a member that
+    /// died meanwhile never acknowledges.
+    pub fn leave_settled(&self) -> bool {
+        self.links.map.iter().all(|(sid, link)| {
+            !link.key.is_some_and(|k| self.told.contains(&k))
+                || (link.queue.is_empty() && self.endpoint.queued(*sid).is_none_or(|q| q == 0))
+        })
+    }
+
     /// Sends `payload` on `channel` to member `to`, opening a session if
     /// there is none.
     pub(crate) fn route(&mut self, now: Instant, to: MemberId, channel: Channel, payload: Bytes) {

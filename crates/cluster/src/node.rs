@@ -75,6 +75,8 @@ pub struct Node {
     broadcast_seq: u64,
     pub(crate) leaving: HashSet<[u8; 32]>,
     left: bool,
+    /// The members our LEAVE went to (see [`Node::leave_settled`]).
+    pub(crate) told: Vec<[u8; 32]>,
     scratch: Vec<ClusterEvent>,
 }
 
@@ -155,6 +157,7 @@ impl Node {
             broadcast_seq: 0,
             leaving: HashSet::new(),
             left: false,
+            told: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -370,6 +373,7 @@ impl Node {
             return;
         }
         for to in self.active_members() {
+            self.told.push(*to.key_bytes());
             self.route(now, to, Channel::Leave, Bytes::new());
         }
         if let Err(e) = self.foca.leave_cluster(&mut self.rt) {

@@ -161,5 +161,9 @@ async fn thirty_two_nodes_on_loopback_converge_and_detect_a_kill() {
         n.leave().await;
     }
     let reported = all_report(&nodes, left, MemberState::Left, Duration::from_secs(10)).await;
+    println!(
+        "leave reported by all {} others in {reported:?}",
+        nodes.len()
+    );
     assert!(reported.is_some(), "not every member reported the leave");
 }

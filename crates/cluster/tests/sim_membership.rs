@@ -216,8 +216,14 @@ fn a_member_that_leaves_is_reported_as_left_not_failed() {
     let now = sim.now;
     if let Some(n) = sim.node_mut(2) {
         n.leave(now);
+        // Nothing has been acknowledged yet.
+        assert!(!n.leave_settled());
     }
-    sim.run_for(Duration::from_secs(1));
+    // A driver stops the leaver once all four acknowledged its LEAVE.
+    let settled = sim.run_while_not(Duration::from_secs(3), |s| {
+        s.node(2).is_some_and(netproto_cluster::Node::leave_settled)
+    });
+    assert!(settled.is_some(), "the LEAVE was not acknowledged");
     sim.kill(2);
     let took = sim.run_while_not(Duration::from_secs(5), |s| {
         [0, 1, 3, 4]
