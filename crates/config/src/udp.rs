@@ -115,10 +115,10 @@ impl UdpSection {
         if !(576..=65_507).contains(&self.max_datagram) {
             return bad("udp.max_datagram", "must be from 576 to 65507 bytes");
         }
-        if !(1..=(4 << 20) - (16 << 10)).contains(&self.max_message) {
+        if !(1024..=(4 << 20) - (16 << 10)).contains(&self.max_message) {
             return bad(
                 "udp.max_message",
-                "must be from 1 byte to 4 MiB less 16 KiB",
+                "must be from 1024 bytes to 4 MiB less 16 KiB",
             );
         }
         if self.max_send_queue < self.max_message {

@@ -32,6 +32,10 @@ use crate::verifier::{PeerInfo, PeerVerifier};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// The smallest message limit a peer may advertise: an ERR frame (code and
+/// a reason of at most 256 bytes) must always fit, or a request could go
+/// unanswered. Smaller configured limits are raised to this.
+pub const MIN_MESSAGE_LIMIT: u32 = 1024;
 /// Length of an encoded [`Capabilities`].
 const CAPABILITIES_LEN: usize = 10;
 /// Content of the responder's message: length prefix plus capabilities.
@@ -88,7 +92,8 @@ impl Capabilities {
     /// [`Capabilities::intersect`] settles on the lower one.
     ///
     /// # Errors
-    /// [`CryptoError::BadPayload`] when truncated or of version 0.
+    /// [`CryptoError::BadPayload`] when truncated, of version 0, or with a
+    /// message limit below [`MIN_MESSAGE_LIMIT`].
     pub fn decode(src: &[u8]) -> Result<Self> {
         let b = src
             .get(..CAPABILITIES_LEN)
@@ -104,6 +109,9 @@ impl Capabilities {
         // talk to this one. Version 0 never existed.
         if caps.version == 0 {
             return Err(CryptoError::BadPayload("protocol version 0"));
+        }
+        if caps.max_frame < MIN_MESSAGE_LIMIT {
+            return Err(CryptoError::BadPayload("message limit below 1024 bytes"));
         }
         Ok(caps)
     }
@@ -513,6 +521,16 @@ mod tests {
             Err(CryptoError::BadPayload("protocol version 0"))
         );
         assert!(Capabilities::decode(&wire[..9]).is_err());
+        let tiny = Capabilities {
+            max_frame: MIN_MESSAGE_LIMIT - 1,
+            ..Capabilities::default()
+        };
+        let mut wire = Vec::new();
+        tiny.encode(&mut wire);
+        assert_eq!(
+            Capabilities::decode(&wire),
+            Err(CryptoError::BadPayload("message limit below 1024 bytes"))
+        );
     }
 
     /// The message lengths WIRE.md's "Handshake" table states, with

@@ -83,7 +83,8 @@ mod verifier;
 
 pub use error::{CryptoError, Result};
 pub use handshake::{
-    codecs, Capabilities, Established, Handshake, HandshakeConfig, PROTOCOL_VERSION,
+    codecs, Capabilities, Established, Handshake, HandshakeConfig, MIN_MESSAGE_LIMIT,
+    PROTOCOL_VERSION,
 };
 pub use keys::{Keypair, PublicKey};
 pub use noise::Pattern;

@@ -106,8 +106,9 @@ pub struct UdpConfig {
     /// with IP and UDP headers). Datagrams up to [`UdpConfig::MAX_DATAGRAM`]
     /// are received (a peer may be configured larger).
     pub max_datagram: usize,
-    /// Largest message payload: 1 MiB; at most [`RELIABLE_WINDOW`] less
-    /// 16 KiB (the frame around it).
+    /// Largest message payload: 1 MiB; at least 1024 bytes (the
+    /// protocol's minimum, so an ERR always fits), at most
+    /// [`RELIABLE_WINDOW`] less 16 KiB (the frame around it).
     pub max_message: usize,
     /// Unreliable messages of more datagrams than this are refused: 8 (at
     /// 1 % loss one of 8 pieces is lost 7.7 % of the time).
@@ -168,7 +169,11 @@ impl UdpConfig {
         self.max_datagram = self
             .max_datagram
             .clamp(Self::MIN_DATAGRAM, Self::MAX_DATAGRAM);
-        self.max_message = self.max_message.min(RELIABLE_WINDOW - (16 << 10));
+        // Never below the protocol's minimum, so an ERR always fits.
+        self.max_message = self.max_message.clamp(
+            netproto_crypto::MIN_MESSAGE_LIMIT as usize,
+            RELIABLE_WINDOW - (16 << 10),
+        );
         self.max_unreliable_pieces = self.max_unreliable_pieces.max(1);
         self.max_sessions = self.max_sessions.max(1);
         self

@@ -46,6 +46,8 @@ pub struct ConnectionConfig {
     /// A socket write must complete within this (10 s).
     pub write_timeout: Duration,
     /// Largest message accepted (16 MiB); advertised in the handshake.
+    /// Values below 1024 bytes count as 1024 (the protocol's minimum, so an
+    /// ERR always fits).
     pub max_message_size: usize,
     /// Bytes of unfinished (continued) messages, shared by every connection
     /// that holds this `Arc`: a peer whose next piece does not fit is closed

@@ -199,7 +199,11 @@ impl<F: RecordFormat> Core<F> {
             } else {
                 0
             };
-        caps.max_frame = u32::try_from(cfg.max_message_size).unwrap_or(u32::MAX);
+        // Never below the protocol's minimum, so an ERR always fits.
+        let max_message = cfg
+            .max_message_size
+            .max(netproto_crypto::MIN_MESSAGE_LIMIT as usize);
+        caps.max_frame = u32::try_from(max_message).unwrap_or(u32::MAX);
         let runs_noise = security == StreamSecurity::Plain || cfg.noise_inside_tls;
         let phase = if runs_noise {
             let mut hs_cfg = cfg.handshake.clone();
@@ -228,7 +232,7 @@ impl<F: RecordFormat> Core<F> {
             peer_caps: None,
             info: None,
             tx: SendState::default(),
-            rx: RecvState::new(cfg.max_message_size, cfg.reassembly_budget.clone()),
+            rx: RecvState::new(max_message, cfg.reassembly_budget.clone()),
             live: Liveness::new(now, cfg),
             events: VecDeque::new(),
             error: None,
