@@ -59,7 +59,15 @@ fn serve_with(address: &str, args: &[&str]) -> Daemon {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    run_env(args, &[])
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -439,4 +447,57 @@ fn two_cluster_nodes_see_each_other_and_the_leave() {
     assert!(rest.iter().any(|l| l.starts_with("up ")), "{rest:?}");
     assert!(rest.iter().any(|l| l.starts_with("left ")), "{rest:?}");
     assert!(rest.iter().any(|l| l == "left the cluster"), "{rest:?}");
+}
+
+/// Every environment variable the command line documents works, and none
+/// is mistaken for a configuration key (issue #21).
+#[test]
+fn the_command_lines_own_environment_variables_work() {
+    let daemon = serve("127.0.0.1:0");
+    let ep = daemon.endpoint.as_str();
+    // NP_SERVER_KEY pins the server like --server-key ...
+    let (code, out, err) = run_env(&["call", ep, "PING"], &[("NP_SERVER_KEY", &daemon.key)]);
+    assert_eq!(code, 0, "{out}{err}");
+    // ... and is really used: a wrong key is refused.
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let (code, _, err) = run_env(&["call", ep, "PING"], &[("NP_SERVER_KEY", wrong)]);
+    assert_eq!(code, 1, "{err}");
+    // NP_KNOWN_HOSTS chooses the trust-on-first-use file.
+    let dir = std::env::temp_dir().join(format!("np-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("known_hosts");
+    let hosts_str = hosts.to_str().unwrap();
+    let (code, out, err) = run_env(&["call", ep, "PING"], &[("NP_KNOWN_HOSTS", hosts_str)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let written = std::fs::read_to_string(&hosts).unwrap();
+    assert!(written.contains(&daemon.key), "{written}");
+    // NP_CONFIG names serve's file: a bad value in it is reported by key
+    // (exit 3), which shows the file was read, not taken for a key.
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[server]\nmax_connections = 0\n").unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("NP_CONFIG", &file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a serve that starts would run until killed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "{err}");
+    assert!(err.contains("server.max_connections"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -299,12 +299,24 @@ pub struct NetworkConfig {
     pub logging: LoggingSection,
 }
 
-/// Maps `NP_SECTION_KEY` to `section.key` (keys keep their underscores).
+/// The `NP_*` variables that belong to the `netproto` command line, not to
+/// this file's sections (`--config`, `--server-key`, `--known-hosts`): the
+/// loader leaves them alone instead of refusing them as unknown keys.
+pub const CLI_VARIABLES: [&str; 3] = ["NP_CONFIG", "NP_SERVER_KEY", "NP_KNOWN_HOSTS"];
+
+/// Maps `NP_SECTION_KEY` to `section.key` (keys keep their underscores),
+/// skipping [`CLI_VARIABLES`].
 fn env() -> Env {
-    Env::prefixed("NP_").map(|key| match key.as_str().split_once('_') {
-        Some((section, rest)) => format!("{section}.{rest}").into(),
-        None => key.into(),
-    })
+    let own: Vec<String> = CLI_VARIABLES
+        .iter()
+        .map(|v| v.trim_start_matches("NP_").to_ascii_lowercase())
+        .collect();
+    Env::prefixed("NP_")
+        .filter(move |key| !own.iter().any(|o| key.as_str().eq_ignore_ascii_case(o)))
+        .map(|key| match key.as_str().split_once('_') {
+            Some((section, rest)) => format!("{section}.{rest}").into(),
+            None => key.into(),
+        })
 }
 
 impl NetworkConfig {

@@ -213,6 +213,14 @@ fn precedence_defaults_file_env() {
     ] {
         std::env::remove_var(v);
     }
+    // The command line's own variables are not configuration keys.
+    for v in netproto_config::CLI_VARIABLES {
+        std::env::set_var(v, "/some/where");
+    }
+    assert_eq!(NetworkConfig::from_env().unwrap(), NetworkConfig::default());
+    for v in netproto_config::CLI_VARIABLES {
+        std::env::remove_var(v);
+    }
     // A missing file is fine for load(): defaults and environment.
     assert_eq!(
         NetworkConfig::load(Some(std::path::Path::new("/nonexistent.toml"))).unwrap(),
