@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod cluster;
+mod metrics;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,6 +64,11 @@ enum Command {
         /// Require client certificates issued by this CA (mutual TLS).
         #[arg(long)]
         client_ca: Option<PathBuf>,
+        /// Serve every metric in the Prometheus text format at
+        /// `http://ADDR/metrics` (for example `127.0.0.1:9100`; port 0
+        /// picks a free one, printed at start). docs/METRICS.md lists them.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Measure round trips to a server, like ping(8).
     Ping {
@@ -193,6 +199,7 @@ enum Failure {
     Runtime(Error),
     Config(Error),
     Bench(String),
+    Metrics(metrics::MetricsError),
 }
 
 impl From<Error> for Failure {
@@ -227,6 +234,10 @@ fn main() -> ExitCode {
                     eprintln!("netproto: bench: {message}");
                     return ExitCode::from(1);
                 }
+                Failure::Metrics(e) => {
+                    eprintln!("netproto: {e}");
+                    return ExitCode::from(1);
+                }
             };
             eprintln!("netproto: {e}");
             if cli.verbose {
@@ -255,12 +266,14 @@ async fn run(command: Command) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             client_ca,
+            metrics,
         } => {
             let overrides = ServeOverrides {
                 address,
                 tls_cert,
                 tls_key,
                 client_ca,
+                metrics,
             };
             serve(config.as_deref(), key.as_deref(), overrides).await
         }
@@ -333,6 +346,7 @@ struct ServeOverrides {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn path_string(p: &Path) -> String {
@@ -365,6 +379,10 @@ async fn serve(
         }
     }
     netproto::logging::init(&cfg.logging).map_err(err)?;
+    if let Some(addr) = overrides.metrics {
+        let bound = metrics::start(addr).await.map_err(Failure::Metrics)?;
+        println!("metrics at http://{bound}/metrics");
+    }
     let key = match key {
         Some(p) => Keypair::load(p).map_err(err)?,
         None => Keypair::generate(&mut rand::rngs::OsRng),

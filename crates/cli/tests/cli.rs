@@ -13,6 +13,8 @@ struct Daemon {
     endpoint: String,
     endpoints: Vec<String>,
     key: String,
+    /// `host:port` of the metrics endpoint, with `--metrics`.
+    metrics: Option<String>,
 }
 
 impl Drop for Daemon {
@@ -37,10 +39,13 @@ fn serve_with(address: &str, args: &[&str]) -> Daemon {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut key, mut endpoint) = (None, None);
+    let (mut key, mut endpoint, mut metrics) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while endpoint.is_none() && Instant::now() < deadline {
         let line = lines.next().expect("serve printed its banner").unwrap();
+        if let Some(rest) = line.strip_prefix("metrics at http://") {
+            metrics = rest.strip_suffix("/metrics").map(str::to_owned);
+        }
         if let Some(rest) = line.strip_prefix("server key ") {
             key = rest.split_whitespace().next().map(str::to_owned);
         }
@@ -55,6 +60,7 @@ fn serve_with(address: &str, args: &[&str]) -> Daemon {
         endpoint: endpoints[0].clone(),
         endpoints,
         key: key.expect("key printed"),
+        metrics,
     }
 }
 
@@ -500,4 +506,100 @@ fn the_command_lines_own_environment_variables_work() {
     assert_eq!(status.and_then(|s| s.code()), Some(3), "{err}");
     assert!(err.contains("server.max_connections"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One HTTP request to the metrics endpoint; the whole answer.
+fn http(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `serve --metrics` answers scrapes in the Prometheus text format with
+/// request, connection and handshake-failure series (issue #21).
+#[test]
+fn serve_exposes_metrics_to_a_scraper() {
+    let daemon = serve_with("127.0.0.1:0", &["--metrics", "127.0.0.1:0"]);
+    let addr = daemon.metrics.clone().expect("metrics address printed");
+    let ep = daemon.endpoint.as_str();
+    let key = daemon.key.as_str();
+    let (code, _, err) = run(&["call", ep, "ECHO", "x", "--server-key", key]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run(&["call", ep, "NOPE", "--server-key", key]);
+    assert_eq!(code, 1);
+    // A client that speaks something else: a failed handshake.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n");
+    }
+    let wanted = [
+        "# TYPE netproto_requests_total counter",
+        "netproto_requests_total{opcode=\"ECHO\",outcome=\"ok\"} 1",
+        "netproto_requests_total{opcode=\"unknown\",outcome=\"error\"} 1",
+        "netproto_handshakes_total{outcome=\"ok\"}",
+        "netproto_handshakes_total{outcome=\"failed\"}",
+        "# TYPE netproto_connections_open gauge",
+        "netproto_request_duration_seconds",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = http(&addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        if wanted.iter().all(|w| page.contains(w)) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    for w in wanted {
+        assert!(page.contains(w), "{w} missing from:\n{page}");
+    }
+    // Anything else is refused, and a scraper cannot send an endless head.
+    assert!(http(&addr, b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(http(&addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+    // One byte over the 8 KiB limit (all of it read: no reset races the
+    // answer).
+    let huge = [b'a'; 8 * 1024 + 1];
+    assert!(http(&addr, &huge).starts_with("HTTP/1.1 431"));
+}
+
+/// Logs written to a pipe or a file carry no colour codes (issue #21).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--address", "tcp://127.0.0.1:0"])
+        .env("NP_LOGGING_LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // A watchdog ends the daemon (and so the pipe) if it never logs.
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let watched = child.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        let _ = watched.lock().unwrap().kill();
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        let Some(Ok(line)) = lines.next() else { break };
+        let done = line.contains("server listening");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    {
+        let mut child = child.lock().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = seen.join("\n");
+    assert!(text.contains("server listening"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
 }

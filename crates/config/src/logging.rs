@@ -18,7 +18,10 @@ pub fn init(cfg: &LoggingSection) -> Result<(), ConfigError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
     let console = cfg.log_to_console.then(|| {
-        let layer = fmt::layer().with_writer(std::io::stderr);
+        // Colours only for a person at a terminal: `serve 2> file` and log
+        // shippers get plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let layer = fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
         if cfg.json_format {
             layer.json().boxed()
         } else {

@@ -218,9 +218,13 @@ impl TlsServerStream {
                 Poll::Ready(Ok(()))
             }
             Err(e) => {
+                // A bounded set of label values (an error's text would
+                // make one time series per message).
                 let reason = match &e {
-                    TransportError::Tls { reason, .. } => reason.to_string(),
-                    other => other.to_string(),
+                    TransportError::Tls { reason, .. } => reason.label(),
+                    TransportError::Timeout { .. } => "timeout",
+                    TransportError::Io { .. } | TransportError::ConnectionClosed { .. } => "io",
+                    _ => "other",
                 };
                 tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
                 metrics::counter!("netproto_tls_handshake_failures_total", "reason" => reason)

@@ -91,6 +91,23 @@ pub enum TlsFailure {
     Other,
 }
 
+impl TlsFailure {
+    /// The metric label (`unknown_ca`, `expired`, …).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::UnknownCa => "unknown_ca",
+            Self::Expired => "expired",
+            Self::NameMismatch => "name_mismatch",
+            Self::PinMismatch => "pin_mismatch",
+            Self::ClientCertRequired => "client_cert_required",
+            Self::BadCertificate => "bad_certificate",
+            Self::NotTls => "not_tls",
+            Self::NoCommonProtocol => "no_common_protocol",
+            Self::Other => "other",
+        }
+    }
+}
+
 impl std::fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
