@@ -66,7 +66,8 @@ enum Command {
         client_ca: Option<PathBuf>,
         /// Serve every metric in the Prometheus text format at
         /// `http://ADDR/metrics` (for example `127.0.0.1:9100`; port 0
-        /// picks a free one, printed at start). docs/METRICS.md lists them.
+        /// picks a free one, printed at start; `metrics.listen`).
+        /// docs/METRICS.md lists them.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
@@ -379,7 +380,11 @@ async fn serve(
         }
     }
     netproto::logging::init(&cfg.logging).map_err(err)?;
-    if let Some(addr) = overrides.metrics {
+    let metrics_at = match overrides.metrics {
+        Some(addr) => Some(addr),
+        None => cfg.metrics.listen_addr().map_err(err)?,
+    };
+    if let Some(addr) = metrics_at {
         let bound = metrics::start(addr).await.map_err(Failure::Metrics)?;
         println!("metrics at http://{bound}/metrics");
     }

@@ -29,11 +29,16 @@ fn serve(address: &str) -> Daemon {
 }
 
 fn serve_with(address: &str, args: &[&str]) -> Daemon {
+    serve_env(address, args, &[])
+}
+
+fn serve_env(address: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(args)
         .env("NP_SERVER_ADDRESS", address)
         .env("NP_LOGGING_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -523,7 +528,8 @@ fn http(addr: &str, request: &[u8]) -> String {
 /// request, connection and handshake-failure series (issue #21).
 #[test]
 fn serve_exposes_metrics_to_a_scraper() {
-    let daemon = serve_with("127.0.0.1:0", &["--metrics", "127.0.0.1:0"]);
+    // `metrics.listen` through the environment (`--metrics` does the same).
+    let daemon = serve_env("127.0.0.1:0", &[], &[("NP_METRICS_LISTEN", "127.0.0.1:0")]);
     let addr = daemon.metrics.clone().expect("metrics address printed");
     let ep = daemon.endpoint.as_str();
     let key = daemon.key.as_str();
@@ -565,14 +571,21 @@ fn serve_exposes_metrics_to_a_scraper() {
     // answer).
     let huge = [b'a'; 8 * 1024 + 1];
     assert!(http(&addr, &huge).starts_with("HTTP/1.1 431"));
+    // The flag does the same as the key.
+    let flagged = serve_with("127.0.0.1:0", &["--metrics", "127.0.0.1:0"]);
+    let at = flagged
+        .metrics
+        .clone()
+        .expect("--metrics printed its address");
+    assert!(http(&at, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
 }
 
-/// Logs written to a pipe or a file carry no colour codes (issue #21).
-#[test]
-fn logs_to_a_pipe_have_no_colour_codes() {
+/// The daemon's log lines up to "server listening", with `env` set.
+fn first_log_lines(env: &[(&str, &str)]) -> String {
     let mut child = Command::new(BIN)
         .args(["serve", "--address", "tcp://127.0.0.1:0"])
         .env("NP_LOGGING_LOG_LEVEL", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -586,7 +599,7 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         let _ = watched.lock().unwrap().kill();
     });
     let mut seen = Vec::new();
-    while seen.len() < 20 {
+    while seen.len() < 40 {
         let Some(Ok(line)) = lines.next() else { break };
         let done = line.contains("server listening");
         seen.push(line);
@@ -599,7 +612,26 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let text = seen.join("\n");
+    seen.join("\n")
+}
+
+/// Logs written to a pipe carry no colour codes, and `[logging] format`
+/// picks the layout (issue #21).
+#[test]
+fn logs_to_a_pipe_are_plain_and_formatted_as_configured() {
+    let text = first_log_lines(&[]);
     assert!(text.contains("server listening"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
+    let json = first_log_lines(&[("NP_LOGGING_FORMAT", "json")]);
+    let line = json
+        .lines()
+        .find(|l| l.contains("server listening"))
+        .unwrap_or_else(|| panic!("{json}"));
+    assert!(
+        line.starts_with('{') && line.contains("\"level\":\"INFO\""),
+        "{line}"
+    );
+    let compact = first_log_lines(&[("NP_LOGGING_FORMAT", "compact")]);
+    assert!(compact.contains("server listening"), "{compact}");
+    assert!(!compact.starts_with('{'), "{compact}");
 }

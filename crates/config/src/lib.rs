@@ -29,8 +29,10 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod logging;
+mod metrics;
 mod udp;
 
+pub use metrics::MetricsSection;
 pub use udp::UdpSection;
 
 /// What went wrong loading or validating a configuration.
@@ -203,8 +205,50 @@ pub struct LoggingSection {
     pub log_to_file: bool,
     /// Log file (empty: `<app_name>.log` in the working directory).
     pub log_file_path: String,
-    /// One JSON object per line instead of human-readable text.
+    /// How each event is written (`full`).
+    pub format: LogFormat,
+    /// One JSON object per line: `format = "json"` under network-protocol's
+    /// name (either turns JSON on).
     pub json_format: bool,
+}
+
+/// How log events are written (`[logging] format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One line per event: time, level, spans, message, fields.
+    #[default]
+    Full,
+    /// One shorter line per event (span fields folded in).
+    Compact,
+    /// Several indented lines per event, for reading by eye.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The name in the configuration file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Compact => "compact",
+            Self::Pretty => "pretty",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl LoggingSection {
+    /// The format in effect (`json_format = true` means JSON).
+    pub const fn effective_format(&self) -> LogFormat {
+        if self.json_format {
+            LogFormat::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 impl Default for LoggingSection {
@@ -215,6 +259,7 @@ impl Default for LoggingSection {
             log_to_console: true,
             log_to_file: false,
             log_file_path: String::new(),
+            format: LogFormat::Full,
             json_format: false,
         }
     }
@@ -297,6 +342,8 @@ pub struct NetworkConfig {
     pub udp: UdpSection,
     /// `[logging]`.
     pub logging: LoggingSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
 }
 
 /// The `NP_*` variables that belong to the `netproto` command line, not to
@@ -408,6 +455,7 @@ impl NetworkConfig {
         if self.server.max_connections == 0 {
             return bad("server.max_connections", "must be at least 1");
         }
+        self.metrics.listen_addr()?;
         if self.server.backpressure_limit == 0 {
             return bad("server.backpressure_limit", "must be at least 1");
         }
@@ -535,7 +583,8 @@ impl NetworkConfig {
              pins = {:?}\npins_only = {}\nallow_tls12 = {}\nnoise_inside_tls = {}\n\
              handshake_timeout = {}\nmax_concurrent_handshakes = {}\n\n\
              [logging]\napp_name = {:?}\nlog_level = {:?}\nlog_to_console = {}\nlog_to_file = {}\n\
-             log_file_path = {:?}\njson_format = {}\n",
+             log_file_path = {:?}\nformat = {:?}\njson_format = {}\n\n\
+             [metrics]\nlisten = {:?}\n",
             s.address,
             s.backpressure_limit,
             ms(s.connection_timeout),
@@ -575,7 +624,9 @@ impl NetworkConfig {
             l.log_to_console,
             l.log_to_file,
             l.log_file_path,
+            l.format.as_str(),
             l.json_format,
+            self.metrics.listen,
         )
     }
 }

@@ -2,14 +2,17 @@
 
 use std::sync::Mutex;
 
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-use crate::{ConfigError, LoggingSection};
+use crate::{ConfigError, LogFormat, LoggingSection};
 
 /// Installs a global `tracing` subscriber as `cfg` says: level from `RUST_LOG`
-/// or `log_level`, pretty or JSON, to standard error and/or a file.
+/// or `log_level`, in `cfg`'s [`LogFormat`], to standard error (coloured
+/// only on a terminal) and/or a file (never coloured).
 ///
 /// # Errors
 /// [`ConfigError::Io`] if the log file cannot be opened;
@@ -17,16 +20,12 @@ use crate::{ConfigError, LoggingSection};
 pub fn init(cfg: &LoggingSection) -> Result<(), ConfigError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
+    let format = cfg.effective_format();
     let console = cfg.log_to_console.then(|| {
         // Colours only for a person at a terminal: `serve 2> file` and log
         // shippers get plain text.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let layer = fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
-        if cfg.json_format {
-            layer.json().boxed()
-        } else {
-            layer.boxed()
-        }
+        styled(format, ansi, std::io::stderr)
     });
     let file = if cfg.log_to_file {
         let path = if cfg.log_file_path.is_empty() {
@@ -39,12 +38,7 @@ pub fn init(cfg: &LoggingSection) -> Result<(), ConfigError> {
             .append(true)
             .open(&path)
             .map_err(|source| ConfigError::Io { path, source })?;
-        let layer = fmt::layer().with_ansi(false).with_writer(Mutex::new(f));
-        Some(if cfg.json_format {
-            layer.json().boxed()
-        } else {
-            layer.boxed()
-        })
+        Some(styled(format, false, Mutex::new(f)))
     } else {
         None
     };
@@ -57,4 +51,19 @@ pub fn init(cfg: &LoggingSection) -> Result<(), ConfigError> {
             key: "logging",
             reason: format!("a logger is already installed: {e}"),
         })
+}
+
+/// A formatting layer writing to `writer` in `format`.
+fn styled<S, W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = fmt::layer().with_ansi(ansi).with_writer(writer);
+    match format {
+        LogFormat::Compact => layer.compact().boxed(),
+        LogFormat::Pretty => layer.pretty().boxed(),
+        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Full => layer.boxed(),
+    }
 }

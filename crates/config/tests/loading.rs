@@ -142,6 +142,23 @@ fn errors_name_the_key_and_source() {
         ),
         "{e}"
     );
+    // An enumerated value: the error lists the allowed ones.
+    let m = message(&NetworkConfig::from_toml("[logging]\nformat = \"yaml\"\n").unwrap_err());
+    assert!(
+        m.contains("format") && m.contains("full") && m.contains("compact") && m.contains("json"),
+        "{m}"
+    );
+    let cfg = NetworkConfig::from_toml("[logging]\nformat = \"compact\"\n").unwrap();
+    assert_eq!(
+        cfg.logging.effective_format(),
+        netproto_config::LogFormat::Compact
+    );
+    // network-protocol's switch still means JSON.
+    let cfg = NetworkConfig::from_toml("[logging]\njson_format = true\n").unwrap();
+    assert_eq!(
+        cfg.logging.effective_format(),
+        netproto_config::LogFormat::Json
+    );
     // TLS settings that cannot work.
     for (toml, key) in [
         ("[tls]\ncert_path = \"c.pem\"\n", "tls.key_path"),
@@ -163,6 +180,7 @@ fn errors_name_the_key_and_source() {
         ("[udp]\nper_source_rate = 0\n", "udp.per_source_rate"),
         ("[udp]\nkeep_alive = 30000\n", "udp.keep_alive"),
         ("[udp]\ndelivery = \"maybe\"\n", "udp.delivery"),
+        ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
     ] {
         let e = NetworkConfig::from_toml(toml).unwrap_err();
         assert!(

@@ -72,8 +72,8 @@ use std::sync::Arc;
 #[cfg(feature = "cluster")]
 pub use netproto_cluster as cluster;
 pub use netproto_config::{
-    endpoint_string, example_config, logging, ClientSection, ConfigError, LoggingSection,
-    NetworkConfig, ServerSection, TlsSection, TransportSection,
+    endpoint_string, example_config, logging, ClientSection, ConfigError, LogFormat,
+    LoggingSection, MetricsSection, NetworkConfig, ServerSection, TlsSection, TransportSection,
 };
 pub use netproto_crypto::{
     AllowList, AnyPeer, Capabilities, CryptoError, HandshakeConfig, Keypair, KnownHosts, Pattern,
