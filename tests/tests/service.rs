@@ -319,7 +319,7 @@ async fn a_reply_over_the_clients_limit_is_answered_too_large(carrier: Carrier) 
         matches!(
             &err,
             ServiceError::Remote { code: ErrorCode::TOO_LARGE, reason }
-                if reason.contains("exceeds the client's limit")
+                if reason.contains("exceeds the message limit")
         ),
         "{err:?}"
     );

@@ -333,22 +333,20 @@ impl ConnectionTask {
                     }
                 }
                 Routed::Pending(fut) => {
-                    let send = send.clone();
-                    let shutdown = token.clone();
+                    // Made before the task, so that a task aborted before
+                    // it first ran still answers (see `Unanswered`).
+                    let mut pending = Unanswered {
+                        send: send.clone(),
+                        stream_id: request.stream_id,
+                        armed: true,
+                        shutdown: token.clone(),
+                    };
                     tasks.spawn(
                         async move {
                             let _permit = permit;
-                            // Abandoned at the shutdown deadline (the task
-                            // is aborted), the request is still answered.
-                            let mut pending = Unanswered {
-                                send: &send,
-                                stream_id: request.stream_id,
-                                armed: true,
-                                shutdown,
-                            };
                             let outcome = run_handler(&request, fut).await;
                             pending.armed = false;
-                            finish_request(&send, request, outcome).await;
+                            finish_request(&pending.send, request, outcome).await;
                         }
                         .instrument(span),
                     );
@@ -389,8 +387,10 @@ impl ConnectionTask {
                     tasks.abort_all();
                     // Aborted tasks end at their next await; dropping
                     // them queues their SHUTTING_DOWN answers, which must
-                    // go out before our BYE.
-                    while tasks.join_next().await.is_some() {}
+                    // go out before our BYE. A handler that blocks its
+                    // thread never reaches an await: bounded.
+                    let drained = async { while tasks.join_next().await.is_some() {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), send.close()).await;
             }
@@ -418,15 +418,15 @@ impl ConnectionTask {
 /// answers ERR SHUTTING_DOWN so the caller learns it was not served; the
 /// answer goes out before the BYE that follows. A request dropped because
 /// its client left (BYE) or its connection failed is not answered.
-struct Unanswered<'a> {
-    send: &'a netproto_transport::SendHalf,
+struct Unanswered {
+    send: netproto_transport::SendHalf,
     stream_id: u64,
     /// Cleared once the handler has finished (its own answer follows).
     armed: bool,
     shutdown: CancellationToken,
 }
 
-impl Drop for Unanswered<'_> {
+impl Drop for Unanswered {
     fn drop(&mut self) {
         if self.armed && self.stream_id != 0 && self.shutdown.is_cancelled() {
             let _ = self.send.try_send_frame(Frame::error(
@@ -535,7 +535,7 @@ async fn finish_request(
                 Err(TransportError::MessageTooLarge { len, max }) => {
                     metrics::counter!("netproto_replies_too_large_total").increment(1);
                     let reason =
-                        format!("reply of {len} bytes exceeds the client's limit of {max} bytes");
+                        format!("reply of {len} bytes exceeds the message limit of {max} bytes");
                     send.send_frame(Frame::error(stream_id, ErrorCode::TOO_LARGE, &reason))
                         .await
                 }

@@ -18,7 +18,9 @@ impl<F: RecordFormat> Core<F> {
         let Some(code) = error_code_for(e) else {
             return;
         };
-        if !self.is_established() || self.closing {
+        // A TLS client still waiting for the server's hello is in the
+        // handshake too.
+        if !self.is_established() || self.hello_pending() || self.closing {
             return;
         }
         let reason = e.to_string();
@@ -63,6 +65,10 @@ fn error_code_for(e: &TransportError) -> Option<ErrorCode> {
             | W::HeaderTooLong { .. }
             | W::DecompressedTooLarge { .. },
         ) => ErrorCode::TOO_LARGE,
+        // Ours, not the peer's.
+        TransportError::Protocol(crate::error::ProtocolViolation::ImpossibleStreamState) => {
+            return None
+        }
         TransportError::Protocol(_)
         | TransportError::Wire(_)
         | TransportError::Crypto(netproto_crypto::CryptoError::Decrypt) => ErrorCode::PROTOCOL,
