@@ -555,79 +555,26 @@ impl NetworkConfig {
     /// Writes the configuration as TOML.
     ///
     /// # Errors
-    /// [`ConfigError::Io`].
+    /// [`ConfigError::Io`]; [`ConfigError::Invalid`] as [`Self::to_toml`].
     pub fn save_to_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_toml()).map_err(|source| ConfigError::Io {
+        std::fs::write(path, self.to_toml()?).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
             source,
         })
     }
 
-    /// The configuration as TOML text, durations in milliseconds.
-    pub fn to_toml(&self) -> String {
-        let s = &self.server;
-        let c = &self.client;
-        let t = &self.transport;
-        let tls = &self.tls;
-        let l = &self.logging;
-        format!(
-            "[server]\naddress = {:?}\nbackpressure_limit = {}\nconnection_timeout = {}\nheartbeat_interval = {}\n\
-             shutdown_timeout = {}\nmax_connections = {}\n\n\
-             [client]\naddress = {:?}\nconnection_timeout = {}\noperation_timeout = {}\nresponse_timeout = {}\n\
-             heartbeat_interval = {}\nauto_reconnect = {}\nmax_reconnect_attempts = {}\nreconnect_delay = {}\n\n\
-             [transport]\ncompression_enabled = {}\ncompression_algorithm = {:?}\ncompression_threshold = {}\n\
-             compression_level = {}\nencryption_enabled = {}\nmax_payload_size = {}\n\n\
-             [tls]\ncert_path = {:?}\nkey_path = {:?}\nclient_ca_path = {:?}\nverify_client = {}\n\
-             ca_path = {:?}\nserver_name = {:?}\nclient_cert_path = {:?}\nclient_key_path = {:?}\n\
-             pins = {:?}\npins_only = {}\nallow_tls12 = {}\nnoise_inside_tls = {}\n\
-             handshake_timeout = {}\nmax_concurrent_handshakes = {}\n\n\
-             [logging]\napp_name = {:?}\nlog_level = {:?}\nlog_to_console = {}\nlog_to_file = {}\n\
-             log_file_path = {:?}\nformat = {:?}\njson_format = {}\n\n\
-             [metrics]\nlisten = {:?}\n",
-            s.address,
-            s.backpressure_limit,
-            ms(s.connection_timeout),
-            ms(s.heartbeat_interval),
-            ms(s.shutdown_timeout),
-            s.max_connections,
-            c.address,
-            ms(c.connection_timeout),
-            ms(c.operation_timeout),
-            ms(c.response_timeout),
-            ms(c.heartbeat_interval),
-            c.auto_reconnect,
-            c.max_reconnect_attempts,
-            ms(c.reconnect_delay),
-            t.compression_enabled,
-            t.compression_algorithm,
-            t.compression_threshold,
-            t.compression_level,
-            t.encryption_enabled,
-            t.max_payload_size,
-            tls.cert_path,
-            tls.key_path,
-            tls.client_ca_path,
-            tls.verify_client,
-            tls.ca_path,
-            tls.server_name,
-            tls.client_cert_path,
-            tls.client_key_path,
-            tls.pins,
-            tls.pins_only,
-            tls.allow_tls12,
-            tls.noise_inside_tls,
-            ms(tls.handshake_timeout),
-            tls.max_concurrent_handshakes,
-            l.app_name,
-            l.log_level,
-            l.log_to_console,
-            l.log_to_file,
-            l.log_file_path,
-            l.format.as_str(),
-            l.json_format,
-            self.metrics.listen,
-        )
+    /// The configuration as TOML text (every section, durations in
+    /// milliseconds), written by serde from the same fields it is read
+    /// into, so the two cannot drift apart.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] (`config`) if a value has no TOML form.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Invalid {
+            key: "config",
+            reason: format!("cannot be written as TOML: {e}"),
+        })
     }
 }
 

@@ -80,6 +80,10 @@ fn example_config_is_the_defaults() {
     changed.tls.cert_path = "/etc/netproto/cert.pem".into();
     changed.tls.key_path = "/etc/netproto/key.pem".into();
     changed.tls.handshake_timeout = Duration::from_millis(2500);
+    // Every section survives, [udp], [logging] and [metrics] included.
+    changed.udp.max_datagram = 1400;
+    changed.logging.format = netproto_config::LogFormat::Compact;
+    changed.metrics.listen = "127.0.0.1:9100".into();
     changed.save_to_file(&path).unwrap();
     assert_eq!(NetworkConfig::from_file(&path).unwrap(), changed);
     std::fs::remove_file(path).unwrap();
