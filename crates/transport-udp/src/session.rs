@@ -358,11 +358,7 @@ impl UdpSession {
                     );
                 }
             };
-            let connection_frame = matches!(
-                frame.kind,
-                FrameKind::Ping | FrameKind::Pong | FrameKind::Bye | FrameKind::GoAway
-            );
-            if connection_frame && frame.stream_id != 0 {
+            if frame.kind.is_connection_frame() && frame.stream_id != 0 {
                 // WIRE.md: connection frames use stream 0.
                 budget.give(charged);
                 return Err(

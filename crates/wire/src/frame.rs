@@ -41,6 +41,12 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
+    /// PING, PONG, BYE and GOAWAY concern the whole connection: WIRE.md
+    /// requires stream id 0 for them.
+    pub const fn is_connection_frame(self) -> bool {
+        matches!(self, Self::Ping | Self::Pong | Self::Bye | Self::GoAway)
+    }
+
     /// The byte on the wire.
     pub const fn code(self) -> u8 {
         match self {

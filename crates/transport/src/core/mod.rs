@@ -406,7 +406,7 @@ impl<F: RecordFormat> Core<F> {
 
     fn next_frame(&mut self, now: Instant) -> Result<Option<Event>> {
         while let Some(f) = self.rx.next_raw()? {
-            if is_connection_frame(f.kind) && f.stream_id != 0 {
+            if f.kind.is_connection_frame() && f.stream_id != 0 {
                 return Err(TransportError::Protocol(
                     ProtocolViolation::ConnectionFrameOnStream {
                         kind: f.kind,
@@ -502,12 +502,4 @@ impl<F: RecordFormat> Core<F> {
     pub fn resume(&mut self, now: Instant) {
         self.live.resume(now);
     }
-}
-
-/// PING, PONG, BYE and GOAWAY concern the connection and use stream 0.
-const fn is_connection_frame(kind: FrameKind) -> bool {
-    matches!(
-        kind,
-        FrameKind::Ping | FrameKind::Pong | FrameKind::Bye | FrameKind::GoAway
-    )
 }

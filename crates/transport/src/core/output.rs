@@ -202,7 +202,7 @@ pub(crate) fn check_frame(frame: &Frame) -> Result<()> {
     if frame.more {
         return Err(TransportError::InvalidFrame(InvalidFrame::Continuation));
     }
-    if super::is_connection_frame(frame.kind) && frame.stream_id != 0 {
+    if frame.kind.is_connection_frame() && frame.stream_id != 0 {
         return Err(TransportError::InvalidFrame(
             InvalidFrame::ConnectionFrameStream,
         ));
