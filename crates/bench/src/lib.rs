@@ -6,8 +6,9 @@
 //! sockets with `LengthDelimitedCodec` (the floor), `snow` Noise_XX over TCP
 //! (u16 framing, one record per message), tokio-rustls (ring; AES-256-GCM
 //! and ChaCha20-Poly1305 suites), raw tokio UDP and quinn. Client and server share one process and a
-//! multi-threaded runtime, TCP_NODELAY on; W5's server is a child process so
-//! that its memory can be read on its own.
+//! multi-threaded runtime, TCP_NODELAY on; W5's and W9's server is a child
+//! process (W5 reads its memory on its own; W9 runs client and server as
+//! users do).
 //!
 //! | id | workload | figure |
 //! |----|----------|--------|
@@ -19,6 +20,7 @@
 //! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection | requests/s |
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
 //! | W8 | W7 over netproto-udp with 5 % of datagrams dropped each way | goodput MB/s |
+//! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP | p50, p99, p99.9 (µs), calls/s, MB/s |
 //!
 //! The datagram systems (raw tokio UDP, quinn 0.11 with ring and a
 //! self-signed certificate, netproto over UDP) run W1; quinn and
@@ -38,7 +40,9 @@
 //! # }
 //! ```
 
+mod calls;
 mod datagram;
+mod peer;
 mod report;
 mod scale;
 mod systems;
@@ -47,8 +51,8 @@ mod workloads;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use peer::run_peer;
 pub use report::{Measurement, Ratio, Report};
-pub use scale::run_peer;
 pub use systems::System;
 
 use systems::Fixture;
@@ -100,8 +104,8 @@ pub struct Options {
     /// Systems to run (keys such as `netproto-tcp`; empty: all). Ratios
     /// need the baselines in the same run.
     pub systems: Vec<String>,
-    /// The `netproto` executable for W5's child server; W5 is skipped
-    /// without it.
+    /// The `netproto` executable for W5's and W9's child server; both are
+    /// skipped without it.
     pub peer_exe: Option<PathBuf>,
 }
 
@@ -156,6 +160,17 @@ pub struct Step {
 /// The workloads run once per system (where [`System::runs`] says so).
 const W_PER_SYSTEM: [&str; 5] = ["W1", "W2", "W3", "W4", "W7"];
 
+/// How many (workload, system) steps one pass runs.
+fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
+    let with_peer = opts.peer_exe.is_some();
+    let per_system = |w: &str| systems.iter().filter(|&&s| opts.runs(s, w)).count();
+    W_PER_SYSTEM.iter().map(|w| per_system(w)).sum::<usize>()
+        + usize::from(opts.wants("W5") && with_peer)
+        + usize::from(opts.wants("W6"))
+        + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp))
+        + if with_peer { per_system("W9") } else { 0 }
+}
+
 /// Runs the selected workloads and returns the figures.
 ///
 /// # Errors
@@ -175,13 +190,7 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
         .filter(|s| cfg!(unix) || !matches!(s, System::RawUds | System::NetprotoUds))
         .filter(|s| opts.systems.is_empty() || opts.systems.iter().any(|k| k == s.key()))
         .collect();
-    let per_pass = W_PER_SYSTEM
-        .iter()
-        .map(|w| systems.iter().filter(|&&s| opts.runs(s, w)).count())
-        .sum::<usize>()
-        + usize::from(opts.wants("W5") && opts.peer_exe.is_some())
-        + usize::from(opts.wants("W6"))
-        + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp));
+    let per_pass = steps_per_pass(opts, &systems);
     let total = per_pass * runs;
     let mut done = 0;
     let mut step = |label: String| {
@@ -246,6 +255,14 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
             report.record("W5", "active p99", "µs", sys, pass, s.p99_us);
             let _ = s.active;
             step("W5 netproto-tcp".into());
+        }
+        if let Some(exe) = &opts.peer_exe {
+            let w9: Vec<System> = systems
+                .iter()
+                .copied()
+                .filter(|&s| opts.runs(s, "W9"))
+                .collect();
+            calls::record(exe, &w9, plan, &mut report, pass, &mut step).await?;
         }
         if opts.wants("W6") {
             let v = workloads::dispatcher(&fx, plan).await?;

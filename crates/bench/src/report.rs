@@ -186,6 +186,7 @@ impl Report {
         // (workload, metric, system, baseline, bound, at most?)
         let tcp = "netproto-tcp";
         let udp = "netproto-udp";
+        let client = "netproto-client";
         let ratio_targets = [
             ("W1", "p50", tcp, "raw-tcp", 1.15, true),
             ("W1", "p99", tcp, "raw-tcp", 1.3, true),
@@ -200,6 +201,11 @@ impl Report {
             // Issue #16's UDP targets.
             ("W1", "p50", udp, "raw-udp", 1.2, true),
             ("W3", "MB/s", udp, "quinn", 1.0, false),
+            // Issue #23's call path.
+            ("W9", "p50", client, "raw-tcp", 1.1, true),
+            ("W9", "p99", client, "raw-tcp", 1.2, true),
+            ("W9", "calls/s", client, "raw-tcp", 0.9, false),
+            ("W9", "64 KiB ×4", client, "raw-tcp", 0.8, false),
         ];
         let mut targets = Vec::new();
         for (w, metric, system, base, bound, at_most) in ratio_targets {
@@ -233,6 +239,17 @@ impl Report {
                 value: w6 / w2,
                 bound: ">= 0.5".into(),
                 met: w6 / w2 >= 0.5,
+            });
+        }
+        if let (Some(call), Some(conn)) = (
+            self.median("W9", "p50", client),
+            self.median("W9", "p50", tcp),
+        ) {
+            targets.push(Target {
+                what: "W9 p50: netproto-client ÷ netproto-tcp".into(),
+                value: call / conn,
+                bound: "<= 1.1".into(),
+                met: call / conn <= 1.1,
             });
         }
         self.targets = targets;

@@ -1,18 +1,16 @@
-//! W5: many connections. The server runs in a child process (the `netproto`
-//! binary's hidden `bench-peer` command) so that its resident memory can be
-//! read on its own from `/proc/<pid>/status`.
+//! W5: many connections. The server runs in a child process
+//! ([`crate::peer`]) so that its resident memory can be read on its own from
+//! `/proc/<pid>/status`.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netproto_crypto::{HandshakeConfig, Keypair, Pinned, PublicKey};
-use netproto_testkit::serve_connections;
-use netproto_transport::{Accept, AnyListener, ConnectionConfig, Endpoint, SocketOptions};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use netproto_transport::{ConnectionConfig, Endpoint};
 
-use crate::systems::{serve_peer, Link, PeerMode, Result};
+use crate::peer::Peer;
+use crate::systems::{Link, Result};
 use crate::BenchError;
 
 /// What W5 measured.
@@ -23,38 +21,6 @@ pub(crate) struct Scale {
     pub(crate) active: usize,
     pub(crate) msgs_per_sec: f64,
     pub(crate) p99_us: f64,
-}
-
-/// The child side: serves netproto over TCP with echo peers until its input
-/// closes. Prints `PORT <port> KEY <base64>` first.
-pub async fn run_peer() -> std::result::Result<(), BenchError> {
-    let key = Keypair::generate(&mut rand::rngs::OsRng);
-    let public = *key.public();
-    let listener =
-        AnyListener::bind(&"tcp://127.0.0.1:0".parse()?, SocketOptions::default()).await?;
-    let local = Accept::local_endpoint(&listener).clone();
-    let Endpoint::Tcp { port, .. } = &local else {
-        return Err(BenchError::Setup("expected a TCP endpoint".into()));
-    };
-    println!("PORT {port} KEY {public}");
-    let cfg = ConnectionConfig::new(HandshakeConfig::new(
-        Some(key),
-        Arc::new(netproto_crypto::AnyPeer),
-    ));
-    let server = serve_connections(listener, cfg, |conn| {
-        let (send, recv) = conn.split();
-        serve_peer(crate::systems::netproto_halves(send, recv), PeerMode::Echo)
-    });
-    let serve = async move {
-        let _ = server.await;
-    };
-    let mut stdin = tokio::io::stdin();
-    let mut sink = [0u8; 64];
-    tokio::select! {
-        () = serve => {}
-        () = async { while stdin.read(&mut sink).await.is_ok_and(|n| n > 0) {} } => {}
-    }
-    Ok(())
 }
 
 fn rss_bytes(pid: u32) -> Result<f64> {
@@ -69,7 +35,7 @@ fn rss_bytes(pid: u32) -> Result<f64> {
     Ok(kib * 1024.0)
 }
 
-async fn connect_one(endpoint: &Endpoint, server: PublicKey) -> Result<Link> {
+pub(crate) async fn connect_one(endpoint: &Endpoint, server: PublicKey) -> Result<Link> {
     let cfg = ConnectionConfig::new(HandshakeConfig::new(
         Some(Keypair::generate(&mut rand::rngs::OsRng)),
         Arc::new(Pinned(server)),
@@ -93,32 +59,8 @@ pub(crate) async fn scale(
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let affordable = usize::try_from(limit.saturating_sub(256)).unwrap_or(usize::MAX);
     let idle = idle.min(affordable);
-    let mut child = tokio::process::Command::new(peer_exe)
-        .arg("bench-peer")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", peer_exe.display())))?;
-    let pid = child.id().ok_or(BenchError::Closed)?;
-    let stdout = child.stdout.take().ok_or(BenchError::Closed)?;
-    let mut lines = BufReader::new(stdout).lines();
-    let banner = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .map_err(|_| BenchError::Setup("the bench peer did not start".into()))??
-        .ok_or(BenchError::Closed)?;
-    let mut words = banner.split_whitespace();
-    let (port, key) = match (words.next(), words.next(), words.next(), words.next()) {
-        (Some("PORT"), Some(port), Some("KEY"), Some(key)) => (port.to_owned(), key.to_owned()),
-        _ => {
-            return Err(BenchError::Setup(format!(
-                "unexpected peer banner {banner:?}"
-            )))
-        }
-    };
-    let server = PublicKey::from_base64(&key).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let endpoint: Endpoint = format!("tcp://127.0.0.1:{port}").parse()?;
+    let peer = Peer::start(peer_exe).await?;
+    let (pid, server, endpoint) = (peer.pid, peer.key, peer.connections.clone());
 
     // One connection first, so the baseline includes the runtime's warm-up.
     let mut links = vec![connect_one(&endpoint, server).await?];
@@ -172,8 +114,7 @@ pub(crate) async fn scale(
     let msgs_per_sec = all.len() as f64 / elapsed.as_secs_f64();
     let p99_us = crate::workloads::percentile(&all, 0.99);
     drop(links);
-    drop(child.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    peer.stop().await;
     Ok(Scale {
         idle,
         rss_per_idle,

@@ -81,11 +81,13 @@ pub enum System {
     Quinn,
     /// netproto over UDP (Noise XX, ordered reliable messages).
     NetprotoUdp,
+    /// netproto's service over TCP: `Client::call` to a `Server` (W9).
+    NetprotoClient,
 }
 
 impl System {
     /// Every system, baselines first.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::RawTcp,
         Self::RawUds,
         Self::Snow,
@@ -97,6 +99,7 @@ impl System {
         Self::NetprotoUds,
         Self::NetprotoTls,
         Self::NetprotoUdp,
+        Self::NetprotoClient,
     ];
 
     /// The stable key used in tables and JSON.
@@ -113,20 +116,30 @@ impl System {
             Self::RawUdp => "raw-udp",
             Self::Quinn => "quinn",
             Self::NetprotoUdp => "netproto-udp",
+            Self::NetprotoClient => "netproto-client",
         }
     }
 
     /// Whether this system runs `workload`: raw UDP only the round trip
     /// (it has no delivery guarantee to measure anything else with); the
     /// 1 MiB workload (W7) runs on the floor, the two UDP systems and
-    /// netproto over TCP; W8 (loss) on netproto over UDP alone.
+    /// netproto over TCP; W8 (loss) on netproto over UDP alone; W9 (calls
+    /// to a child process) on raw TCP, a bare netproto connection and
+    /// netproto's `Client`, which runs nothing else.
     pub fn runs(self, workload: &str) -> bool {
+        if self == Self::NetprotoClient {
+            return workload == "W9";
+        }
         match workload {
             "W1" => true,
             "W2" | "W3" | "W4" => self != Self::RawUdp,
             "W7" => matches!(
                 self,
                 Self::RawTcp | Self::Quinn | Self::NetprotoTcp | Self::NetprotoUdp
+            ),
+            "W9" => matches!(
+                self,
+                Self::RawTcp | Self::NetprotoTcp | Self::NetprotoClient
             ),
             _ => false,
         }
@@ -136,7 +149,11 @@ impl System {
     pub fn is_netproto(self) -> bool {
         matches!(
             self,
-            Self::NetprotoTcp | Self::NetprotoUds | Self::NetprotoTls | Self::NetprotoUdp
+            Self::NetprotoTcp
+                | Self::NetprotoUds
+                | Self::NetprotoTls
+                | Self::NetprotoUdp
+                | Self::NetprotoClient
         )
     }
 }
@@ -320,7 +337,7 @@ fn framed_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Link {
     }
 }
 
-fn tcp_link(stream: TcpStream) -> Link {
+pub(crate) fn tcp_link(stream: TcpStream) -> Link {
     let (r, w) = stream.into_split();
     Link {
         tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),
@@ -350,7 +367,10 @@ impl Tx for NetprotoTx {
         })
     }
     fn flush(&mut self) -> BoxFuture<'_, Result<()>> {
-        // The writer task sends on its own; nothing waits in our hands.
+        // What is queued leaves from this task if the writer is idle (as
+        // the baselines' `flush` writes from theirs); otherwise the busy
+        // writer takes it.
+        self.0.write_now();
         Box::pin(async { Ok(()) })
     }
 }
@@ -662,6 +682,9 @@ pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) ->
             .await?;
             Ok(netproto_server(listener, &fx, mode))
         }
+        System::NetprotoClient => Err(BenchError::Setup(
+            "netproto-client runs against the child peer's Server (W9)".into(),
+        )),
         #[cfg(not(unix))]
         System::RawUds => Err(BenchError::Setup(
             "Unix sockets are not available here".into(),

@@ -122,7 +122,7 @@ async fn windowed(
 }
 
 /// [`windowed`] over a link already open (`what` names it in errors).
-async fn windowed_on(
+pub(crate) async fn windowed_on(
     link: crate::systems::Link,
     what: &str,
     size: usize,

@@ -379,6 +379,9 @@ fn bench_quick_runs_every_workload() {
         "W6 req/s",
         "W7 MB/s",
         "W8 goodput 5 % loss",
+        "W9 p50",
+        "W9 calls/s",
+        "W9 64 KiB ×4",
     ] {
         assert!(out.contains(figure), "{figure} missing:\n{out}");
     }
@@ -394,6 +397,7 @@ fn bench_quick_runs_every_workload() {
         "\"raw-udp\"",
         "\"quinn\"",
         "\"netproto-udp\"",
+        "\"netproto-client\"",
     ] {
         assert!(text.contains(key), "{key} missing from the JSON");
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use netproto_transport::{Delivery, Endpoint, SendHalf, TransportError};
+use netproto_transport::{Delivery, Endpoint, Flush, SendHalf, TransportError};
 use netproto_wire::{ErrorCode, FrameKind, Message};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -323,9 +323,16 @@ impl Client {
             id
         };
         let op = self.inner.cfg.operation_timeout;
+        // The only call in flight leaves from this task, now (one task hop
+        // less, issue #23); concurrent calls batch in the writer.
+        let flush = if link.pending.lock().is_ok_and(|p| p.is_empty()) {
+            Flush::Now
+        } else {
+            Flush::Batch
+        };
         let sent = link
             .send
-            .send_assigned(&mut assign, &Encoded(request), op)
+            .send_assigned(&mut assign, &Encoded(request), op, flush)
             .await;
         // Removes the entry however this call ends (error, timeout, drop), so
         // a late answer finds nobody and is counted instead of misdelivered.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use netproto_transport::{
-    Accept, AnyListener, Connection, Endpoint, Incoming, MemoryBudget, PeerAddr, SocketOptions,
-    TimeoutKind, TransportError,
+    Accept, AnyListener, Connection, Endpoint, Flush, Incoming, MemoryBudget, PeerAddr,
+    SocketOptions, TimeoutKind, TransportError,
 };
 use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
 use tokio::sync::Semaphore;
@@ -324,12 +324,19 @@ impl ConnectionTask {
                 // opcode): reply from here, no task.
                 Routed::Done(outcome) => {
                     drop(permit);
+                    // Nothing else to answer yet: this answer leaves from
+                    // here, now; while requests wait, answers batch.
+                    let flush = if recv.has_buffered_input() {
+                        Flush::Batch
+                    } else {
+                        Flush::Now
+                    };
                     // The answer may wait for room in the write queue (a
                     // client that does not read); shutdown must not.
                     tokio::select! {
                         biased;
                         () = token.cancelled() => break End::Shutdown,
-                        () = finish_request(&send, request, outcome).instrument(span) => {}
+                        () = finish_request(&send, request, outcome, flush).instrument(span) => {}
                     }
                 }
                 Routed::Pending(fut) => {
@@ -346,7 +353,7 @@ impl ConnectionTask {
                             let _permit = permit;
                             let outcome = run_handler(&request, fut).await;
                             pending.armed = false;
-                            finish_request(&pending.send, request, outcome).await;
+                            finish_request(&pending.send, request, outcome, Flush::Batch).await;
                         }
                         .instrument(span),
                     );
@@ -502,6 +509,7 @@ async fn finish_request(
     send: &netproto_transport::SendHalf,
     request: Request,
     outcome: Result<Message, HandlerError>,
+    flush: Flush,
 ) {
     let Request {
         stream_id,
@@ -529,26 +537,42 @@ async fn finish_request(
             if let Ok(n) = resp.encoded_len() {
                 metrics::counter!("netproto_bytes_out_total").increment(n as u64);
             }
-            match send.send(stream_id, &Encoded(&resp)).await {
+            match send.send_with(stream_id, &Encoded(&resp), flush).await {
                 // The reply does not fit the client's advertised limit: the
                 // request is answered all the same, with why.
                 Err(TransportError::MessageTooLarge { len, max }) => {
                     metrics::counter!("netproto_replies_too_large_total").increment(1);
                     let reason =
                         format!("reply of {len} bytes exceeds the message limit of {max} bytes");
-                    send.send_frame(Frame::error(stream_id, ErrorCode::TOO_LARGE, &reason))
-                        .await
+                    send_error(
+                        send,
+                        Frame::error(stream_id, ErrorCode::TOO_LARGE, &reason),
+                        flush,
+                    )
+                    .await
                 }
                 other => other,
             }
         }
         Err(e) => {
             let reason = crate::error::bounded_reason(&e.reason);
-            send.send_frame(Frame::error(stream_id, e.code, reason))
-                .await
+            send_error(send, Frame::error(stream_id, e.code, reason), flush).await
         }
     };
     if let Err(e) = sent {
         tracing::debug!(error = %e, stream_id, "response not sent");
     }
+}
+
+/// Queues an ERR answer and, with [`Flush::Now`], writes it from here.
+async fn send_error(
+    send: &netproto_transport::SendHalf,
+    frame: Frame,
+    flush: Flush,
+) -> Result<(), TransportError> {
+    send.send_frame(frame).await?;
+    if flush == Flush::Now {
+        send.write_now();
+    }
+    Ok(())
 }

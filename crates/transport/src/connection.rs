@@ -101,6 +101,23 @@ impl Connection {
     }
 }
 
+/// When a queued message leaves (byte streams; datagram sessions send from
+/// their endpoint and ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Flush {
+    /// The connection's writer task takes it, together with whatever else
+    /// is queued by then: fewer, larger records and system calls when many
+    /// messages are sent at once (pipelining).
+    #[default]
+    Batch,
+    /// The sending task writes it at once if the writer is idle, saving
+    /// the writer's wake-up (a sequential request/response exchange: one
+    /// task hop less each way; what the socket does not take at once is
+    /// left to the writer). While the writer is busy it behaves as `Batch`.
+    Now,
+}
+
 /// How long a GOAWAY that found a session's queue full waits for room.
 pub(crate) const GOAWAY_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -164,11 +181,38 @@ impl SendHalf {
         delivery: Delivery,
     ) -> Result<()> {
         match &self.inner {
-            SendInner::Stream(s) => s.send(stream_id, payload).await,
+            SendInner::Stream(s) => s.send(stream_id, payload, Flush::Batch).await,
             SendInner::Session(l) => l
                 .send_payload(stream_id, payload, delivery, Room::Wait, None)
                 .await
                 .map(drop),
+        }
+    }
+
+    /// As [`SendHalf::send`], choosing when the message leaves
+    /// ([`Flush::Now`]: for an answer or a request nothing else will
+    /// follow soon).
+    ///
+    /// # Errors
+    /// As [`SendHalf::send`].
+    pub async fn send_with<P: Payload + ?Sized>(
+        &self,
+        stream_id: u64,
+        payload: &P,
+        flush: Flush,
+    ) -> Result<()> {
+        match &self.inner {
+            SendInner::Stream(s) => s.send(stream_id, payload, flush).await,
+            SendInner::Session(_) => self.send(stream_id, payload).await,
+        }
+    }
+
+    /// Writes what is queued now, from this task, if the connection's
+    /// writer is idle (see [`Flush::Now`]); otherwise, and on datagram
+    /// sessions, it leaves as usual. Never waits.
+    pub fn write_now(&self) {
+        if let SendInner::Stream(s) = &self.inner {
+            s.write_now();
         }
     }
 
@@ -207,6 +251,8 @@ impl SendHalf {
     /// payload is then queued or refused by a check (not if waiting for
     /// room times out).
     ///
+    /// `flush` says when it leaves ([`Flush`]).
+    ///
     /// # Errors
     /// As [`SendHalf::send_within`]; the id assigned, if any, is lost with
     /// the error (the caller's `assign` recorded it).
@@ -215,9 +261,10 @@ impl SendHalf {
         assign: &mut (dyn FnMut() -> u64 + Send),
         payload: &P,
         limit: Duration,
+        flush: Flush,
     ) -> Result<u64> {
         match &self.inner {
-            SendInner::Stream(s) => s.send_assigned(assign, payload, limit).await,
+            SendInner::Stream(s) => s.send_assigned(assign, payload, limit, flush).await,
             SendInner::Session(l) => {
                 l.send_payload(
                     0,
@@ -449,6 +496,18 @@ impl RecvHalf {
                 }
                 Ok(frame)
             }
+        }
+    }
+
+    /// Whether bytes have arrived that are not handed out yet (another
+    /// frame may be ready without reading the socket). A server answering
+    /// requests one by one writes its answer at once ([`Flush::Now`]) when
+    /// this is false, and lets answers batch while more requests wait.
+    /// Datagram sessions say false.
+    pub fn has_buffered_input(&self) -> bool {
+        match &self.inner {
+            RecvInner::Stream(r) => r.has_buffered_input(),
+            RecvInner::Session { .. } => false,
         }
     }
 

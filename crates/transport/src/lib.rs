@@ -65,7 +65,7 @@ pub use crate::core::{ConnectionInfo, StreamSecurity};
 pub use budget::MemoryBudget;
 pub use carrier::{dial_stream, Accept, AcceptAll, BoxFuture, Dial, Incoming};
 pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
-pub use connection::{Connection, RecvHalf, SendHalf};
+pub use connection::{Connection, Flush, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
 pub use error::{CarrierFailure, InvalidFrame, ProtocolViolation, TlsFailure};
 pub use error::{Result, TimeoutKind, TransportError};

@@ -333,6 +333,11 @@ impl<F: RecordFormat> Core<F> {
         self.rx.reassembling()
     }
 
+    /// Whether the record being read still holds frames not handed out.
+    pub fn has_unread_frames(&self) -> bool {
+        self.rx.has_frames()
+    }
+
     /// True (once) when something was queued for transmission since the
     /// last call: the driver should call [`Core::poll_transmit`].
     pub fn take_transmit_signal(&mut self) -> bool {

@@ -5,7 +5,8 @@
 //! Topology (measured, docs/ARCHITECTURE.md): the core sits behind one
 //! mutex shared by the handles. Senders encode straight into the core's
 //! record buffer from their own task; one writer task per connection seals
-//! what is queued and writes it in one go; the receiving half reads the
+//! what is queued and writes it in one go (or, while it is idle, a sender
+//! that asks for `Flush::Now` writes itself); the receiving half reads the
 //! socket in the caller's task (no hop), so a slow consumer stops reading
 //! and TCP flow control pushes back on the peer.
 
@@ -85,10 +86,41 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
+/// The socket's write half.
+pub(crate) type Writer = Box<dyn tokio::io::AsyncWrite + Send + Sync + Unpin>;
+
+/// The write side, lent between the writer task and senders that write
+/// directly ([`crate::Flush::Now`]): whoever holds `io` writes, and bytes
+/// taken from the core are written in the order they were taken.
+#[derive(Default)]
+pub(crate) struct Out {
+    /// The socket's write half; `None` while the writer task works with it
+    /// (a sender then leaves the bytes to the writer) and after the end.
+    io: Option<Writer>,
+    /// Bytes taken from the core; `buf[written..]` is not written yet.
+    buf: Vec<u8>,
+    written: usize,
+    /// Written but not yet flushed (a TLS stream may buffer).
+    unflushed: bool,
+}
+
+impl Out {
+    /// Nothing taken from the core waits to be written or flushed.
+    fn is_clear(&self) -> bool {
+        self.written >= self.buf.len() && !self.unflushed
+    }
+}
+
 /// What the handles and the writer task share: the core and the signals
 /// between them.
 pub(crate) struct Shared {
     core: Mutex<Core>,
+    /// The socket's write side and the bytes being written.
+    out: Mutex<Out>,
+    /// The writer gave its buffers back and sleeps without a timer: a
+    /// sender that writes directly wakes it afterwards, so that what it
+    /// allocated is given back in turn.
+    writer_parked: std::sync::atomic::AtomicBool,
     /// Something was queued (or a close requested, or the core failed).
     wake_writer: Notify,
     /// The writer took bytes (room in the send buffer), or a PONG arrived.
@@ -114,6 +146,14 @@ impl Shared {
     /// the connection), so a poisoned lock is recovered, never propagated.
     fn lock(&self) -> MutexGuard<'_, Core> {
         self.core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The write side (a poisoned lock is recovered: every holder leaves
+    /// `Out` consistent between statements).
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -181,6 +221,11 @@ impl Connection {
             .ok_or(TransportError::ConnectionClosed { clean: false })?;
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
+            out: Mutex::new(Out {
+                io: Some(Box::new(wr)),
+                ..Out::default()
+            }),
+            writer_parked: std::sync::atomic::AtomicBool::new(false),
             wake_writer: Notify::new(),
             progress: Notify::new(),
             line: tokio::sync::Semaphore::new(1),
@@ -191,7 +236,7 @@ impl Connection {
             send_buffer: cfg.send_buffer.max(1),
             write_timeout: cfg.write_timeout,
         });
-        tokio::spawn(writer::run(shared.clone(), Box::new(wr)));
+        tokio::spawn(writer::run(shared.clone()));
         Ok(Self {
             send: SendHalf::stream(StreamSend::new(shared.clone()), info.clone()),
             recv: RecvHalf::stream(StreamRecv::new(shared, Box::new(rd), buf), info),

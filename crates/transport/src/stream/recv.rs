@@ -50,6 +50,12 @@ impl StreamRecv {
         }
     }
 
+    /// Bytes received and not handed out yet (see
+    /// [`crate::RecvHalf::has_buffered_input`]).
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        !self.buf.is_empty() || self.shared.lock().has_unread_frames()
+    }
+
     /// Receives the next frame: DATA (whole messages, continuation already
     /// reassembled), ERR, ACK, GOAWAY and PONG. PINGs are answered; unknown
     /// extension frames are skipped. Cancel-safe: dropping the future loses

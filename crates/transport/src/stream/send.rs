@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use netproto_wire::Frame;
 
+use super::writer::write_directly;
 use super::{bounded, now, Shared};
+use crate::connection::Flush;
 use crate::core::Core;
 use crate::error::{Result, TransportError};
 use crate::payload::Payload;
@@ -78,6 +80,7 @@ impl StreamSend {
     async fn with_room<T>(
         &self,
         when_full: WhenFull,
+        flush: Flush,
         mut op: impl FnMut(&mut Core) -> Result<T>,
     ) -> Result<T> {
         let shared = &*self.shared;
@@ -85,8 +88,8 @@ impl StreamSend {
         {
             let mut core = shared.lock();
             if shared.waiting.load(Ordering::Acquire) == 0 || core.error().is_some() {
-                if let Some(result) = self.try_op(&mut core, &mut op) {
-                    return result;
+                if let Some(result) = self.try_op(&mut core, &mut op, flush) {
+                    return self.leave(core, flush, result);
                 }
             }
         }
@@ -123,8 +126,8 @@ impl StreamSend {
             let mut progress = pin!(progress);
             {
                 let mut core = shared.lock();
-                if let Some(result) = self.try_op(&mut core, &mut op) {
-                    return result;
+                if let Some(result) = self.try_op(&mut core, &mut op, flush) {
+                    return self.leave(core, flush, result);
                 }
                 // Registered before the lock is released: the writer's
                 // next notification cannot be missed.
@@ -140,12 +143,34 @@ impl StreamSend {
         }
     }
 
+    /// After a queued send: with [`Flush::Now`], writes from this task if
+    /// the writer is idle (the core was not signalled yet).
+    fn leave<T>(
+        &self,
+        core: std::sync::MutexGuard<'_, Core>,
+        flush: Flush,
+        result: Result<T>,
+    ) -> Result<T> {
+        if flush == Flush::Now {
+            write_directly(&self.shared, core);
+        }
+        result
+    }
+
+    /// Writes what is queued from this task if the writer is idle (see
+    /// [`Flush::Now`]); otherwise the writer sends it as usual.
+    pub(crate) fn write_now(&self) {
+        write_directly(&self.shared, self.shared.lock());
+    }
+
     /// Runs `op` if there is room (or the connection has ended, which `op`
-    /// then reports); `None` if the buffer is full.
+    /// then reports); `None` if the buffer is full. The writer is signalled
+    /// unless `flush` asks the caller to write.
     fn try_op<T>(
         &self,
         core: &mut Core,
         op: &mut impl FnMut(&mut Core) -> Result<T>,
+        flush: Flush,
     ) -> Option<Result<T>> {
         // The writer stopped because the peer is gone (the core learns why
         // from the reader): nothing more can be sent.
@@ -157,7 +182,9 @@ impl StreamSend {
             return None;
         }
         let result = op(core);
-        self.shared.signal(core);
+        if flush == Flush::Batch {
+            self.shared.signal(core);
+        }
         Some(result)
     }
 
@@ -174,8 +201,9 @@ impl StreamSend {
         &self,
         stream_id: u64,
         payload: &P,
+        flush: Flush,
     ) -> Result<()> {
-        self.with_room(WhenFull::Wait, |core| {
+        self.with_room(WhenFull::Wait, flush, |core| {
             core.send_payload(now(), stream_id, payload)
         })
         .await
@@ -194,7 +222,7 @@ impl StreamSend {
         payload: &P,
         limit: Duration,
     ) -> Result<()> {
-        self.with_room(WhenFull::WaitAtMost(limit), |core| {
+        self.with_room(WhenFull::WaitAtMost(limit), Flush::Batch, |core| {
             core.send_payload(now(), stream_id, payload)
         })
         .await
@@ -215,8 +243,9 @@ impl StreamSend {
         assign: &mut (dyn FnMut() -> u64 + Send),
         payload: &P,
         limit: Duration,
+        flush: Flush,
     ) -> Result<u64> {
-        self.with_room(WhenFull::WaitAtMost(limit), |core| {
+        self.with_room(WhenFull::WaitAtMost(limit), flush, |core| {
             let id = assign();
             core.send_payload(now(), id, payload).map(|()| id)
         })
@@ -231,8 +260,10 @@ impl StreamSend {
     /// with `more` set, or header blocks over the wire limits; otherwise as
     /// [`SendHalf::send`].
     pub(crate) async fn send_frame(&self, frame: Frame) -> Result<()> {
-        self.with_room(WhenFull::Wait, |core| core.send_frame(now(), &frame))
-            .await
+        self.with_room(WhenFull::Wait, Flush::Batch, |core| {
+            core.send_frame(now(), &frame)
+        })
+        .await
     }
 
     /// Queues a frame without waiting.
@@ -244,9 +275,11 @@ impl StreamSend {
     #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn try_send_frame(&self, frame: Frame) -> Result<()> {
         let mut core = self.shared.lock();
-        self.try_op(&mut core, &mut |core: &mut Core| {
-            core.send_frame(now(), &frame)
-        })
+        self.try_op(
+            &mut core,
+            &mut |core: &mut Core| core.send_frame(now(), &frame),
+            Flush::Batch,
+        )
         .unwrap_or(Err(TransportError::Backpressure))
     }
 

@@ -1,19 +1,23 @@
 //! The writer task: takes whatever the core has queued (many frames packed
-//! into few records), writes it in one go, and carries out the close.
+//! into few records), writes it in one go, and carries out the close. While
+//! it waits for work it lends the socket's write half to senders that ask
+//! for an immediate write ([`crate::Flush::Now`]), and finishes whatever
+//! such a write left undone.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use super::{now, peer_gone, Shared, IDLE_RELEASE};
+use super::{now, peer_gone, Out, Shared, Writer, IDLE_RELEASE};
 use crate::error::{Result, TimeoutKind, TransportError};
 
 /// A burst does not pin a buffer larger than this (idle ones are freed
 /// entirely).
-const KEEP_BUFFER: usize = 256 * 1024;
+pub(crate) const KEEP_BUFFER: usize = 256 * 1024;
 
-pub(crate) async fn run(shared: Arc<Shared>, mut io: Box<dyn AsyncWrite + Send + Sync + Unpin>) {
-    let result = serve(&shared, &mut io).await;
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let result = serve(&shared).await;
     if let Err(e) = &result {
         tracing::debug!(error = %e, "connection writer stopped");
         // A reset or broken pipe says that the peer is gone, not why: the
@@ -31,8 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut io: Box<dyn AsyncWrite + Send +
     shared.progress.notify_waiters();
 }
 
-async fn serve(shared: &Shared, io: &mut Box<dyn AsyncWrite + Send + Sync + Unpin>) -> Result<()> {
-    let mut buf: Vec<u8> = Vec::new();
+async fn serve(shared: &Shared) -> Result<()> {
     // The first pass writes at once: the last handshake message or the TLS
     // hello may be waiting.
     let mut fresh_wake = false;
@@ -43,52 +46,151 @@ async fn serve(shared: &Shared, io: &mut Box<dyn AsyncWrite + Send + Sync + Unpi
             // when measured; an idle connection pays one re-poll).
             tokio::task::yield_now().await;
         }
-        let (queued, closing, failed) = {
-            let mut core = shared.lock();
-            let queued = core.poll_transmit(now(), &mut buf)?;
-            // The peer's BYE ends reading, not writing: our BYE (and the
-            // shutdown) still go out when the application closes.
-            let failed = core
-                .error()
-                .filter(|e| !matches!(e, TransportError::ConnectionClosed { clean: true }))
-                .cloned();
-            (queued, core.is_closing(), failed)
+        // Take the write side for this turn: senders leave their bytes to
+        // us until it is lent again.
+        let mut out = std::mem::take(&mut *shared.out());
+        let Some(io) = out.io.as_mut() else {
+            // Only this task takes the socket; it is gone only after the end.
+            return Err(TransportError::ConnectionClosed { clean: false });
         };
-        if queued {
-            write(shared, io, &buf).await?;
+        // What a direct write left: the rest of its bytes, or a flush.
+        if out.written < out.buf.len() {
+            write(shared, io, &out.buf[out.written..]).await?;
             shared.progress.notify_waiters();
-            if buf.capacity() > KEEP_BUFFER {
-                buf = Vec::new();
-            }
-            continue;
+        } else if out.unflushed {
+            flush(shared, io).await?;
         }
-        if let Some(e) = failed {
-            // Nothing more can be sent; the reader reports the error.
-            let _ = tokio::time::timeout(shared.write_timeout, io.shutdown()).await;
-            return Err(e);
-        }
-        if closing {
-            let done = tokio::time::timeout(shared.write_timeout, io.shutdown()).await;
-            return match done {
-                Ok(r) => r.map_err(TransportError::from),
-                Err(_) => Err(write_timeout(shared)),
+        out.buf.clear();
+        out.written = 0;
+        out.unflushed = false;
+        loop {
+            let (queued, closing, failed) = {
+                let mut core = shared.lock();
+                let queued = core.poll_transmit(now(), &mut out.buf)?;
+                // The peer's BYE ends reading, not writing: our BYE (and the
+                // shutdown) still go out when the application closes.
+                let failed = core
+                    .error()
+                    .filter(|e| !matches!(e, TransportError::ConnectionClosed { clean: true }))
+                    .cloned();
+                (queued, core.is_closing(), failed)
             };
-        }
-        fresh_wake = true;
-        // Wait for work; a connection idle for IDLE_RELEASE gives its
-        // buffers back.
-        if buf.capacity() > 0 {
-            if tokio::time::timeout(IDLE_RELEASE, shared.wake_writer.notified())
-                .await
-                .is_ok()
-            {
+            if queued {
+                write(shared, io, &out.buf).await?;
+                out.buf.clear();
+                shared.progress.notify_waiters();
+                if out.buf.capacity() > KEEP_BUFFER {
+                    out.buf = Vec::new();
+                }
                 continue;
             }
-            buf = Vec::new();
-            shared.lock().release_buffers();
+            if let Some(e) = failed {
+                // Nothing more can be sent; the reader reports the error.
+                let _ = tokio::time::timeout(shared.write_timeout, io.shutdown()).await;
+                return Err(e);
+            }
+            if closing {
+                let done = tokio::time::timeout(shared.write_timeout, io.shutdown()).await;
+                return match done {
+                    Ok(r) => r.map_err(TransportError::from),
+                    Err(_) => Err(write_timeout(shared)),
+                };
+            }
+            break;
         }
+        // Lend the write side while waiting for work.
+        *shared.out() = out;
+        fresh_wake = true;
+        // A connection idle for IDLE_RELEASE gives its buffers back.
+        if tokio::time::timeout(IDLE_RELEASE, shared.wake_writer.notified())
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        // Parked before releasing: a direct write from here on wakes us.
+        shared.writer_parked.store(true, Ordering::Release);
+        {
+            let mut out = shared.out();
+            if out.is_clear() {
+                out.buf = Vec::new();
+                out.written = 0;
+            }
+        }
+        shared.lock().release_buffers();
         shared.wake_writer.notified().await;
+        shared.writer_parked.store(false, Ordering::Release);
     }
+}
+
+/// Writes what the core has queued from the calling task, if the writer is
+/// idle and nothing else is waiting to be written: saves the writer's
+/// wake-up (issue #23: a sequential request/response exchange crosses one
+/// task less on each side). Never blocks: what the socket does not take at
+/// once is left to the writer, which is then woken. `core` is released
+/// before the system call.
+pub(crate) fn write_directly(
+    shared: &Shared,
+    mut core: std::sync::MutexGuard<'_, crate::core::Core>,
+) {
+    // Someone holds the write side (the writer, or another sender writing
+    // now): the bytes leave with the writer, as usual.
+    let Ok(mut out) = shared.out.try_lock() else {
+        shared.signal(&mut core);
+        return;
+    };
+    let closing = core.is_closing() || core.error().is_some();
+    if out.io.is_none() || !out.is_clear() || closing {
+        drop(out);
+        shared.signal(&mut core);
+        return;
+    }
+    let out: &mut Out = &mut out;
+    out.buf.clear();
+    out.written = 0;
+    match core.poll_transmit(now(), &mut out.buf) {
+        // These bytes are ours to write: the writer need not wake for them.
+        Ok(true) => {
+            core.take_transmit_signal();
+        }
+        Ok(false) => return,
+        Err(_) => {
+            shared.signal(&mut core);
+            return;
+        }
+    }
+    drop(core);
+    let complete = write_without_waiting(out);
+    if !complete || out.unflushed || shared.writer_parked.load(Ordering::Acquire) {
+        shared.wake_writer.notify_one();
+    }
+    if out.buf.capacity() > KEEP_BUFFER && out.is_clear() {
+        out.buf = Vec::new();
+    }
+    shared.progress.notify_waiters();
+}
+
+/// One pass of non-blocking writes (and a flush) of `out.buf[out.written..]`;
+/// whether everything was handed to the socket. A would-block or an error
+/// leaves the rest to the writer, which waits with its timeout and reports
+/// the error.
+fn write_without_waiting(out: &mut Out) -> bool {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let Some(io) = out.io.as_mut() else {
+        return false;
+    };
+    // No waker: this task does not wait; the writer registers its own
+    // when it takes over.
+    let mut cx = Context::from_waker(Waker::noop());
+    while out.written < out.buf.len() {
+        match Pin::new(&mut **io).poll_write(&mut cx, &out.buf[out.written..]) {
+            Poll::Ready(Ok(n)) if n > 0 => out.written += n,
+            _ => return false,
+        }
+    }
+    out.unflushed = !matches!(Pin::new(&mut **io).poll_flush(&mut cx), Poll::Ready(Ok(())));
+    true
 }
 
 fn write_timeout(shared: &Shared) -> TransportError {
@@ -101,11 +203,7 @@ fn write_timeout(shared: &Shared) -> TransportError {
 /// Writes `buf`; the write timeout bounds each step without progress, not
 /// the whole batch (a large batch to a slow but reading peer may take
 /// long; a peer that reads nothing for `write_timeout` is given up on).
-async fn write(
-    shared: &Shared,
-    io: &mut Box<dyn AsyncWrite + Send + Sync + Unpin>,
-    buf: &[u8],
-) -> Result<()> {
+async fn write(shared: &Shared, io: &mut Writer, buf: &[u8]) -> Result<()> {
     let mut rest = buf;
     while !rest.is_empty() {
         let n = tokio::time::timeout(shared.write_timeout, io.write(rest))
@@ -116,6 +214,10 @@ async fn write(
         }
         rest = &rest[n..];
     }
+    flush(shared, io).await
+}
+
+async fn flush(shared: &Shared, io: &mut Writer) -> Result<()> {
     tokio::time::timeout(shared.write_timeout, io.flush())
         .await
         .map_err(|_| write_timeout(shared))??;
