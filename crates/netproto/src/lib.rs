@@ -68,6 +68,12 @@
 
 use std::sync::Arc;
 
+// docs/MIGRATING.md: every Rust block of the migration guide is a doctest of
+// this crate, so the guide cannot name an API that does not compile.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/MIGRATING.md")]
+pub struct MigratingGuide;
+
 /// Cluster membership (`netproto-cluster`).
 #[cfg(feature = "cluster")]
 pub use netproto_cluster as cluster;
