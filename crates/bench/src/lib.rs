@@ -42,6 +42,7 @@
 
 mod calls;
 mod datagram;
+mod lossy;
 mod peer;
 mod report;
 mod scale;
@@ -51,6 +52,7 @@ mod workloads;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use lossy::{lossy_delivery, LossyDelivery};
 pub use peer::run_peer;
 pub use report::{Measurement, Ratio, Report};
 pub use systems::System;

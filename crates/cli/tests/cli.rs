@@ -362,6 +362,23 @@ fn keygen_and_config_commands() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `netproto demo`, the README's first command: every row runs and checks
+/// itself (the lossy-UDP row fails the command unless every message
+/// arrived exactly once).
+#[test]
+fn demo_runs_every_row() {
+    let (code, out, err) = run(&["demo", "--round-trips", "50"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for row in ["\ntcp ", "\nunix ", "\ntls ", "\nudp "] {
+        assert!(out.contains(row), "row {row:?} missing:\n{out}");
+    }
+    assert!(
+        out.contains("4 × 512 KiB sent, 4 delivered exactly once (0 duplicates, 0 damaged)"),
+        "lossy row:\n{out}"
+    );
+    assert!(out.contains("cluster   5 nodes"), "cluster row:\n{out}");
+}
+
 /// The harness's quick mode: checks that every workload runs against every
 /// system and that the JSON has its stable keys (not the speed: no timing
 /// is asserted).
