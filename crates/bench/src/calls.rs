@@ -1,9 +1,11 @@
 //! W9: the call a user makes. Sequential `Client::call`s of a 64-byte Echo
 //! against a `Server` in a child process ([`crate::peer`]), and 64 KiB
 //! Echo calls with 4 in flight, next to the same exchanges, against the
-//! same child, over raw tokio TCP (`LengthDelimitedCodec`, the floor) and
+//! same child, over the raw carrier (`LengthDelimitedCodec`, the floor) and
 //! over a bare netproto `Connection` (what the service adds is the
-//! difference). Issue #23.
+//! difference). `W9` runs over TCP, `W9-UDS` over Unix sockets, `W9-TLS`
+//! over TLS 1.3 (the floor: tokio-rustls with AES-256-GCM, as netproto-tls
+//! negotiates here). Issue #23.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use netproto_crypto::{HandshakeConfig, Keypair, Pinned};
 use netproto_service::{Client, ClientConfig};
-use netproto_transport::ConnectionConfig;
+use netproto_transport::{ConnectionConfig, Endpoint};
 use netproto_wire::Message;
 use tokio::net::TcpStream;
 
@@ -28,8 +30,32 @@ const LARGE: usize = 64 * 1024;
 /// Large calls in flight at once.
 const IN_FLIGHT: usize = 4;
 
-/// Runs W9 for each of `systems` against one child `peer_exe`, recording
-/// the figures of pass `pass`.
+/// The carriers W9 runs on: the workload's name, its floor, its bare
+/// connection (netproto's `Client` runs on each too).
+const CARRIERS: [(&str, System, System); 3] = [
+    ("W9", System::RawTcp, System::NetprotoTcp),
+    ("W9-UDS", System::RawUds, System::NetprotoUds),
+    ("W9-TLS", System::RustlsAes, System::NetprotoTls),
+];
+
+/// The (workload, system) pairs W9 runs for the selected `systems`.
+pub(crate) fn plan(systems: &[System]) -> Vec<(&'static str, System)> {
+    let mut pairs = Vec::new();
+    for (workload, floor, connection) in CARRIERS {
+        if workload == "W9-UDS" && !cfg!(unix) {
+            continue;
+        }
+        for system in [floor, connection, System::NetprotoClient] {
+            if systems.contains(&system) {
+                pairs.push((workload, system));
+            }
+        }
+    }
+    pairs
+}
+
+/// Runs W9 for the selected `systems` against one child `peer_exe`,
+/// recording the figures of pass `pass`.
 pub(crate) async fn record(
     peer_exe: &std::path::Path,
     systems: &[System],
@@ -38,18 +64,19 @@ pub(crate) async fn record(
     pass: usize,
     step: &mut dyn FnMut(String),
 ) -> Result<()> {
-    if systems.is_empty() {
+    let pairs = self::plan(systems);
+    if pairs.is_empty() {
         return Ok(());
     }
     let peer = Peer::start(peer_exe).await?;
-    for &system in systems {
-        let c = calls(&peer, system, plan).await?;
-        report.record("W9", "p50", "µs", system, pass, c.rtt[0]);
-        report.record("W9", "p99", "µs", system, pass, c.rtt[1]);
-        report.record("W9", "p99.9", "µs", system, pass, c.rtt[2]);
-        report.record("W9", "calls/s", "calls/s", system, pass, c.rate);
-        report.record("W9", "64 KiB ×4", "MB/s", system, pass, c.large);
-        step(format!("W9 {}", system.key()));
+    for (workload, system) in pairs {
+        let c = calls(&peer, workload, system, plan).await?;
+        report.record(workload, "p50", "µs", system, pass, c.rtt[0]);
+        report.record(workload, "p99", "µs", system, pass, c.rtt[1]);
+        report.record(workload, "p99.9", "µs", system, pass, c.rtt[2]);
+        report.record(workload, "calls/s", "calls/s", system, pass, c.rate);
+        report.record(workload, "64 KiB ×4", "MB/s", system, pass, c.large);
+        step(format!("{workload} {}", system.key()));
     }
     peer.stop().await;
     Ok(())
@@ -123,33 +150,82 @@ async fn over_link(link: Link, plan: Plan, what: &str) -> Result<Calls> {
     })
 }
 
-/// W9 for `system`: `RawTcp` (the floor), `NetprotoTcp` (a bare
-/// `Connection`) or `NetprotoClient` (`Client::call` to a `Server`).
-async fn calls(peer: &Peer, system: System, plan: Plan) -> Result<Calls> {
+/// `workload` for `system`: the raw floor, a bare `Connection`, or
+/// `NetprotoClient` (`Client::call` to a `Server`).
+async fn calls(peer: &Peer, workload: &str, system: System, plan: Plan) -> Result<Calls> {
+    let missing = |what: &str| BenchError::Setup(format!("the peer serves no {what}"));
+    let uds = || peer.uds.as_ref().ok_or_else(|| missing("Unix sockets"));
+    let tls = || peer.tls.as_ref().ok_or_else(|| missing("TLS"));
     match system {
         System::RawTcp => {
             let s = TcpStream::connect(peer.raw).await?;
             s.set_nodelay(true)?;
             over_link(tcp_link(s), plan, system.key()).await
         }
-        System::NetprotoTcp => {
-            let link = crate::scale::connect_one(&peer.connections, peer.key).await?;
-            over_link(link, plan, system.key()).await
+        #[cfg(unix)]
+        System::RawUds => {
+            let s = tokio::net::UnixStream::connect(&uds()?.2).await?;
+            over_link(crate::systems::uds_link(s), plan, system.key()).await
         }
-        System::NetprotoClient => client_calls(peer, plan).await,
+        System::RustlsAes => {
+            let t = tls()?;
+            let s = TcpStream::connect(t.raw).await?;
+            s.set_nodelay(true)?;
+            let cfg = crate::systems::rustls_client(
+                &t.cert,
+                rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
+            )?;
+            let name = rustls::pki_types::ServerName::try_from("localhost")
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, s)
+                .await?;
+            over_link(crate::systems::framed_link(stream), plan, system.key()).await
+        }
+        System::NetprotoTcp | System::NetprotoUds | System::NetprotoTls => {
+            let at = match system {
+                System::NetprotoTcp => &peer.connections,
+                System::NetprotoUds => &uds()?.0,
+                _ => &tls()?.connections,
+            };
+            let conn = netproto_transport::connect(at, client_connection(peer, at)?).await?;
+            over_link(crate::systems::netproto_link(conn), plan, system.key()).await
+        }
+        System::NetprotoClient => {
+            let at = match workload {
+                "W9-UDS" => &uds()?.1,
+                "W9-TLS" => &tls()?.service,
+                _ => &peer.service,
+            };
+            client_calls(at, client_connection(peer, at)?, plan).await
+        }
         other => Err(BenchError::Setup(format!(
-            "W9 does not run {}",
+            "{workload} does not run {}",
             other.key()
         ))),
     }
 }
 
-async fn client_calls(peer: &Peer, plan: Plan) -> Result<Calls> {
-    let cfg = ClientConfig::new(ConnectionConfig::new(HandshakeConfig::new(
+/// A client's connection settings for `at`: the child's key pinned, and
+/// over TLS its certificate trusted for `localhost`.
+fn client_connection(peer: &Peer, at: &Endpoint) -> Result<ConnectionConfig> {
+    let mut cfg = ConnectionConfig::new(HandshakeConfig::new(
         Some(Keypair::generate(&mut rand::rngs::OsRng)),
         Arc::new(Pinned(peer.key)),
-    )));
-    let client = Client::connect(&peer.service, cfg).await?;
+    ));
+    if let (Endpoint::Tls { .. }, Some(t)) = (at, &peer.tls) {
+        let tls = netproto_transport_tls::TlsClientConfig::with_ca_file(&t.cert).build()?;
+        let connector =
+            netproto_transport_tls::TlsConnector::with_rustls(tls, Duration::from_secs(10))
+                .with_server_name("localhost")?;
+        cfg.dialer = Some(Arc::new(connector));
+    }
+    Ok(cfg.for_endpoint(at))
+}
+
+async fn client_calls(at: &Endpoint, connection: ConnectionConfig, plan: Plan) -> Result<Calls> {
+    let cfg = ClientConfig::new(connection);
+    let client = Client::connect(at, cfg).await?;
     let small = Message::Echo("x".repeat(SMALL));
     let (rtt, rate) = sequential(plan, || {
         let (client, small) = (&client, small.clone());

@@ -20,7 +20,7 @@
 //! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection | requests/s |
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
 //! | W8 | W7 over netproto-udp with 5 % of datagrams dropped each way | goodput MB/s |
-//! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP | p50, p99, p99.9 (µs), calls/s, MB/s |
+//! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP (`W9-UDS`, `W9-TLS`: the same over Unix sockets and TLS, next to raw Unix sockets and tokio-rustls) | p50, p99, p99.9 (µs), calls/s, MB/s |
 //!
 //! The datagram systems (raw tokio UDP, quinn 0.11 with ring and a
 //! self-signed certificate, netproto over UDP) run W1; quinn and
@@ -162,6 +162,22 @@ pub struct Step {
 /// The workloads run once per system (where [`System::runs`] says so).
 const W_PER_SYSTEM: [&str; 5] = ["W1", "W2", "W3", "W4", "W7"];
 
+/// The `p` quantile (0.0–1.0, nearest rank) of samples sorted in
+/// ascending order; zero for no samples. The harness's and
+/// `netproto demo`'s percentiles.
+pub fn quantile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 /// How many (workload, system) steps one pass runs.
 fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
     let with_peer = opts.peer_exe.is_some();
@@ -170,7 +186,16 @@ fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
         + usize::from(opts.wants("W5") && with_peer)
         + usize::from(opts.wants("W6"))
         + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp))
-        + if with_peer { per_system("W9") } else { 0 }
+        + if with_peer && opts.wants("W9") {
+            let selected: Vec<System> = systems
+                .iter()
+                .copied()
+                .filter(|&s| opts.runs(s, "W9"))
+                .collect();
+            calls::plan(&selected).len()
+        } else {
+            0
+        }
 }
 
 /// Runs the selected workloads and returns the figures.

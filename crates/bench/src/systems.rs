@@ -124,8 +124,9 @@ impl System {
     /// (it has no delivery guarantee to measure anything else with); the
     /// 1 MiB workload (W7) runs on the floor, the two UDP systems and
     /// netproto over TCP; W8 (loss) on netproto over UDP alone; W9 (calls
-    /// to a child process) on raw TCP, a bare netproto connection and
-    /// netproto's `Client`, which runs nothing else.
+    /// to a child process) on raw TCP and Unix sockets and tokio-rustls,
+    /// bare netproto connections over the three and netproto's `Client`,
+    /// which runs nothing else.
     pub fn runs(self, workload: &str) -> bool {
         if self == Self::NetprotoClient {
             return workload == "W9";
@@ -139,7 +140,12 @@ impl System {
             ),
             "W9" => matches!(
                 self,
-                Self::RawTcp | Self::NetprotoTcp | Self::NetprotoClient
+                Self::RawTcp
+                    | Self::RawUds
+                    | Self::RustlsAes
+                    | Self::NetprotoTcp
+                    | Self::NetprotoUds
+                    | Self::NetprotoTls
             ),
             _ => false,
         }
@@ -188,7 +194,7 @@ impl Drop for Fixture {
     }
 }
 
-fn rustls_pair(
+pub(crate) fn rustls_pair(
     cert: &std::path::Path,
     key: &std::path::Path,
     suite: rustls::SupportedCipherSuite,
@@ -203,12 +209,24 @@ fn rustls_pair(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, private)?;
+    Ok((Arc::new(server), rustls_client(cert, suite)?))
+}
+
+/// A tokio-rustls client of `suite` that trusts the certificate `cert`.
+pub(crate) fn rustls_client(
+    cert: &std::path::Path,
+    suite: rustls::SupportedCipherSuite,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![suite],
+        ..rustls::crypto::ring::default_provider()
+    });
     let roots = netproto_transport_tls::load_roots(cert)?;
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok((Arc::new(server), Arc::new(client)))
+    Ok(Arc::new(client))
 }
 
 impl Fixture {
@@ -329,7 +347,7 @@ impl<R: AsyncRead + Unpin + Send> Rx for FramedRx<R> {
     }
 }
 
-fn framed_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Link {
+pub(crate) fn framed_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Link {
     let (r, w) = tokio::io::split(stream);
     Link {
         tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),
@@ -346,7 +364,7 @@ pub(crate) fn tcp_link(stream: TcpStream) -> Link {
 }
 
 #[cfg(unix)]
-fn uds_link(stream: tokio::net::UnixStream) -> Link {
+pub(crate) fn uds_link(stream: tokio::net::UnixStream) -> Link {
     let (r, w) = stream.into_split();
     Link {
         tx: Box::new(FramedTx(FramedWrite::new(w, LengthDelimitedCodec::new()))),

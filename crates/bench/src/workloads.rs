@@ -69,16 +69,7 @@ const LOSS: f64 = 0.05;
 
 /// The `p` quantile of sorted samples, in µs.
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e6
+    crate::quantile(sorted, p).as_secs_f64() * 1e6
 }
 
 /// W1: sequential 64 B round trips; p50, p99, p99.9 in µs.

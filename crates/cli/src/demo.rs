@@ -7,23 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use netproto::{AnyPeer, Client, Keypair, Message, NetworkConfig, Pinned, Server, Validity};
 
-use crate::{cluster, echo_dispatcher, err, path_string, Failure};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use crate::bench::progress;
+use crate::serve::echo_dispatcher;
+use crate::{cluster, err, path_string, Failure};
 
 /// One transport's figures in the demo table.
 struct Row {
@@ -31,18 +19,6 @@ struct Row {
     p50: Duration,
     p99: Duration,
     calls_per_sec: f64,
-}
-
-/// A progress bar in the demo's and the harness's style.
-pub(crate) fn progress(prefix: &str, what: &str, len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>5} {msg:<22} [{bar:30}] {pos}/{len}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(prefix.to_owned());
-    bar.set_message(what.to_owned());
-    bar
 }
 
 /// Serves `cfg.server.address`, connects a client, measures.
@@ -117,8 +93,8 @@ async fn demo_row(name: &str, mut cfg: NetworkConfig, round_trips: usize) -> Res
         .map_err(err)?;
     Ok(Row {
         handshake,
-        p50: percentile(&rtts, 0.50),
-        p99: percentile(&rtts, 0.99),
+        p50: netproto_bench::quantile(&rtts, 0.50),
+        p99: netproto_bench::quantile(&rtts, 0.99),
         calls_per_sec,
     })
 }

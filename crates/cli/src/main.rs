@@ -5,22 +5,35 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod bench;
+mod client;
 mod cluster;
 mod demo;
+mod keys;
 mod metrics;
+mod serve;
 
 use clap::{Parser, Subcommand};
-use netproto::{
-    AnyPeer, Client, DevCa, Dispatcher, Error, ErrorCode, Keypair, KnownHosts, Message,
-    NetworkConfig, PeerVerifier, Pinned, PublicKey, Server, ServiceError, Validity,
-};
+use netproto::{Error, NetworkConfig};
+
+/// What `netproto --help` says about the environment.
+const ENVIRONMENT: &str = "\
+Environment:
+  NP_CONFIG               configuration file (as --config)
+  NP_SERVER_KEY           server public key to pin (as --server-key)
+  NP_KNOWN_HOSTS          known-hosts file (as --known-hosts)
+  NP_<SECTION>_<KEY>      any configuration key, over the file: NP_SERVER_ADDRESS,
+                          NP_SERVER_MAX_CONNECTIONS, NP_CLIENT_RESPONSE_TIMEOUT,
+                          NP_TRANSPORT_COMPRESSION_ENABLED, NP_TLS_CERT_PATH,
+                          NP_UDP_MAX_DATAGRAM, NP_LOGGING_LOG_LEVEL,
+                          NP_LOGGING_FORMAT, NP_METRICS_LISTEN, ... (every key:
+                          netproto config example)";
 
 /// Secure message protocol: demo, daemon and client tools.
 #[derive(Parser)]
-#[command(name = "netproto", version, about)]
+#[command(name = "netproto", version, about, after_help = ENVIRONMENT)]
 struct Cli {
     /// Print the whole error chain on failure.
     #[arg(short, long, global = true)]
@@ -159,6 +172,13 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// to standard output, e.g. `netproto completions bash >
+    /// /etc/bash_completion.d/netproto`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,31 +194,31 @@ enum ConfigAction {
 
 /// How the client decides to trust the server.
 #[derive(clap::Args)]
-struct Trust {
+pub(crate) struct Trust {
     /// Pin this server public key (base64); otherwise trust on first use.
     #[arg(long, env = "NP_SERVER_KEY")]
-    server_key: Option<String>,
+    pub(crate) server_key: Option<String>,
     /// Known-hosts file for trust on first use.
     #[arg(long, env = "NP_KNOWN_HOSTS")]
-    known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// TLS: CA bundle to trust (default: `tls.ca_path`, else the Mozilla roots).
     #[arg(long)]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// TLS: certificate pin the server must match (repeatable).
     #[arg(long = "pin")]
-    pins: Vec<String>,
+    pub(crate) pins: Vec<String>,
     /// TLS: trust the pins alone, without CA validation.
     #[arg(long, requires = "pins")]
-    pins_only: bool,
+    pub(crate) pins_only: bool,
     /// TLS: client certificate for mutual TLS (PEM).
     #[arg(long, requires = "client_key")]
-    client_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
     /// TLS: its private key (PEM).
     #[arg(long, requires = "client_cert")]
-    client_key: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Runtime(Error),
     Config(Error),
     Bench(String),
@@ -261,7 +281,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn err(e: impl Into<Error>) -> Failure {
+/// A path as the configuration stores it.
+pub(crate) fn path_string(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub(crate) fn err(e: impl Into<Error>) -> Failure {
     Failure::from(e.into())
 }
 
@@ -277,36 +302,36 @@ async fn run(command: Command) -> Result<(), Failure> {
             client_ca,
             metrics,
         } => {
-            let overrides = ServeOverrides {
+            let overrides = serve::ServeOverrides {
                 address,
                 tls_cert,
                 tls_key,
                 client_ca,
                 metrics,
             };
-            serve(config.as_deref(), key.as_deref(), overrides).await
+            serve::serve(config.as_deref(), key.as_deref(), overrides).await
         }
         Command::Ping {
             endpoint,
             count,
             interval,
             trust,
-        } => ping(&endpoint, count, Duration::from_millis(interval), &trust).await,
+        } => client::ping(&endpoint, count, Duration::from_millis(interval), &trust).await,
         Command::Call {
             endpoint,
             opcode,
             payload,
             trust,
-        } => call(&endpoint, &opcode, payload, &trust).await,
+        } => client::call(&endpoint, &opcode, payload, &trust).await,
         Command::Cluster { action } => cluster::run(action).await,
-        Command::Keygen { out } => keygen(&out),
+        Command::Keygen { out } => keys::keygen(&out),
         Command::Bench {
             runs,
             quick,
             json,
             only,
             systems,
-        } => bench(runs, quick, json.as_deref(), only, systems).await,
+        } => bench::bench(runs, quick, json.as_deref(), only, systems).await,
         Command::BenchPeer => netproto_bench::run_peer()
             .await
             .map_err(|e| Failure::Bench(e.to_string())),
@@ -316,20 +341,23 @@ async fn run(command: Command) -> Result<(), Failure> {
             ca,
             days,
             force,
-        } => cert(&out, &sans, ca, days, force),
+        } => keys::cert(&out, &sans, ca, days, force),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "netproto",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Config { action } => match action {
             ConfigAction::Example => {
                 print!("{}", netproto::example_config());
                 Ok(())
             }
             ConfigAction::Check { file } => {
-                let cfg = NetworkConfig::load(Some(&file)).map_err(err)?;
-                if !file.exists() {
-                    return Err(err(netproto::ConfigError::Io {
-                        path: file.display().to_string(),
-                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-                    }));
-                }
+                let cfg = NetworkConfig::load_existing(Some(&file)).map_err(err)?;
                 println!(
                     "{}: ok (server {}, client {})",
                     file.display(),
@@ -340,397 +368,4 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
         },
     }
-}
-
-fn echo_dispatcher() -> Dispatcher {
-    let mut d = Dispatcher::new();
-    d.register("PING", |_| Ok(Message::Pong));
-    d.register("ECHO", Ok);
-    d.register("DATA", Ok);
-    d
-}
-
-struct ServeOverrides {
-    address: Vec<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-    metrics: Option<std::net::SocketAddr>,
-}
-
-fn path_string(p: &Path) -> String {
-    p.display().to_string()
-}
-
-async fn serve(
-    config: Option<&Path>,
-    key: Option<&Path>,
-    overrides: ServeOverrides,
-) -> Result<(), Failure> {
-    let mut cfg = NetworkConfig::load(config).map_err(err)?;
-    if let Some(a) = overrides.address.first() {
-        cfg.server.address.clone_from(a);
-    }
-    if let (Some(c), Some(k)) = (&overrides.tls_cert, &overrides.tls_key) {
-        cfg.tls.cert_path = path_string(c);
-        cfg.tls.key_path = path_string(k);
-    }
-    if let Some(ca) = &overrides.client_ca {
-        cfg.tls.client_ca_path = path_string(ca);
-    }
-    cfg.validate().map_err(err)?;
-    if let Some(p) = config {
-        if !p.exists() {
-            return Err(err(netproto::ConfigError::Io {
-                path: p.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            }));
-        }
-    }
-    netproto::logging::init(&cfg.logging).map_err(err)?;
-    let metrics_at = match overrides.metrics {
-        Some(addr) => Some(addr),
-        None => cfg.metrics.listen_addr().map_err(err)?,
-    };
-    if let Some(addr) = metrics_at {
-        let bound = metrics::start(addr).await.map_err(Failure::Metrics)?;
-        println!("metrics at http://{bound}/metrics");
-    }
-    let key = match key {
-        Some(p) => Keypair::load(p).map_err(err)?,
-        None => Keypair::generate(&mut rand::rngs::OsRng),
-    };
-    println!(
-        "server key {} ({})",
-        key.public(),
-        key.public().fingerprint()
-    );
-    let addresses = if overrides.address.is_empty() {
-        vec![cfg.server.address.clone()]
-    } else {
-        overrides.address
-    };
-    let server_cfg = netproto::server_config(&cfg, key, Arc::new(AnyPeer)).map_err(err)?;
-    let listener = netproto::bind_all(&cfg, &addresses, Some(&server_cfg.connection.handshake))
-        .await
-        .map_err(err)?;
-    let endpoints: Vec<String> = listener
-        .endpoints()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let server = Server::with_listener(listener, server_cfg, echo_dispatcher());
-    println!(
-        "serving PING, ECHO and DATA on {} (Ctrl-C to stop)",
-        endpoints.join(", ")
-    );
-    let handle = server.handle();
-    let grace = cfg.server.shutdown_timeout;
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("shutting down (up to {grace:?} for in-flight requests)");
-            handle.shutdown(Some(grace));
-        }
-    });
-    server.run().await.map_err(err)
-}
-
-/// `--known-hosts`, else `$HOME/.netproto_known_hosts`. Without HOME there
-/// is no private place for it: a shared directory such as /tmp would let
-/// another user plant keys, so the command fails instead.
-fn known_hosts_path(explicit: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| {
-            err(netproto::ConfigError::Invalid {
-                key: "known_hosts",
-                reason: "HOME is not set: pass --known-hosts PATH (or NP_KNOWN_HOSTS), or pin the server with --server-key".into(),
-            })
-        })?;
-    let home = PathBuf::from(home);
-    if !home.is_dir() {
-        return Err(err(netproto::ConfigError::Invalid {
-            key: "known_hosts",
-            reason: format!(
-                "HOME ({}) is not a directory: pass --known-hosts PATH",
-                home.display()
-            ),
-        }));
-    }
-    Ok(home.join(".netproto_known_hosts"))
-}
-
-fn verifier(trust: &Trust) -> Result<Arc<dyn PeerVerifier>, Failure> {
-    if let Some(k) = &trust.server_key {
-        return Ok(Arc::new(Pinned(PublicKey::from_base64(k).map_err(err)?)));
-    }
-    let path = known_hosts_path(trust.known_hosts.as_deref())?;
-    Ok(Arc::new(KnownHosts::open(&path).map_err(err)?))
-}
-
-async fn connect(endpoint: &str, trust: &Trust) -> Result<Client, Failure> {
-    let mut cfg = NetworkConfig::from_env().map_err(err)?;
-    // The address decides whether the client needs the TLS connector.
-    cfg.client.address = netproto::endpoint_string(endpoint);
-    if let Some(ca) = &trust.ca {
-        cfg.tls.ca_path = path_string(ca);
-    }
-    cfg.tls.pins.extend(trust.pins.iter().cloned());
-    cfg.tls.pins_only |= trust.pins_only;
-    if let (Some(c), Some(k)) = (&trust.client_cert, &trust.client_key) {
-        cfg.tls.client_cert_path = path_string(c);
-        cfg.tls.client_key_path = path_string(k);
-    }
-    cfg.validate().map_err(err)?;
-    let endpoint = cfg.client.address.parse().map_err(err)?;
-    let key = Keypair::generate(&mut rand::rngs::OsRng);
-    let client_cfg = netproto::client_config(&cfg, Some(key), verifier(trust)?).map_err(err)?;
-    Client::connect(&endpoint, client_cfg).await.map_err(err)
-}
-
-async fn ping(
-    endpoint: &str,
-    count: u32,
-    interval: Duration,
-    trust: &Trust,
-) -> Result<(), Failure> {
-    let client = connect(endpoint, trust).await?;
-    println!("PING {endpoint}");
-    let mut times = Vec::new();
-    for seq in 1..=count {
-        let started = Instant::now();
-        match client.call(Message::Ping).await {
-            Ok(_) => {
-                let t = started.elapsed();
-                println!(
-                    "reply from {endpoint}: seq={seq} time={:.3} ms",
-                    t.as_secs_f64() * 1e3
-                );
-                times.push(t);
-            }
-            Err(e) => println!("seq={seq}: {e}"),
-        }
-        if seq < count {
-            tokio::time::sleep(interval).await;
-        }
-    }
-    let lost = count as usize - times.len();
-    println!("--- {endpoint} ping statistics ---");
-    println!("{count} sent, {} received, {lost} lost", times.len());
-    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max()) {
-        let avg = times.iter().sum::<Duration>() / u32::try_from(times.len()).unwrap_or(1);
-        println!(
-            "rtt min/avg/max = {:.3}/{:.3}/{:.3} ms",
-            min.as_secs_f64() * 1e3,
-            avg.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3
-        );
-    }
-    let _ = client.close().await;
-    if times.is_empty() {
-        return Err(err(netproto::ServiceError::ConnectionClosed));
-    }
-    Ok(())
-}
-
-async fn call(
-    endpoint: &str,
-    opcode: &str,
-    payload: Option<String>,
-    trust: &Trust,
-) -> Result<(), Failure> {
-    let client = connect(endpoint, trust).await?;
-    let payload = payload.unwrap_or_default();
-    let request = match opcode {
-        "PING" => Message::Ping,
-        "ECHO" => Message::Echo(payload),
-        "DATA" => Message::Data(payload.into_bytes()),
-        command => Message::Custom {
-            command: command.to_owned(),
-            payload: payload.into_bytes(),
-        },
-    };
-    let started = Instant::now();
-    let result = client.call(request).await;
-    let elapsed = started.elapsed();
-    let _ = client.close().await;
-    let answer = match result {
-        Ok(answer) => answer,
-        Err(e) => {
-            if let ServiceError::Remote { code, .. } = &e {
-                eprintln!("hint: {}", remote_hint(*code));
-            }
-            return Err(err(e));
-        }
-    };
-    println!("{answer:?}  ({:.3} ms)", elapsed.as_secs_f64() * 1e3);
-    Ok(())
-}
-
-/// What to do about an ERR code the server answered with.
-fn remote_hint(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::UNKNOWN_OPCODE => {
-            "the server has no handler for this opcode (`netproto serve` answers PING, ECHO and DATA)"
-        }
-        ErrorCode::BAD_REQUEST => "the server could not decode the request payload",
-        ErrorCode::BUSY => "the server is at its connection limit; try again later",
-        ErrorCode::TOO_LARGE => "a size limit was exceeded (the server's max_message_size, or ours for the reply)",
-        ErrorCode::SHUTTING_DOWN => "the server is shutting down; try again on a new connection",
-        ErrorCode::TIMEOUT => "the request or the connection timed out on the server",
-        ErrorCode::PROTOCOL => "the server saw a protocol violation (see docs/WIRE.md)",
-        _ => "the handler failed on the server (see the server's log)",
-    }
-}
-
-fn keygen(out: &Path) -> Result<(), Failure> {
-    let key = Keypair::generate(&mut rand::rngs::OsRng);
-    key.save(out).map_err(err)?;
-    println!("wrote {} (mode 0600)", out.display());
-    println!("public key  {}", key.public());
-    println!("fingerprint {}", key.public().fingerprint());
-    Ok(())
-}
-
-async fn bench(
-    runs: Option<usize>,
-    quick: bool,
-    json: Option<&Path>,
-    only: Vec<String>,
-    systems: Vec<String>,
-) -> Result<(), Failure> {
-    let mut opts = if quick {
-        netproto_bench::Options::quick()
-    } else {
-        netproto_bench::Options::full()
-    };
-    if let Some(n) = runs {
-        opts.runs = n;
-    }
-    opts.only = only;
-    opts.systems = systems;
-    opts.peer_exe = std::env::current_exe().ok();
-    let bar = demo::progress("bench", "starting", 0);
-    let report = netproto_bench::run(&opts, &|step| {
-        bar.set_length(step.total as u64);
-        bar.set_position(step.done as u64);
-        bar.set_message(step.label);
-    })
-    .await
-    .map_err(|e| Failure::Bench(e.to_string()))?;
-    bar.finish_and_clear();
-    print!("{}", report.table());
-    if let Some(path) = json {
-        let text = report
-            .to_json()
-            .map_err(|e| Failure::Bench(e.to_string()))?;
-        std::fs::write(path, text)
-            .map_err(|e| Failure::Bench(format!("{}: {e}", path.display())))?;
-        println!("\nwrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn refuse_overwrite(paths: &[PathBuf], force: bool) -> Result<(), Failure> {
-    if force {
-        return Ok(());
-    }
-    if let Some(p) = paths.iter().find(|p| p.exists()) {
-        return Err(err(netproto::TlsError::File {
-            path: p.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "exists; pass --force to overwrite",
-            ),
-        }));
-    }
-    Ok(())
-}
-
-fn cert(out: &Path, sans: &[String], with_ca: bool, days: u64, force: bool) -> Result<(), Failure> {
-    std::fs::create_dir_all(out).map_err(|source| {
-        err(netproto::TlsError::File {
-            path: out.to_path_buf(),
-            source,
-        })
-    })?;
-    let validity = Validity::days(days);
-    let (server_pem, server_key) = (out.join("server.pem"), out.join("server.key"));
-    if !with_ca {
-        refuse_overwrite(&[server_pem.clone(), server_key.clone()], force)?;
-        let generated = netproto::self_signed(
-            sans.first().map_or("localhost", String::as_str),
-            sans,
-            validity,
-        )
-        .map_err(err)?;
-        generated.write(&server_pem, &server_key).map_err(err)?;
-        println!(
-            "wrote {} and {} (key mode 0600)",
-            server_pem.display(),
-            server_key.display()
-        );
-        if let Some(pin) = generated.spki_pin() {
-            println!("pin  {pin}");
-        }
-        println!(
-            "serve:   netproto serve --address tls://127.0.0.1:9443 --tls-cert {} --tls-key {}",
-            server_pem.display(),
-            server_key.display()
-        );
-        println!(
-            "connect: netproto ping tls://localhost:9443 --ca {}",
-            server_pem.display()
-        );
-        return Ok(());
-    }
-    let (ca_pem, client_pem, client_key) = (
-        out.join("ca.pem"),
-        out.join("client.pem"),
-        out.join("client.key"),
-    );
-    refuse_overwrite(
-        &[
-            ca_pem.clone(),
-            server_pem.clone(),
-            server_key.clone(),
-            client_pem.clone(),
-            client_key.clone(),
-        ],
-        force,
-    )?;
-    let ca = DevCa::new("netproto development CA").map_err(err)?;
-    let server = ca.issue_server(sans, validity).map_err(err)?;
-    let client = ca.issue_client("netproto client", validity).map_err(err)?;
-    std::fs::write(&ca_pem, &ca.certificate().cert_pem).map_err(|source| {
-        err(netproto::TlsError::File {
-            path: ca_pem.clone(),
-            source,
-        })
-    })?;
-    server.write(&server_pem, &server_key).map_err(err)?;
-    client.write(&client_pem, &client_key).map_err(err)?;
-    for p in [&ca_pem, &server_pem, &server_key, &client_pem, &client_key] {
-        println!("wrote {}", p.display());
-    }
-    println!("(the CA's private key is not kept: run again to issue more)");
-    if let Some(pin) = server.spki_pin() {
-        println!("server pin  {pin}");
-    }
-    println!(
-        "serve:   netproto serve --address tls://127.0.0.1:9443 --tls-cert {} --tls-key {} --client-ca {}",
-        server_pem.display(),
-        server_key.display(),
-        ca_pem.display()
-    );
-    println!(
-        "connect: netproto ping tls://localhost:9443 --ca {} --client-cert {} --client-key {}",
-        ca_pem.display(),
-        client_pem.display(),
-        client_key.display()
-    );
-    Ok(())
 }

@@ -165,7 +165,7 @@ pub struct TransportSection {
     /// Compress records (with `compression_algorithm`) when the peer supports it.
     pub compression_enabled: bool,
     /// `"lz4"` or `"zstd"`.
-    pub compression_algorithm: String,
+    pub compression_algorithm: CompressionAlgorithm,
     /// Records smaller than this many bytes are not compressed.
     pub compression_threshold: usize,
     /// Zstd level 1–9 (network-protocol's range).
@@ -181,7 +181,7 @@ impl Default for TransportSection {
     fn default() -> Self {
         Self {
             compression_enabled: false,
-            compression_algorithm: "lz4".into(),
+            compression_algorithm: CompressionAlgorithm::Lz4,
             compression_threshold: 512,
             compression_level: 1,
             encryption_enabled: true,
@@ -210,6 +210,19 @@ pub struct LoggingSection {
     /// One JSON object per line: `format = "json"` under network-protocol's
     /// name (either turns JSON on).
     pub json_format: bool,
+}
+
+/// The codec of `[transport] compression_algorithm`. A value that is not
+/// one of these fails loading with an error that lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CompressionAlgorithm {
+    /// LZ4: fast, modest ratio.
+    #[default]
+    Lz4,
+    /// Zstandard at `compression_level`: slower, smaller.
+    Zstd,
 }
 
 /// How log events are written (`[logging] format`).
@@ -351,6 +364,14 @@ pub struct NetworkConfig {
 /// loader leaves them alone instead of refusing them as unknown keys.
 pub const CLI_VARIABLES: [&str; 3] = ["NP_CONFIG", "NP_SERVER_KEY", "NP_KNOWN_HOSTS"];
 
+/// The error for a configuration file that is named but absent.
+fn no_such_file(path: &Path) -> ConfigError {
+    ConfigError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    }
+}
+
 /// Maps `NP_SECTION_KEY` to `section.key` (keys keep their underscores),
 /// skipping [`CLI_VARIABLES`].
 fn env() -> Env {
@@ -384,10 +405,7 @@ impl NetworkConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         if !path.exists() {
-            return Err(ConfigError::Io {
-                path: path.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+            return Err(no_such_file(path));
         }
         Self::extract(&Self::base().merge(Toml::file(path)))
     }
@@ -420,6 +438,20 @@ impl NetworkConfig {
             }
         }
         Self::extract(&figment.merge(env()))
+    }
+
+    /// As [`NetworkConfig::load`], but a file that is named must exist (what
+    /// a command line's `--config` wants: a typo is an error, not the
+    /// defaults).
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] if `path` names no file; otherwise as
+    /// [`NetworkConfig::load`].
+    pub fn load_existing(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) if !p.exists() => Err(no_such_file(p)),
+            _ => Self::load(path),
+        }
     }
 
     /// Defaults changed by `f`, validated.
@@ -471,15 +503,6 @@ impl NetworkConfig {
             if d.is_zero() {
                 return bad(key, "must be more than 0 ms");
             }
-        }
-        if !matches!(
-            self.transport.compression_algorithm.as_str(),
-            "lz4" | "zstd"
-        ) {
-            return bad(
-                "transport.compression_algorithm",
-                "must be \"lz4\" or \"zstd\"",
-            );
         }
         if !(1..=9).contains(&self.transport.compression_level) {
             return bad("transport.compression_level", "must be from 1 to 9");

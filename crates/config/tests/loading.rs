@@ -146,23 +146,6 @@ fn errors_name_the_key_and_source() {
         ),
         "{e}"
     );
-    // An enumerated value: the error lists the allowed ones.
-    let m = message(&NetworkConfig::from_toml("[logging]\nformat = \"yaml\"\n").unwrap_err());
-    assert!(
-        m.contains("format") && m.contains("full") && m.contains("compact") && m.contains("json"),
-        "{m}"
-    );
-    let cfg = NetworkConfig::from_toml("[logging]\nformat = \"compact\"\n").unwrap();
-    assert_eq!(
-        cfg.logging.effective_format(),
-        netproto_config::LogFormat::Compact
-    );
-    // network-protocol's switch still means JSON.
-    let cfg = NetworkConfig::from_toml("[logging]\njson_format = true\n").unwrap();
-    assert_eq!(
-        cfg.logging.effective_format(),
-        netproto_config::LogFormat::Json
-    );
     // TLS settings that cannot work.
     for (toml, key) in [
         ("[tls]\ncert_path = \"c.pem\"\n", "tls.key_path"),
@@ -197,6 +180,39 @@ fn errors_name_the_key_and_source() {
         NetworkConfig::from_file("/nonexistent/netproto.toml"),
         Err(ConfigError::Io { .. })
     ));
+}
+
+/// Enumerated values are enums: a wrong one fails with the allowed ones.
+#[test]
+fn enumerated_values_list_the_allowed_ones() {
+    let m = message(&NetworkConfig::from_toml("[logging]\nformat = \"yaml\"\n").unwrap_err());
+    assert!(
+        m.contains("format") && m.contains("full") && m.contains("compact") && m.contains("json"),
+        "{m}"
+    );
+    let m = message(
+        &NetworkConfig::from_toml("[transport]\ncompression_algorithm = \"lz5\"\n").unwrap_err(),
+    );
+    assert!(
+        m.contains("compression_algorithm") && m.contains("lz4") && m.contains("zstd"),
+        "{m}"
+    );
+    let cfg = NetworkConfig::from_toml("[transport]\ncompression_algorithm = \"zstd\"\n").unwrap();
+    assert_eq!(
+        cfg.transport.compression_algorithm,
+        netproto_config::CompressionAlgorithm::Zstd
+    );
+    let cfg = NetworkConfig::from_toml("[logging]\nformat = \"compact\"\n").unwrap();
+    assert_eq!(
+        cfg.logging.effective_format(),
+        netproto_config::LogFormat::Compact
+    );
+    // network-protocol's switch still means JSON.
+    let cfg = NetworkConfig::from_toml("[logging]\njson_format = true\n").unwrap();
+    assert_eq!(
+        cfg.logging.effective_format(),
+        netproto_config::LogFormat::Json
+    );
 }
 
 /// Environment variables are process-wide, so every env case runs in this one test.

@@ -78,8 +78,9 @@ pub struct MigratingGuide;
 #[cfg(feature = "cluster")]
 pub use netproto_cluster as cluster;
 pub use netproto_config::{
-    endpoint_string, example_config, logging, ClientSection, ConfigError, LogFormat,
-    LoggingSection, MetricsSection, NetworkConfig, ServerSection, TlsSection, TransportSection,
+    endpoint_string, example_config, logging, ClientSection, CompressionAlgorithm, ConfigError,
+    LogFormat, LoggingSection, MetricsSection, NetworkConfig, ServerSection, TlsSection,
+    TransportSection,
 };
 pub use netproto_crypto::{
     AllowList, AnyPeer, Capabilities, CryptoError, HandshakeConfig, Keypair, KnownHosts, Pattern,
@@ -152,10 +153,9 @@ fn connection_config(
     conn.max_message_size = cfg.transport.max_payload_size;
     conn.noise_inside_tls = cfg.tls.noise_inside_tls;
     if cfg.transport.compression_enabled {
-        let codec = if cfg.transport.compression_algorithm == "zstd" {
-            Compression::Zstd
-        } else {
-            Compression::Lz4
+        let codec = match cfg.transport.compression_algorithm {
+            CompressionAlgorithm::Zstd => Compression::Zstd,
+            _ => Compression::Lz4,
         };
         let mut policy = CompressionPolicy::new(codec);
         policy.threshold = cfg.transport.compression_threshold;

@@ -50,9 +50,17 @@ pub struct ServerConfig {
     pub connection: ConnectionConfig,
 }
 
+/// The longest a server waits for a handshake by default.
+const SERVER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl ServerConfig {
     /// Defaults, listening on `address` with the given connection settings.
-    pub fn new(address: Endpoint, connection: ConnectionConfig) -> Self {
+    /// A server gives a handshake at most 5 s (`connection.handshake_timeout`
+    /// is shortened to that; set it after `new` to choose another): a peer
+    /// that has not authenticated holds a slot no longer, and the file
+    /// settings (`server.connection_timeout`, 5 s) say the same.
+    pub fn new(address: Endpoint, mut connection: ConnectionConfig) -> Self {
+        connection.handshake_timeout = connection.handshake_timeout.min(SERVER_HANDSHAKE_TIMEOUT);
         Self {
             address,
             max_connections: 1000,

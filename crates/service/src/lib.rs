@@ -66,6 +66,7 @@ mod client;
 mod config;
 mod dispatcher;
 mod error;
+mod log_limit;
 mod payload;
 mod pool;
 mod reconnect;

@@ -27,6 +27,7 @@ const MAX_CONCURRENT_REFUSALS: usize = 64;
 use crate::config::ServerConfig;
 use crate::dispatcher::{Dispatcher, HandlerFuture, Routed};
 use crate::error::{HandlerError, Result};
+use crate::log_limit::LogLimit;
 use crate::payload::Encoded;
 
 /// A bound server. Call [`Server::run`] to serve. It serves anything that
@@ -155,7 +156,9 @@ impl<L: Accept> Server<L> {
             let incoming = match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    if let Some(folded) = ACCEPT_FAILED.admit(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, folded, "accept failed");
+                    }
                     metrics::counter!("netproto_accept_errors_total").increment(1);
                     // Out of file descriptors and the like: back off briefly.
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -223,6 +226,11 @@ struct ConnectionTask {
     handle: ServerHandle,
 }
 
+/// Repeated warnings, each written at most once a second (`log_limit`).
+static ACCEPT_FAILED: LogLimit = LogLimit::new();
+static BUSY: LogLimit = LogLimit::new();
+static CONNECTION_FAILED: LogLimit = LogLimit::new();
+
 /// Why a connection's read loop ended.
 enum End {
     Shutdown,
@@ -260,7 +268,14 @@ impl ConnectionTask {
         };
         let Ok(_slot) = slots.try_acquire_owned() else {
             metrics::counter!("netproto_connections_rejected_total").increment(1);
-            tracing::warn!(%peer, limit = self.cfg.max_connections, "server busy: refusing connection");
+            if let Some(folded) = BUSY.admit(std::time::Instant::now()) {
+                tracing::warn!(
+                    %peer,
+                    limit = self.cfg.max_connections,
+                    folded,
+                    "server busy: refusing connection"
+                );
+            }
             // At most this many refusals are said at once; beyond, the
             // connection is just closed.
             if let Ok(_saying) = refusals.try_acquire_owned() {
@@ -413,7 +428,13 @@ impl ConnectionTask {
                 tasks.abort_all();
             }
             End::Peer(e) => {
-                tracing::warn!(error = %e, "connection failed");
+                // The one line for this connection's end (the transport
+                // logs it at debug); `folded`: failures not written since
+                // the last line.
+                if let Some(folded) = CONNECTION_FAILED.admit(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, folded, "connection failed");
+                }
+                metrics::counter!("netproto_connections_failed_total").increment(1);
                 tasks.abort_all();
             }
         }

@@ -193,7 +193,9 @@ fn report(shared: &Shared, reported: &mut bool, e: TransportError) -> TransportE
             TransportError::ConnectionClosed { clean: true } => {
                 tracing::debug!("peer closed the connection");
             }
-            other => tracing::warn!(error = %other, "connection failed"),
+            // Debug: the application (the service's server, with the
+            // peer's address and a rate limit) writes the one warning.
+            other => tracing::debug!(error = %other, "connection failed"),
         }
         shared.wake_writer.notify_one();
         shared.progress.notify_waiters();
