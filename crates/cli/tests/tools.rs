@@ -119,7 +119,9 @@ fn bench_quick_runs_every_workload() {
 
 /// Two `netproto cluster join` processes on loopback: the second joins
 /// through the first, both print the other as up, and the first reports
-/// the second's clean leave.
+/// the second's clean leave. (The second runs 12 s: in one CI run of the
+/// full suite it did not see the first within 6 s; the join itself takes
+/// ≈ 0.2 s when the machine is quiet.)
 #[test]
 fn two_cluster_nodes_see_each_other_and_the_leave() {
     let _turn = alone();
@@ -132,7 +134,7 @@ fn two_cluster_nodes_see_each_other_and_the_leave() {
             "--table",
             "0",
             "--for",
-            "12",
+            "20",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -156,7 +158,7 @@ fn two_cluster_nodes_see_each_other_and_the_leave() {
             "--table",
             "0",
             "--for",
-            "6",
+            "12",
             "--seed",
             &addr,
         ])

@@ -585,7 +585,9 @@ async fn finish_request(
     }
 }
 
-/// Queues an ERR answer and, with [`Flush::Now`], writes it from here.
+/// Queues an ERR answer and, with [`Flush::Now`], writes it from here if
+/// the writer has not taken it yet (ERR answers are rare: the frame path
+/// has no `Flush` of its own, so the writer is also woken).
 async fn send_error(
     send: &netproto_transport::SendHalf,
     frame: Frame,

@@ -499,11 +499,12 @@ impl RecvHalf {
         }
     }
 
-    /// Whether bytes have arrived that are not handed out yet (another
-    /// frame may be ready without reading the socket). A server answering
-    /// requests one by one writes its answer at once ([`Flush::Now`]) when
-    /// this is false, and lets answers batch while more requests wait.
-    /// Datagram sessions say false.
+    /// Whether bytes already read into this half are not handed out yet
+    /// (another frame may be ready without reading the socket). Bytes still
+    /// in the kernel's buffer, or inside a TLS layer, are not seen. A server
+    /// answering requests one by one writes its answer at once
+    /// ([`Flush::Now`]) when this is false, and lets answers batch while
+    /// more requests wait. Datagram sessions say false.
     pub fn has_buffered_input(&self) -> bool {
         match &self.inner {
             RecvInner::Stream(r) => r.has_buffered_input(),

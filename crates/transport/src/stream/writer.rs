@@ -135,9 +135,15 @@ pub(crate) fn write_directly(
 ) {
     // Someone holds the write side (the writer, or another sender writing
     // now): the bytes leave with the writer, as usual.
-    let Ok(mut out) = shared.out.try_lock() else {
-        shared.signal(&mut core);
-        return;
+    let mut out = match shared.out.try_lock() {
+        Ok(out) => out,
+        // A panic in an earlier write left `Out` as it was between
+        // statements (see `WakeOnUnwind`): go on.
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            shared.signal(&mut core);
+            return;
+        }
     };
     let closing = core.is_closing() || core.error().is_some();
     if out.io.is_none() || !out.is_clear() || closing {
@@ -160,7 +166,11 @@ pub(crate) fn write_directly(
         }
     }
     drop(core);
+    // If the stream's `poll_write` panics, the bytes taken above are in the
+    // slot and nobody was told: the guard wakes the writer on the way out.
+    let unwinding = WakeOnUnwind(shared);
     let complete = write_without_waiting(out);
+    std::mem::forget(unwinding);
     if !complete || out.unflushed || shared.writer_parked.load(Ordering::Acquire) {
         shared.wake_writer.notify_one();
     }
@@ -168,6 +178,15 @@ pub(crate) fn write_directly(
         out.buf = Vec::new();
     }
     shared.progress.notify_waiters();
+}
+
+/// Wakes the writer when dropped (only while a direct write unwinds).
+struct WakeOnUnwind<'a>(&'a Shared);
+
+impl Drop for WakeOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.wake_writer.notify_one();
+    }
 }
 
 /// One pass of non-blocking writes (and a flush) of `out.buf[out.written..]`;
