@@ -194,9 +194,10 @@ async fn a_write_failure_ends_the_reading_side_too() {
 /// 300 connections from one address that send a valid initiation and then
 /// stall used to hold `max_connections` slots (and up to 64 full "busy"
 /// handshakes), locking everyone out. Handshakes now have their own budget,
-/// each source a share of it, and a connection takes a slot only once
-/// authenticated: a client from another address connects and is answered
-/// at once.
+/// each source a share of it (a newer handshake preempts the source's
+/// oldest), and a connection takes a slot only once authenticated: a client
+/// from another address, and one from the same address, both get in at
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_handshakes_from_one_source_do_not_lock_out_others() {
     use std::sync::Arc;
@@ -232,18 +233,142 @@ async fn stalled_handshakes_from_one_source_do_not_lock_out_others() {
         "took {:?}",
         started.elapsed()
     );
-    // Most of the stalled peers were dropped before any key agreement: at
-    // most the per-source share (64) got an answer to their initiation.
-    let mut answered = 0;
+    // A client from the stalled peers' own address gets in too: its
+    // handshake preempts the oldest stalled one (the source's share is 64).
+    let started = tokio::time::Instant::now();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let io = socket.connect(target).await.unwrap();
+    let cfg = common::config(common::key(), Arc::new(Pinned(r.server_key)));
+    netproto_testkit::RawClient::connect(io, &cfg)
+        .await
+        .expect("a handshake from the stalled peers' address completes");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Of the stalled peers, at most the source's share is still held: the
+    // others were preempted (closed) by newer handshakes from their source.
+    let mut open = 0;
     for s in &mut stalled {
         let mut buf = [0u8; 256];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await {
-            if n > 0 {
-                answered += 1;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => break,
+                Err(_) => {
+                    open += 1;
+                    break;
+                }
             }
         }
     }
-    assert!(answered <= 64, "{answered} stalled peers were answered");
+    assert!(open <= 64, "{open} stalled handshakes still held");
     drop(stalled);
     common::service::stop(r, Duration::from_secs(2)).await;
+}
+
+/// Requests being handled are bounded in bytes across connections: a
+/// request that does not fit the server's request budget is answered ERR
+/// BUSY at once (and not handled), while small requests, within each
+/// connection's own 64 KiB, are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_progress_are_bounded_in_bytes() {
+    let keys = Keys::new();
+    let (listener, dialer) = memory_carrier();
+    let mut d = Dispatcher::new();
+    d.register_async("HOLD", |m| async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Ok(m)
+    });
+    d.register("PING", |_| Ok(Message::Pong));
+    let server = serve(listener, &keys, d, |cfg| {
+        cfg.max_request_bytes = 3 * 1024 * 1024;
+    });
+    let hold = |len: usize| Message::Custom {
+        command: "HOLD".into(),
+        payload: vec![1u8; len],
+    };
+    let first = Client::connect(&endpoint(), client_cfg(&keys, &dialer))
+        .await
+        .unwrap();
+    let second = Client::connect(&endpoint(), client_cfg(&keys, &dialer))
+        .await
+        .unwrap();
+    // 2 MiB held by the first connection's handler...
+    let held = {
+        let c = first.clone();
+        tokio::spawn(async move { c.call(hold(2 * 1024 * 1024)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ... so another 2 MiB does not fit the 3 MiB budget: BUSY, at once.
+    let started = tokio::time::Instant::now();
+    let err = second.call(hold(2 * 1024 * 1024)).await.unwrap_err();
+    let ServiceError::Remote { code, reason } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*code, ErrorCode::BUSY, "{reason}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // A small request still fits the connection's own floor.
+    assert_eq!(second.call(Message::Ping).await.unwrap(), Message::Pong);
+    assert!(held.await.unwrap().is_ok());
+    // Once the first is answered its bytes are free again.
+    assert!(second.call(hold(2 * 1024 * 1024)).await.is_ok());
+    stop(server).await;
+}
+
+/// Answers queued for peers that read slowly share one budget: a peer that
+/// reads nothing holds at most its large answer (the next waits, and its
+/// reading with it), and every other connection is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_slow_readers_share_one_budget() {
+    use netproto_testkit::RawClient;
+
+    let keys = Keys::new();
+    let (listener, dialer) = memory_carrier();
+    let budget = std::sync::Arc::new(netproto_transport::MemoryBudget::new(20 * 1024 * 1024));
+    let watched = budget.clone();
+    let server = serve(listener, &keys, common::service::dispatcher(), move |cfg| {
+        cfg.connection.send_budget = Some(budget);
+    });
+    // Two peers that each ask for four 6 MiB echoes and read nothing.
+    let request = Message::Echo("x".repeat(6 * 1024 * 1024)).to_vec().unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let stream = dialer.connect_stream().await.unwrap();
+        let mut peer = RawClient::connect(stream, &keys.client_config())
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        for id in [1u64, 3, 5, 7] {
+            bytes.extend(peer.records(id, &request).unwrap());
+        }
+        let io = peer.into_io();
+        let (_rd, mut wr) = tokio::io::split(io);
+        peers.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = wr.write_all(&bytes).await;
+            std::future::pending::<()>().await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // 48 MiB of answers asked for; at most the budget (and what the
+    // in-memory pipes took) is queued.
+    assert!(
+        watched.used() <= watched.limit(),
+        "{} of {} bytes",
+        watched.used(),
+        watched.limit()
+    );
+    assert!(watched.used() > 6 * 1024 * 1024, "{}", watched.used());
+    let client = Client::connect(&endpoint(), client_cfg(&keys, &dialer))
+        .await
+        .unwrap();
+    let m = Message::Echo("small answers do not wait".into());
+    assert_eq!(client.call(m.clone()).await.unwrap(), m);
+    for p in peers {
+        p.abort();
+    }
+    stop(server).await;
 }

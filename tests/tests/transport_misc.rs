@@ -12,7 +12,10 @@ use netproto_wire::{Frame, FrameKind, Message};
 #[tokio::test]
 async fn unix_socket_file_rules() {
     use std::os::unix::fs::PermissionsExt;
-    let path = common::socket_path("rules");
+    // A directory of its own, to see what binding leaves in it.
+    let dir = common::socket_path("rules-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
     let ep = Endpoint::Unix(path.clone());
     // A stale socket file (nobody listening) is replaced.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
@@ -24,6 +27,14 @@ async fn unix_socket_file_rules() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // It was bound in a private staging directory (so it never had the
+    // umask's mode) and moved into place: nothing of that is left.
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("s.sock")]);
     // A live one is not.
     let err = AnyListener::bind(&ep, SocketOptions::default())
         .await
@@ -47,6 +58,7 @@ async fn unix_socket_file_rules() {
         .is_err());
     assert!(path.exists());
     std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -99,6 +99,25 @@ pub struct ServerSection {
     pub shutdown_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Bytes of requests in flight per connection before reads pause.
+    pub backpressure_bytes: usize,
+    /// Handshakes in progress at once, over all sources.
+    pub max_handshakes: usize,
+    /// Handshakes in progress at once from one source (an IPv4 address or
+    /// an IPv6 /64); a newer one preempts the oldest.
+    pub max_handshakes_per_source: u32,
+    /// Handshakes one source may start per second, on average.
+    pub handshake_rate_per_source: u32,
+    /// ... and in a burst.
+    pub handshake_burst_per_source: u32,
+    /// Bytes of unfinished (continued) requests, all connections together.
+    pub max_reassembly_bytes: usize,
+    /// Bytes of requests being handled, all connections together, beyond
+    /// 64 KiB per connection.
+    pub max_request_bytes: usize,
+    /// Bytes of answers queued for slow readers, all connections together,
+    /// beyond 64 KiB per connection.
+    pub max_send_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -110,6 +129,14 @@ impl Default for ServerSection {
             heartbeat_interval: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 1000,
+            backpressure_bytes: 4 * 1024 * 1024,
+            max_handshakes: 512,
+            max_handshakes_per_source: 64,
+            handshake_rate_per_source: 200,
+            handshake_burst_per_source: 500,
+            max_reassembly_bytes: 64 * 1024 * 1024,
+            max_request_bytes: 32 * 1024 * 1024,
+            max_send_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -333,7 +360,7 @@ impl Default for TlsSection {
             allow_tls12: false,
             noise_inside_tls: false,
             handshake_timeout: Duration::from_secs(10),
-            max_concurrent_handshakes: 256,
+            max_concurrent_handshakes: 1024,
         }
     }
 }
@@ -488,8 +515,41 @@ impl NetworkConfig {
             return bad("server.max_connections", "must be at least 1");
         }
         self.metrics.listen_addr()?;
-        if self.server.backpressure_limit == 0 {
-            return bad("server.backpressure_limit", "must be at least 1");
+        let at_least_one = [
+            ("server.backpressure_limit", self.server.backpressure_limit),
+            ("server.backpressure_bytes", self.server.backpressure_bytes),
+            ("server.max_handshakes", self.server.max_handshakes),
+            (
+                "server.max_handshakes_per_source",
+                self.server.max_handshakes_per_source as usize,
+            ),
+            (
+                "server.handshake_rate_per_source",
+                self.server.handshake_rate_per_source as usize,
+            ),
+            (
+                "server.handshake_burst_per_source",
+                self.server.handshake_burst_per_source as usize,
+            ),
+        ];
+        for (key, value) in at_least_one {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        // A budget smaller than one message would refuse every message of
+        // that size.
+        for (key, value) in [
+            (
+                "server.max_reassembly_bytes",
+                self.server.max_reassembly_bytes,
+            ),
+            ("server.max_request_bytes", self.server.max_request_bytes),
+            ("server.max_send_bytes", self.server.max_send_bytes),
+        ] {
+            if value < self.transport.max_payload_size {
+                return bad(key, "must be at least transport.max_payload_size");
+            }
         }
         let positive = [
             ("server.connection_timeout", self.server.connection_timeout),

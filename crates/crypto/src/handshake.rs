@@ -27,7 +27,7 @@ use crate::error::{CryptoError, Result};
 use crate::keys::{Keypair, PublicKey};
 use crate::noise::{HandshakeState, Pattern};
 use crate::primitives::{HASH_LEN, KEY_LEN};
-use crate::timestamp::{tai64n, TimestampGuard, TAI64N_LEN};
+use crate::timestamp::{tai64n, ReplayCheck, TimestampGuard, TAI64N_LEN};
 use crate::verifier::{PeerInfo, PeerVerifier};
 
 /// The protocol version this crate speaks.
@@ -373,6 +373,23 @@ impl Handshake {
         &mut self,
         message: &[u8],
         guard: Option<&mut TimestampGuard>,
+    ) -> Result<()> {
+        match guard {
+            Some(g) => self.read_message_with(message, Some(g)),
+            None => self.read_message_with(message, None),
+        }
+    }
+
+    /// As [`Handshake::read_message`], with any [`ReplayCheck`] (a guard
+    /// shared behind a lock takes the lock only for the check, after the
+    /// key agreement).
+    ///
+    /// # Errors
+    /// As [`Handshake::read_message`].
+    pub fn read_message_with(
+        &mut self,
+        message: &[u8],
+        guard: Option<&mut dyn ReplayCheck>,
     ) -> Result<()> {
         let index = self.noise.message_index();
         if index == 0 && !self.initiator {

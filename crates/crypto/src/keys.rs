@@ -208,10 +208,15 @@ mod files {
         /// [`CryptoError::Io`] (with kind `PermissionDenied` for a file that is
         /// too open), [`CryptoError::BadKeyFile`].
         pub fn load(path: &Path) -> Result<Self> {
+            use std::io::Read;
+            // Opened once, and the opened file is checked and read: what
+            // is checked is what is read (a check of the path, then an
+            // open, could be raced by swapping a link in between).
+            let mut file = std::fs::File::open(path).map_err(|e| io_err(path, &e))?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let meta = std::fs::metadata(path).map_err(|e| io_err(path, &e))?;
+                let meta = file.metadata().map_err(|e| io_err(path, &e))?;
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     return Err(CryptoError::Io {
@@ -223,9 +228,9 @@ mod files {
                     });
                 }
             }
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|e| io_err(path, &e))?,
-            );
+            let mut text = zeroize::Zeroizing::new(std::string::String::new());
+            file.read_to_string(&mut text)
+                .map_err(|e| io_err(path, &e))?;
             Self::from_key_file(&text)
         }
     }

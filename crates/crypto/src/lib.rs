@@ -91,7 +91,7 @@ pub use noise::Pattern;
 pub use primitives::{DH_LEN, HASH_LEN, KEY_LEN, MAX_MESSAGE_LEN, TAG_LEN};
 pub use replay::{ReplayWindow, WINDOW_SIZE};
 pub use session::{Mode, Receiver, RekeyPolicy, Reservation, Sender, Session, MAX_PLAINTEXT};
-pub use timestamp::{tai64n, TimestampGuard, TAI64N_LEN};
+pub use timestamp::{tai64n, ReplayCheck, TimestampGuard, TAI64N_LEN};
 #[cfg(feature = "std")]
 pub use verifier::KnownHosts;
 pub use verifier::{AllowList, AnyPeer, PeerInfo, PeerVerifier, Pinned, Rejection};

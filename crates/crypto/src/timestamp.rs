@@ -2,7 +2,7 @@
 //! WireGuard uses them: a responder accepts an initiation from a peer only if
 //! its timestamp is greater than every one seen from that peer before.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use core::time::Duration;
 
 use crate::error::{CryptoError, Result};
@@ -22,6 +22,24 @@ pub fn tai64n(unix: Duration) -> [u8; TAI64N_LEN] {
     out
 }
 
+/// Checks an IK initiation's timestamp (see [`TimestampGuard`]); the
+/// transport implements it for a guard behind a lock, taken only for the
+/// check itself, not for the key agreement before it.
+pub trait ReplayCheck {
+    /// Accepts `stamp` from `peer` if newer than anything seen, and records
+    /// it.
+    ///
+    /// # Errors
+    /// As [`TimestampGuard::check_and_update`].
+    fn check_and_update(&mut self, peer: &PublicKey, stamp: [u8; TAI64N_LEN]) -> Result<()>;
+}
+
+impl ReplayCheck for TimestampGuard {
+    fn check_and_update(&mut self, peer: &PublicKey, stamp: [u8; TAI64N_LEN]) -> Result<()> {
+        Self::check_and_update(self, peer, stamp)
+    }
+}
+
 /// Remembers the greatest initiation timestamp per peer, in bounded memory.
 ///
 /// When full, the peer with the oldest timestamp is forgotten and its
@@ -34,6 +52,10 @@ pub fn tai64n(unix: Duration) -> [u8; TAI64N_LEN] {
 #[derive(Debug, Clone)]
 pub struct TimestampGuard {
     last: BTreeMap<[u8; 32], [u8; TAI64N_LEN]>,
+    /// The same entries ordered by timestamp: the oldest is found without
+    /// a scan (a full guard of 65,536 peers was scanned whole on every new
+    /// peer, under the listener's lock).
+    by_stamp: BTreeSet<([u8; TAI64N_LEN], [u8; 32])>,
     capacity: usize,
     floor: [u8; TAI64N_LEN],
     now: Option<Duration>,
@@ -52,6 +74,7 @@ impl TimestampGuard {
     pub fn new(capacity: usize) -> Self {
         Self {
             last: BTreeMap::new(),
+            by_stamp: BTreeSet::new(),
             capacity: capacity.max(1),
             floor: [0; TAI64N_LEN],
             now: None,
@@ -92,12 +115,15 @@ impl TimestampGuard {
             return Err(CryptoError::ReplayedInitiation);
         }
         if !self.last.contains_key(peer.as_bytes()) && self.last.len() >= self.capacity {
-            if let Some((&k, &v)) = self.last.iter().min_by_key(|(_, v)| **v) {
+            if let Some((v, k)) = self.by_stamp.pop_first() {
                 self.last.remove(&k);
                 self.floor = self.floor.max(v);
             }
         }
-        self.last.insert(*peer.as_bytes(), stamp);
+        if let Some(old) = self.last.insert(*peer.as_bytes(), stamp) {
+            self.by_stamp.remove(&(old, *peer.as_bytes()));
+        }
+        self.by_stamp.insert((stamp, *peer.as_bytes()));
         Ok(())
     }
 
@@ -166,5 +192,30 @@ mod tests {
             Err(CryptoError::ReplayedInitiation)
         );
         g.check_and_update(&peer(1), t(12)).unwrap();
+    }
+
+    #[test]
+    fn the_oldest_stamp_is_forgotten_first_after_updates() {
+        let mut g = TimestampGuard::new(3);
+        g.set_now(Duration::from_secs(1000));
+        let t = |s| tai64n(Duration::from_secs(s));
+        g.check_and_update(&peer(1), t(10)).unwrap();
+        g.check_and_update(&peer(2), t(20)).unwrap();
+        g.check_and_update(&peer(3), t(30)).unwrap();
+        // Peer 1 moves ahead: peer 2 is now the oldest.
+        g.check_and_update(&peer(1), t(40)).unwrap();
+        g.check_and_update(&peer(4), t(50)).unwrap();
+        assert_eq!(g.len(), 3);
+        // Peer 2 forgotten (floor 20); peer 1 still remembered at 40.
+        assert_eq!(
+            g.check_and_update(&peer(1), t(35)),
+            Err(CryptoError::ReplayedInitiation)
+        );
+        g.check_and_update(&peer(2), t(21)).unwrap();
+        // ... which evicted peer 3 (30), the oldest then.
+        assert_eq!(
+            g.check_and_update(&peer(3), t(30)),
+            Err(CryptoError::ReplayedInitiation)
+        );
     }
 }

@@ -186,14 +186,35 @@ mod known_hosts {
         Ok(entries)
     }
 
-    /// Refuses a path that is a symbolic link.
-    fn not_a_link(path: &Path) -> Result<(), CryptoError> {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => Err(CryptoError::KnownHostsSymlink {
-                path: path.display().to_string(),
-            }),
-            _ => Ok(()),
+    /// Opens `path` with `opts` and refuses it if `path` is a symbolic
+    /// link. Checked after the open, on the file opened: the path must name
+    /// that same file, not through a link (a check before the open could be
+    /// raced by swapping a link in between). `Ok(None)` if it does not exist.
+    fn open_no_link(
+        path: &Path,
+        opts: &std::fs::OpenOptions,
+    ) -> Result<Option<std::fs::File>, CryptoError> {
+        let file = match opts.open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path, &e)),
+        };
+        let named = std::fs::symlink_metadata(path).map_err(|e| io_err(path, &e))?;
+        let link = CryptoError::KnownHostsSymlink {
+            path: path.display().to_string(),
+        };
+        if named.file_type().is_symlink() {
+            return Err(link);
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let opened = file.metadata().map_err(|e| io_err(path, &e))?;
+            if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
+                return Err(link);
+            }
+        }
+        Ok(Some(file))
     }
 
     impl KnownHosts {
@@ -206,11 +227,13 @@ mod known_hosts {
         /// is a symbolic link.
         pub fn open(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
             let path = path.as_ref().to_path_buf();
-            not_a_link(&path)?;
-            let entries = match std::fs::read_to_string(&path) {
-                Ok(text) => parse(&text, &path)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(e) => return Err(io_err(&path, &e)),
+            let entries = match open_no_link(&path, std::fs::OpenOptions::new().read(true))? {
+                Some(mut f) => {
+                    let mut text = String::new();
+                    f.read_to_string(&mut text).map_err(|e| io_err(&path, &e))?;
+                    parse(&text, &path)?
+                }
+                None => BTreeMap::new(),
             };
             Ok(Self {
                 path,
@@ -226,12 +249,17 @@ mod known_hosts {
         /// Records `key` for `host` unless the file (re-read under an
         /// exclusive lock) already names a key for it; returns that key.
         fn record(&self, host: &str, key: &PublicKey) -> Result<Option<PublicKey>, CryptoError> {
-            not_a_link(&self.path)?;
             let mut opts = std::fs::OpenOptions::new();
             opts.create(true).read(true).append(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&self.path).map_err(|e| io_err(&self.path, &e))?;
+            let Some(mut f) = open_no_link(&self.path, &opts)? else {
+                // Created above unless it vanished in between.
+                return Err(io_err(
+                    &self.path,
+                    &std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            };
             // Released when `f` is dropped.
             f.lock().map_err(|e| io_err(&self.path, &e))?;
             let mut text = String::new();

@@ -183,6 +183,14 @@ pub fn server_config(
     server.heartbeat_interval = cfg.server.heartbeat_interval;
     server.connection_timeout = cfg.server.connection_timeout;
     server.shutdown_timeout = cfg.server.shutdown_timeout;
+    server.backpressure_bytes = cfg.server.backpressure_bytes;
+    server.max_handshakes = cfg.server.max_handshakes;
+    server.max_handshakes_per_source = cfg.server.max_handshakes_per_source;
+    server.handshake_rate_per_source = f64::from(cfg.server.handshake_rate_per_source);
+    server.handshake_burst_per_source = cfg.server.handshake_burst_per_source;
+    server.max_reassembly_bytes = cfg.server.max_reassembly_bytes;
+    server.max_request_bytes = cfg.server.max_request_bytes;
+    server.max_send_bytes = cfg.server.max_send_bytes;
     Ok(server)
 }
 

@@ -54,9 +54,23 @@ fn server_defaults_are_the_same_from_a_file_and_from_code() {
     assert_eq!(from_file.shutdown_timeout, from_code.shutdown_timeout);
     assert_eq!(from_file.max_handshakes, from_code.max_handshakes);
     assert_eq!(
+        from_file.max_handshakes_per_source,
+        from_code.max_handshakes_per_source
+    );
+    assert!(
+        (from_file.handshake_rate_per_source - from_code.handshake_rate_per_source).abs() < 1e-9
+    );
+    assert_eq!(
+        from_file.handshake_burst_per_source,
+        from_code.handshake_burst_per_source
+    );
+    assert_eq!(
         from_file.max_reassembly_bytes,
         from_code.max_reassembly_bytes
     );
+    assert_eq!(from_file.max_request_bytes, from_code.max_request_bytes);
+    assert_eq!(from_file.max_send_bytes, from_code.max_send_bytes);
+    assert_eq!(from_file.backpressure_bytes, from_code.backpressure_bytes);
     assert_eq!(
         connection_figures(&from_file.connection),
         connection_figures(&from_code.connection)

@@ -18,11 +18,13 @@ pub struct ServerConfig {
     /// own budget below.
     pub max_connections: usize,
     /// Handshakes in progress at once, over all sources (512); a
-    /// connection arriving beyond it is dropped before any cryptographic
-    /// work.
+    /// connection arriving beyond it takes the place of the oldest
+    /// handshake in progress (stalled handshakes are the old ones).
     pub max_handshakes: usize,
     /// Handshakes in progress at once from one source (an IPv4 address or
-    /// an IPv6 /64) (64): one source cannot take the whole handshake budget.
+    /// an IPv6 /64; all Unix-socket peers are one source with the whole
+    /// budget) (64): one source cannot take the whole handshake budget, and
+    /// its next handshake takes the place of its oldest.
     pub max_handshakes_per_source: u32,
     /// Handshakes one source may start per second, on average (200.0: a
     /// replayed initiation costs the server at most this many key
@@ -33,6 +35,21 @@ pub struct ServerConfig {
     /// Requests in flight per connection before the server stops reading
     /// from it (32).
     pub backpressure_limit: usize,
+    /// Bytes of requests in flight per connection before the server stops
+    /// reading from it (4 MiB; one request of any size is always taken
+    /// when the connection has less in flight).
+    pub backpressure_bytes: usize,
+    /// Bytes of requests being handled, all connections together, beyond
+    /// each connection's first 64 KiB (32 MiB). A request that does not fit
+    /// is not handled: it is answered ERR BUSY at once and dropped.
+    pub max_request_bytes: usize,
+    /// Bytes of answers queued for peers that read slowly, all connections
+    /// together, beyond each connection's first 64 KiB (32 MiB; raised to
+    /// twice the largest message if smaller: an answer over 256 KiB
+    /// reserves twice its size while it is encoded). An answer that does not fit waits,
+    /// and its connection's reading with it; a peer that reads nothing for
+    /// `connection.write_timeout` is closed.
+    pub max_send_bytes: usize,
     /// A connection silent this long is pinged by its connection core
     /// (15 s; becomes the connection's `keep_alive`).
     pub heartbeat_interval: Duration,
@@ -69,6 +86,9 @@ impl ServerConfig {
             handshake_rate_per_source: 200.0,
             handshake_burst_per_source: 500,
             backpressure_limit: 32,
+            backpressure_bytes: 4 * 1024 * 1024,
+            max_request_bytes: 32 * 1024 * 1024,
+            max_send_bytes: 32 * 1024 * 1024,
             heartbeat_interval: DEFAULT_KEEP_ALIVE,
             connection_timeout: DEFAULT_PONG_GRACE,
             shutdown_timeout: Duration::from_secs(10),

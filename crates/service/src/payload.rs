@@ -12,4 +12,8 @@ impl Payload for Encoded<'_> {
     fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         self.0.encode(out)
     }
+
+    fn len_hint(&self) -> usize {
+        self.0.encoded_len().unwrap_or(0)
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use netproto_transport::{
-    Accept, AnyListener, Connection, Endpoint, Flush, Incoming, MemoryBudget, PeerAddr,
-    SocketOptions, TimeoutKind, TransportError,
+    Accept, AnyListener, BudgetShare, Connection, Endpoint, Flush, Incoming, MemoryBudget,
+    PeerAddr, SocketOptions, TimeoutKind, TransportError,
 };
 use netproto_wire::{ErrorCode, Frame, FrameKind, Message};
 use tokio::sync::Semaphore;
@@ -112,6 +112,15 @@ impl<L: Accept> Server<L> {
             cfg.connection.reassembly_budget =
                 Some(Arc::new(MemoryBudget::new(cfg.max_reassembly_bytes)));
         }
+        // Likewise for answers queued to slow readers (a large answer
+        // reserves twice its size while it is encoded: a budget smaller
+        // than that would stall the largest answers for good).
+        if cfg.connection.send_budget.is_none() {
+            let limit = cfg
+                .max_send_bytes
+                .max(cfg.connection.max_message_size.saturating_mul(2));
+            cfg.connection.send_budget = Some(Arc::new(MemoryBudget::new(limit)));
+        }
         Self {
             listener,
             cfg: Arc::new(cfg),
@@ -147,6 +156,8 @@ impl<L: Accept> Server<L> {
         // Handshakes have a budget of their own (and each source a share and
         // a rate): a peer holds a connection slot only once authenticated.
         let admission = Admission::new(&self.cfg);
+        // Requests being handled, all connections together.
+        let requests = Arc::new(MemoryBudget::new(self.cfg.max_request_bytes));
         tracing::info!(endpoint = %self.handle.endpoint, "server listening");
         loop {
             let accepted = tokio::select! {
@@ -182,6 +193,7 @@ impl<L: Accept> Server<L> {
                 cfg: self.cfg.clone(),
                 dispatcher: self.dispatcher.clone(),
                 handle: self.handle.clone(),
+                requests: requests.clone(),
             };
             let span = tracing::info_span!(
                 "connection",
@@ -224,12 +236,39 @@ struct ConnectionTask {
     cfg: Arc<ServerConfig>,
     dispatcher: Arc<Dispatcher>,
     handle: ServerHandle,
+    /// Bytes of requests being handled, shared by all connections.
+    requests: Arc<MemoryBudget>,
+}
+
+/// What each connection's requests may hold before they draw on the
+/// server's request budget (small requests never wait on a budget that
+/// large ones spent).
+const REQUEST_FLOOR: usize = 64 * 1024;
+
+/// A request's bytes, held against its connection's share of the request
+/// budget until its answer is queued (dropped then).
+struct Held {
+    share: Arc<Mutex<BudgetShare>>,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        lock(&self.share).release(self.bytes);
+    }
+}
+
+fn lock(share: &Mutex<BudgetShare>) -> std::sync::MutexGuard<'_, BudgetShare> {
+    share
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Repeated warnings, each written at most once a second (`log_limit`).
 static ACCEPT_FAILED: LogLimit = LogLimit::new();
 static BUSY: LogLimit = LogLimit::new();
 static CONNECTION_FAILED: LogLimit = LogLimit::new();
+static REQUEST_REFUSED: LogLimit = LogLimit::new();
 
 /// Why a connection's read loop ended.
 enum End {
@@ -246,10 +285,17 @@ impl ConnectionTask {
         slots: Arc<Semaphore>,
         refusals: Arc<Semaphore>,
     ) {
-        // Shutdown does not wait for handshakes in progress.
+        // Shutdown does not wait for handshakes in progress; a newer
+        // handshake from the same source may take this one's place.
         let established = tokio::select! {
             biased;
             () = self.handle.token.cancelled() => return,
+            why = ticket.preempted() => {
+                metrics::counter!("netproto_handshakes_preempted_total", "share" => why.label())
+                    .increment(1);
+                tracing::debug!(%peer, share = why.label(), "handshake preempted by a newer one");
+                return;
+            }
             c = incoming.establish(self.cfg.connection.clone()) => c,
         };
         drop(ticket);
@@ -299,10 +345,23 @@ impl ConnectionTask {
     async fn run(&self, conn: Connection) {
         let (send, mut recv) = conn.split();
         let inflight = Arc::new(Semaphore::new(self.cfg.backpressure_limit.max(1)));
+        let share = Arc::new(Mutex::new(BudgetShare::new(
+            self.requests.clone(),
+            REQUEST_FLOOR,
+        )));
         let mut tasks = JoinSet::new();
         let mut last_stream = 0u64;
         let token = self.handle.token.clone();
         let end = loop {
+            // With `backpressure_bytes` of requests in flight we stop
+            // reading until one finishes, as below for their count.
+            if lock(&share).held() >= self.cfg.backpressure_bytes && !tasks.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => break End::Shutdown,
+                    _ = tasks.join_next() => continue,
+                }
+            }
             // With `backpressure_limit` requests in flight no permit is free:
             // we stop reading and TCP pushes back on the client.
             let permit = tokio::select! {
@@ -331,9 +390,21 @@ impl ConnectionTask {
                 continue;
             }
             last_stream = last_stream.max(frame.stream_id);
-            metrics::counter!("netproto_bytes_in_total").increment(frame.payload.len() as u64);
+            let bytes = frame.payload.len();
+            metrics::counter!("netproto_bytes_in_total").increment(bytes as u64);
             let span = tracing::debug_span!("request", stream_id = frame.stream_id);
-            let (request, routed) = span.in_scope(|| begin_request(&self.dispatcher, &frame));
+            // The request's bytes are held until its answer is queued; one
+            // that does not fit the server's request budget is not handled.
+            if !lock(&share).try_hold(bytes) {
+                drop(permit);
+                refuse_request(&send, frame.stream_id, bytes).await;
+                continue;
+            }
+            let held = Held {
+                share: share.clone(),
+                bytes,
+            };
+            let (request, routed) = span.in_scope(|| begin_request(&self.dispatcher, frame));
             match routed {
                 // Answered already (sync handler, bad request, unknown
                 // opcode): reply from here, no task.
@@ -353,6 +424,7 @@ impl ConnectionTask {
                         () = token.cancelled() => break End::Shutdown,
                         () = finish_request(&send, request, outcome, flush).instrument(span) => {}
                     }
+                    drop(held);
                 }
                 Routed::Pending(fut) => {
                     // Made before the task, so that a task aborted before
@@ -366,6 +438,7 @@ impl ConnectionTask {
                     tasks.spawn(
                         async move {
                             let _permit = permit;
+                            let _held = held;
                             let outcome = run_handler(&request, fut).await;
                             pending.armed = false;
                             finish_request(&pending.send, request, outcome, Flush::Batch).await;
@@ -473,12 +546,39 @@ struct Request {
     started: Instant,
 }
 
+/// Answers a request the request budget has no room for: ERR BUSY on its
+/// stream (a one-way message is dropped), counted and logged at most once a
+/// second.
+async fn refuse_request(send: &netproto_transport::SendHalf, stream_id: u64, bytes: usize) {
+    metrics::counter!("netproto_requests_refused_total", "reason" => "memory").increment(1);
+    if let Some(folded) = REQUEST_REFUSED.admit(std::time::Instant::now()) {
+        tracing::warn!(
+            bytes,
+            folded,
+            "server busy: requests in progress hold the request budget"
+        );
+    }
+    if stream_id != 0 {
+        let reason = "server busy: too many request bytes in progress; retry later";
+        let _ = send_error(
+            send,
+            Frame::error(stream_id, ErrorCode::BUSY, reason),
+            Flush::Batch,
+        )
+        .await;
+    }
+}
+
 /// Decodes and routes one request; synchronous handlers run right here
-/// (their panics caught and answered with ERR INTERNAL).
-fn begin_request(dispatcher: &Dispatcher, frame: &Frame) -> (Request, Routed) {
+/// (their panics caught and answered with ERR INTERNAL). The frame is
+/// dropped once decoded: its bytes are not held twice while the request is
+/// handled.
+fn begin_request(dispatcher: &Dispatcher, frame: Frame) -> (Request, Routed) {
     let stream_id = frame.stream_id;
     let started = Instant::now();
-    let (opcode, work) = match Message::decode(&frame.payload) {
+    let decoded = Message::decode(&frame.payload);
+    drop(frame);
+    let (opcode, work) = match decoded {
         Err(e) => (
             "invalid".to_owned(),
             Routed::Done(Err(HandlerError::bad_request(format!(

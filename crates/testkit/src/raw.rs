@@ -91,6 +91,12 @@ impl<S: IoStream> RawClient<S> {
         Ok(out)
     }
 
+    /// The connection's stream, for a test that goes on writing (and
+    /// reading) on its own: records made before stay valid, in order.
+    pub fn into_io(self) -> S {
+        self.io
+    }
+
     /// Writes raw bytes to the peer.
     ///
     /// # Errors

@@ -56,7 +56,10 @@ pub struct TlsServerConfig {
     /// A TLS handshake must finish within this (10 s).
     pub handshake_timeout: Duration,
     /// TLS handshakes running at once; a connection arriving beyond it is
-    /// closed at once, so accepting never waits (256).
+    /// closed at once, so accepting never waits (1024: above a netproto
+    /// `Server`'s own handshake budget of 512, so that under the service
+    /// its admission, which makes room by dropping the oldest stalled
+    /// handshake, decides rather than this cap, which can only refuse).
     pub max_concurrent_handshakes: usize,
 }
 
@@ -71,7 +74,7 @@ impl TlsServerConfig {
             allow_tls12: false,
             alpn: vec![ALPN_NETPROTO.to_vec()],
             handshake_timeout: Duration::from_secs(10),
-            max_concurrent_handshakes: 256,
+            max_concurrent_handshakes: 1024,
         }
     }
 

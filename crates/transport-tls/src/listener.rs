@@ -27,8 +27,9 @@ use crate::pin::CertPin;
 /// `accept` returns as soon as a TCP connection is in; at most
 /// `max_concurrent_handshakes` handshakes are in progress, and a connection
 /// arriving beyond that is closed at once (`accept` never waits on slow
-/// handshakes; the service's per-source admission decides who gets the
-/// slots).
+/// handshakes; under the service, whose own budget is lower, the service's
+/// admission decides who gets the slots, dropping the oldest stalled
+/// handshakes first).
 /// The TLS handshake then runs in whichever task first reads or writes the
 /// stream — the connection's own task, so a slow or silent client never
 /// delays another and no extra task hop is paid — within

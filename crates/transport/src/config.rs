@@ -55,6 +55,16 @@ pub struct ConnectionConfig {
     /// `max_message_size` per connection). The service's server sets one for
     /// all its connections.
     pub reassembly_budget: Option<Arc<MemoryBudget>>,
+    /// Bytes queued for slow readers beyond each connection's first
+    /// [`crate::SEND_FLOOR`] (64 KiB), shared by every connection that holds
+    /// this `Arc`: a send that does not fit waits, as for a full
+    /// `send_buffer`, until some connection's writer has written (`None`:
+    /// only `send_buffer` per connection). A payload over 256 KiB reserves
+    /// twice its size while it is encoded (through a scratch copy), so the
+    /// budget must hold twice the largest message. The service's server sets one for
+    /// all its connections, so that peers that read slowly cannot make it
+    /// hold their answers without bound.
+    pub send_budget: Option<Arc<MemoryBudget>>,
     /// A message continued over several records must complete within this
     /// (2 min: a 16 MiB message at 200 KiB/s takes 82 s).
     pub message_timeout: Duration,
@@ -96,6 +106,7 @@ impl ConnectionConfig {
             write_timeout: Duration::from_secs(10),
             max_message_size: 16 * 1024 * 1024,
             reassembly_budget: None,
+            send_budget: None,
             message_timeout: Duration::from_mins(2),
             send_buffer: 1024 * 1024,
             compression: CompressionPolicy::default(),

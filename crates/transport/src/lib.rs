@@ -62,7 +62,7 @@ mod stream;
 mod transport;
 
 pub use crate::core::{ConnectionInfo, StreamSecurity};
-pub use budget::MemoryBudget;
+pub use budget::{BudgetShare, MemoryBudget, Released, SEND_FLOOR};
 pub use carrier::{dial_stream, Accept, AcceptAll, BoxFuture, Dial, Incoming};
 pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
 pub use connection::{Connection, Flush, RecvHalf, SendHalf};

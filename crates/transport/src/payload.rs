@@ -15,12 +15,24 @@ pub trait Payload {
     /// # Errors
     /// A [`WireError`] if the value cannot be encoded.
     fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError>;
+
+    /// The encoded length, if known without encoding (0: unknown). A
+    /// connection with a send budget checks it before queueing; a payload
+    /// that does not say is charged once it is encoded, so it may take the
+    /// budget past its limit by one message.
+    fn len_hint(&self) -> usize {
+        0
+    }
 }
 
 impl Payload for [u8] {
     fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.extend_from_slice(self);
         Ok(())
+    }
+
+    fn len_hint(&self) -> usize {
+        self.len()
     }
 }
 
@@ -29,6 +41,10 @@ impl Payload for Vec<u8> {
         out.extend_from_slice(self);
         Ok(())
     }
+
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
 }
 
 impl Payload for Bytes {
@@ -36,10 +52,18 @@ impl Payload for Bytes {
         out.extend_from_slice(self);
         Ok(())
     }
+
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
 }
 
 impl<P: Payload + ?Sized> Payload for &P {
     fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         (**self).encode_payload(out)
+    }
+
+    fn len_hint(&self) -> usize {
+        (**self).len_hint()
     }
 }

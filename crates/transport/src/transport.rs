@@ -260,17 +260,7 @@ impl AnyListener {
             #[cfg(unix)]
             Endpoint::Unix(path) => {
                 remove_stale_socket(path).await?;
-                let listener = tokio::net::UnixListener::bind(path)?;
-                {
-                    // Between bind and chmod the file has the umask's mode; a
-                    // chmod failure must not leave the socket file behind.
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = std::fs::Permissions::from_mode(options.unix_mode);
-                    if let Err(e) = std::fs::set_permissions(path, mode) {
-                        let _ = std::fs::remove_file(path);
-                        return Err(e.into());
-                    }
-                }
+                let listener = bind_unix(path, options.unix_mode)?;
                 Ok(Self {
                     inner: ListenerInner::Unix {
                         listener,
@@ -332,6 +322,53 @@ impl IoStream for tokio::io::DuplexStream {}
 impl IoStream for Box<dyn IoStream> {
     fn security(&self) -> StreamSecurity {
         (**self).security()
+    }
+}
+
+/// Binds a Unix socket at `path` with `mode`, never reachable with
+/// another mode: it is bound in a fresh directory only we can enter, given
+/// its mode there, and then renamed into place. (Bound in place, it would
+/// have the umask's mode until the chmod: a window in which anyone the
+/// umask lets in could connect.) Falls back to bind-then-chmod only where
+/// the staging path would be too long for a socket address.
+#[cfg(unix)]
+fn bind_unix(path: &Path, mode: u32) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static STAGED: AtomicU64 = AtomicU64::new(0);
+    let mode = std::fs::Permissions::from_mode(mode);
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let dir = parent.join(format!(
+        ".np{:x}.{}",
+        std::process::id(),
+        STAGED.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let staged = dir.join("s");
+    let bound = tokio::net::UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, mode.clone())?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&dir);
+    match bound {
+        Ok(listener) => Ok(listener),
+        // The staging path is longer than a socket address may be.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            let listener = tokio::net::UnixListener::bind(path)?;
+            // A chmod failure must not leave the socket file behind.
+            if let Err(e) = std::fs::set_permissions(path, mode) {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+            Ok(listener)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

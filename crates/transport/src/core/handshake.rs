@@ -124,13 +124,11 @@ impl<F: RecordFormat> Core<F> {
                 }
                 match &self.timestamp_guard {
                     Some(guard) => {
-                        // Every update of the guard is one insert, so a
-                        // poisoned lock still holds a consistent guard.
-                        let mut g = guard
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        g.set_now(self.wall_at_epoch + now.saturating_duration_since(self.epoch));
-                        hs.read_message(payload, Some(&mut g))?;
+                        let mut locked = LockedGuard {
+                            guard,
+                            now: self.wall_at_epoch + now.saturating_duration_since(self.epoch),
+                        };
+                        hs.read_message_with(payload, Some(&mut locked))?;
                     }
                     None => hs.read_message(payload, None)?,
                 }
@@ -175,5 +173,30 @@ pub(super) fn codec_bit(c: Compression) -> u8 {
         Compression::Lz4 => codecs::LZ4,
         Compression::Zstd => codecs::ZSTD,
         Compression::None => 0,
+    }
+}
+
+/// A listener's replay guard, locked only while an initiation's timestamp
+/// is checked (not during the key agreement before it: every handshake of
+/// the listener shares the lock).
+struct LockedGuard<'a> {
+    guard: &'a std::sync::Mutex<netproto_crypto::TimestampGuard>,
+    now: std::time::Duration,
+}
+
+impl netproto_crypto::ReplayCheck for LockedGuard<'_> {
+    fn check_and_update(
+        &mut self,
+        peer: &netproto_crypto::PublicKey,
+        stamp: [u8; netproto_crypto::TAI64N_LEN],
+    ) -> netproto_crypto::Result<()> {
+        // Every update of the guard completes or changes nothing, so a
+        // poisoned lock still holds a consistent guard.
+        let mut g = self
+            .guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.set_now(self.now);
+        g.check_and_update(peer, stamp)
     }
 }

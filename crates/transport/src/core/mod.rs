@@ -82,7 +82,7 @@ use crate::config::ConnectionConfig;
 use crate::error::{ProtocolViolation, Result, TimeoutKind, TransportError};
 pub use info::{ConnectionInfo, CoreRng, Event, Role, StreamSecurity};
 use liveness::{Due, Liveness};
-pub(crate) use output::check_frame;
+pub(crate) use output::{check_frame, KEEP_PAYLOAD_BUFFER};
 use record::{RecordFormat, StreamRecords};
 use recv::RecvState;
 use send::SendState;

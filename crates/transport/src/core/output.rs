@@ -105,7 +105,11 @@ impl<F: RecordFormat> Core<F> {
                 .and_then(|()| self.push(now, FrameKind::Data, stream_id, HeadersRef::EMPTY, &buf)),
             Err(e) => Err(TransportError::BadMessage(e)),
         };
-        self.tx.payload_buf = buf;
+        // A large message's scratch copy is not kept: it would double what
+        // a connection holds for as long as it lives.
+        if buf.capacity() <= KEEP_PAYLOAD_BUFFER {
+            self.tx.payload_buf = buf;
+        }
         result
     }
 
@@ -191,6 +195,10 @@ impl<F: RecordFormat> Core<F> {
         self.tx.release();
     }
 }
+
+/// The scratch buffer a payload is encoded into is kept for the next one
+/// up to this size (a busy connection of small messages allocates once).
+pub(crate) const KEEP_PAYLOAD_BUFFER: usize = 256 * 1024;
 
 /// Refuses frames the core must not send on the application's behalf.
 pub(crate) fn check_frame(frame: &Frame) -> Result<()> {

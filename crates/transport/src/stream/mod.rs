@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use crate::budget::{BudgetShare, MemoryBudget};
 use crate::config::ConnectionConfig;
 use crate::connection::{Connection, RecvHalf, SendHalf};
 use crate::core::{Core, Role};
@@ -102,6 +103,9 @@ pub(crate) struct Out {
     written: usize,
     /// Written but not yet flushed (a TLS stream may buffer).
     unflushed: bool,
+    /// What `buf` holds of the connection's send share (given back once it
+    /// is written).
+    held: usize,
 }
 
 impl Out {
@@ -137,7 +141,17 @@ pub(crate) struct Shared {
     reader: futures_util::task::AtomicWaker,
     /// Most bytes queued before `send` waits.
     send_buffer: usize,
+    /// The shared send budget and this connection's share of it, if any.
+    send_budget: Option<Arc<MemoryBudget>>,
+    send_memory: Mutex<SendMemory>,
     write_timeout: Duration,
+}
+
+/// Bytes this connection holds for sending, counted against its share of
+/// the send budget: `queued` are in the core, the rest in [`Out::held`].
+struct SendMemory {
+    share: Option<BudgetShare>,
+    queued: usize,
 }
 
 impl Shared {
@@ -156,6 +170,68 @@ impl Shared {
         self.out
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn send_memory(&self) -> MutexGuard<'_, SendMemory> {
+        self.send_memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reserves room in the connection's send share for a send of about
+    /// `hint` bytes (under the core's lock); false if the send budget has
+    /// none. A large payload is encoded through a scratch copy before it
+    /// is queued, so it reserves twice its size while it is encoded.
+    fn send_reserve(&self, hint: usize) -> Option<usize> {
+        if self.send_budget.is_none() {
+            return Some(0);
+        }
+        let reserve = if hint > crate::core::KEEP_PAYLOAD_BUFFER {
+            hint.saturating_mul(2)
+        } else {
+            hint
+        };
+        let mut memory = self.send_memory();
+        match memory.share.as_mut() {
+            Some(share) => share.try_hold(reserve).then_some(reserve),
+            None => Some(0),
+        }
+    }
+
+    /// Settles a reservation once the send is done: `grew` bytes were
+    /// queued in the core (under its lock).
+    fn send_queued(&self, reserved: usize, grew: usize) {
+        if self.send_budget.is_none() {
+            return;
+        }
+        let mut memory = self.send_memory();
+        if let Some(share) = memory.share.as_mut() {
+            share.release(reserved);
+            share.hold(grew);
+            memory.queued += grew;
+        }
+    }
+
+    /// What the bytes just taken from the core (under its lock) held.
+    fn send_taken(&self) -> usize {
+        if self.send_budget.is_none() {
+            return 0;
+        }
+        std::mem::take(&mut self.send_memory().queued)
+    }
+
+    /// Gives back what written bytes held.
+    fn send_written(&self, held: usize) {
+        if held > 0 {
+            if let Some(share) = self.send_memory().share.as_mut() {
+                share.release(held);
+            }
+        }
+    }
+
+    /// The writer has stopped: nothing more is held (or will be).
+    fn send_ended(&self) {
+        self.send_memory().share = None;
     }
 
     /// Wakes the writer if the core queued something.
@@ -234,6 +310,14 @@ impl Connection {
             done: Notify::new(),
             reader: futures_util::task::AtomicWaker::new(),
             send_buffer: cfg.send_buffer.max(1),
+            send_memory: Mutex::new(SendMemory {
+                share: cfg
+                    .send_budget
+                    .clone()
+                    .map(|b| BudgetShare::new(b, crate::budget::SEND_FLOOR)),
+                queued: 0,
+            }),
+            send_budget: cfg.send_budget.clone(),
             write_timeout: cfg.write_timeout,
         });
         tokio::spawn(writer::run(shared.clone()));

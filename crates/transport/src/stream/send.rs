@@ -30,6 +30,11 @@ impl Drop for InLine<'_> {
     }
 }
 
+/// About what a frame takes in the send buffer (its payload and headers).
+fn frame_len(frame: &Frame) -> usize {
+    frame.payload.len() + frame.headers.as_ref().as_bytes().len()
+}
+
 /// Closes the connection (BYE after everything queued) when the last
 /// sending handle is dropped.
 struct LastHandle(Arc<Shared>);
@@ -79,6 +84,7 @@ impl StreamSend {
     /// timeout.)
     async fn with_room<T>(
         &self,
+        hint: usize,
         when_full: WhenFull,
         flush: Flush,
         mut op: impl FnMut(&mut Core) -> Result<T>,
@@ -88,7 +94,7 @@ impl StreamSend {
         {
             let mut core = shared.lock();
             if shared.waiting.load(Ordering::Acquire) == 0 || core.error().is_some() {
-                if let Some(result) = self.try_op(&mut core, &mut op, flush) {
+                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush) {
                     return self.leave(core, flush, result);
                 }
             }
@@ -124,19 +130,33 @@ impl StreamSend {
         loop {
             let progress = shared.progress.notified();
             let mut progress = pin!(progress);
+            // Room in the send budget comes from other connections' writers.
+            let mut released = shared.send_budget.as_ref().map(|b| b.released());
             {
                 let mut core = shared.lock();
-                if let Some(result) = self.try_op(&mut core, &mut op, flush) {
+                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush) {
                     return self.leave(core, flush, result);
                 }
                 // Registered before the lock is released: the writer's
                 // next notification cannot be missed.
                 progress.as_mut().enable();
+                if let Some(r) = released.as_mut() {
+                    r.enable();
+                }
             }
             // The writer may be waiting for a wake-up that a full buffer
             // already deserves.
             shared.wake_writer.notify_one();
-            if bounded(deadline, progress).await.is_none() {
+            let woken = async {
+                match released {
+                    Some(r) => tokio::select! {
+                        () = progress => {}
+                        () = r => {}
+                    },
+                    None => progress.await,
+                }
+            };
+            if bounded(deadline, woken).await.is_none() {
                 return Err(TransportError::Backpressure);
             }
             deadline = limit.map(|l| tokio::time::Instant::now() + l);
@@ -163,12 +183,14 @@ impl StreamSend {
         write_directly(&self.shared, self.shared.lock());
     }
 
-    /// Runs `op` if there is room (or the connection has ended, which `op`
-    /// then reports); `None` if the buffer is full. The writer is signalled
+    /// Runs `op` if there is room for about `hint` bytes (or the
+    /// connection has ended, which `op` then reports); `None` if the buffer
+    /// is full or the send budget has no room. The writer is signalled
     /// unless `flush` asks the caller to write.
     fn try_op<T>(
         &self,
         core: &mut Core,
+        hint: usize,
         op: &mut impl FnMut(&mut Core) -> Result<T>,
         flush: Flush,
     ) -> Option<Result<T>> {
@@ -177,11 +199,22 @@ impl StreamSend {
         if let Some(Err(e)) = self.shared.writer_done.get() {
             return Some(Err(core.error().cloned().unwrap_or_else(|| e.clone())));
         }
+        let ended = core.error().is_some() || core.is_closing();
         let full = core.queued_bytes() >= self.shared.send_buffer;
-        if full && core.error().is_none() && !core.is_closing() {
+        // A full buffer, or a spent send budget (slow readers elsewhere
+        // hold it): wait, unless the connection has ended (`op` says so).
+        if full && !ended {
             return None;
         }
+        let reserved = if ended {
+            0
+        } else {
+            self.shared.send_reserve(hint)?
+        };
+        let before = core.queued_bytes();
         let result = op(core);
+        let grew = core.queued_bytes().saturating_sub(before);
+        self.shared.send_queued(reserved, grew);
         if flush == Flush::Batch {
             self.shared.signal(core);
         }
@@ -203,7 +236,7 @@ impl StreamSend {
         payload: &P,
         flush: Flush,
     ) -> Result<()> {
-        self.with_room(WhenFull::Wait, flush, |core| {
+        self.with_room(payload.len_hint(), WhenFull::Wait, flush, |core| {
             core.send_payload(now(), stream_id, payload)
         })
         .await
@@ -222,9 +255,12 @@ impl StreamSend {
         payload: &P,
         limit: Duration,
     ) -> Result<()> {
-        self.with_room(WhenFull::WaitAtMost(limit), Flush::Batch, |core| {
-            core.send_payload(now(), stream_id, payload)
-        })
+        self.with_room(
+            payload.len_hint(),
+            WhenFull::WaitAtMost(limit),
+            Flush::Batch,
+            |core| core.send_payload(now(), stream_id, payload),
+        )
         .await
     }
 
@@ -245,10 +281,15 @@ impl StreamSend {
         limit: Duration,
         flush: Flush,
     ) -> Result<u64> {
-        self.with_room(WhenFull::WaitAtMost(limit), flush, |core| {
-            let id = assign();
-            core.send_payload(now(), id, payload).map(|()| id)
-        })
+        self.with_room(
+            payload.len_hint(),
+            WhenFull::WaitAtMost(limit),
+            flush,
+            |core| {
+                let id = assign();
+                core.send_payload(now(), id, payload).map(|()| id)
+            },
+        )
         .await
     }
 
@@ -260,7 +301,7 @@ impl StreamSend {
     /// with `more` set, or header blocks over the wire limits; otherwise as
     /// [`SendHalf::send`].
     pub(crate) async fn send_frame(&self, frame: Frame) -> Result<()> {
-        self.with_room(WhenFull::Wait, Flush::Batch, |core| {
+        self.with_room(frame_len(&frame), WhenFull::Wait, Flush::Batch, |core| {
             core.send_frame(now(), &frame)
         })
         .await
@@ -277,6 +318,7 @@ impl StreamSend {
         let mut core = self.shared.lock();
         self.try_op(
             &mut core,
+            frame_len(&frame),
             &mut |core: &mut Core| core.send_frame(now(), &frame),
             Flush::Batch,
         )

@@ -29,6 +29,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
     let _ = shared.writer_done.set(result);
+    // Whatever was queued will not be written: its share goes back.
+    shared.send_ended();
     shared.done.notify_waiters();
     shared.reader.wake();
     // Senders waiting for room must see the end.
@@ -63,10 +65,14 @@ async fn serve(shared: &Shared) -> Result<()> {
         out.buf.clear();
         out.written = 0;
         out.unflushed = false;
+        shared.send_written(std::mem::take(&mut out.held));
         loop {
             let (queued, closing, failed) = {
                 let mut core = shared.lock();
                 let queued = core.poll_transmit(now(), &mut out.buf)?;
+                if queued {
+                    out.held += shared.send_taken();
+                }
                 // The peer's BYE ends reading, not writing: our BYE (and the
                 // shutdown) still go out when the application closes.
                 let failed = core
@@ -78,6 +84,7 @@ async fn serve(shared: &Shared) -> Result<()> {
             if queued {
                 write(shared, io, &out.buf).await?;
                 out.buf.clear();
+                shared.send_written(std::mem::take(&mut out.held));
                 shared.progress.notify_waiters();
                 if out.buf.capacity() > KEEP_BUFFER {
                     out.buf = Vec::new();
@@ -158,6 +165,7 @@ pub(crate) fn write_directly(
         // These bytes are ours to write: the writer need not wake for them.
         Ok(true) => {
             core.take_transmit_signal();
+            out.held += shared.send_taken();
         }
         Ok(false) => return,
         Err(_) => {
@@ -171,6 +179,9 @@ pub(crate) fn write_directly(
     let unwinding = WakeOnUnwind(shared);
     let complete = write_without_waiting(out);
     std::mem::forget(unwinding);
+    if complete {
+        shared.send_written(std::mem::take(&mut out.held));
+    }
     if !complete || out.unflushed || shared.writer_parked.load(Ordering::Acquire) {
         shared.wake_writer.notify_one();
     }
