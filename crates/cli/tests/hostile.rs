@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{run, serve_with, temp_dir, Daemon, BIN};
+use common::{run, serve_tls, serve_with, temp_dir, Daemon, BIN};
 use netproto::{AnyPeer, Endpoint, IoStream, Message, TlsClientConfig, TlsConnector};
 use netproto_testkit::RawClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,16 +176,8 @@ fn start(carrier: Carrier) -> Server {
             let dir = TempDir(temp_dir("hostile-tls"));
             let (code, out, err) = run(&["cert", "--out", dir.0.to_str().unwrap()]);
             assert_eq!(code, 0, "{out}{err}");
-            let (cert, key) = (dir.0.join("server.pem"), dir.0.join("server.key"));
-            let daemon = serve_with(
-                "tls://127.0.0.1:0",
-                &[
-                    "--tls-cert",
-                    cert.to_str().unwrap(),
-                    "--tls-key",
-                    key.to_str().unwrap(),
-                ],
-            );
+            let cert = dir.0.join("server.pem");
+            let daemon = serve_tls(&dir.0, &[]);
             let endpoint: Endpoint = daemon.endpoint.parse().unwrap();
             let connector = TlsConnector::new(&TlsClientConfig::with_ca_file(&cert)).unwrap();
             Server {

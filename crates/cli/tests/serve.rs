@@ -109,16 +109,7 @@ fn cert_and_serve_over_tls_with_a_pin() {
     assert!(err.contains("--force"), "{err}");
 
     let cert = dir.join("server.pem");
-    let key = dir.join("server.key");
-    let daemon = serve_with(
-        "tls://127.0.0.1:0",
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let daemon = serve_tls(&dir, &[]);
     assert!(daemon.endpoint.starts_with("tls://"), "{}", daemon.endpoint);
     let (code, out, err) = run(&[
         "ping",
@@ -170,17 +161,7 @@ fn mutual_tls_from_the_command_line() {
     let (code, out, err) = run(&["cert", "--ca", "--out", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let daemon = serve_with(
-        "tls://127.0.0.1:0",
-        &[
-            "--tls-cert",
-            &p("server.pem"),
-            "--tls-key",
-            &p("server.key"),
-            "--client-ca",
-            &p("ca.pem"),
-        ],
-    );
+    let daemon = serve_tls(&dir, &["--client-ca", &p("ca.pem")]);
     let (code, out, err) = run(&[
         "call",
         &daemon.endpoint,

@@ -76,6 +76,22 @@ pub fn serve_env(address: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
     }
 }
 
+/// `netproto serve` on `tls://127.0.0.1:0` with the certificate and key
+/// that `netproto cert --out dir` wrote (`server.pem`, `server.key`), and
+/// `extra` arguments.
+pub fn serve_tls(dir: &std::path::Path, extra: &[&str]) -> Daemon {
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    serve_with("tls://127.0.0.1:0", &args)
+}
+
 pub fn run(args: &[&str]) -> (i32, String, String) {
     run_env(args, &[])
 }
