@@ -17,7 +17,7 @@
 //! | W3 | one-way 64 KiB messages, 5 s | MB/s |
 //! | W4 | 500 × (connect + handshake + first 64 B echo), sequential and 8 concurrent connectors | handshakes/s |
 //! | W5 | 10,000 idle connections, then 1,000 of them echoing | server RSS per idle connection, messages/s, p99 |
-//! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection | requests/s |
+//! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection; again with the route behind an empty tower layer | requests/s |
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
 //! | W8 | W7 over netproto-udp with 5 % of datagrams dropped each way | goodput MB/s |
 //! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP (`W9-UDS`, `W9-TLS`: the same over Unix sockets and TLS, next to raw Unix sockets and tokio-rustls) | p50, p99, p99.9 (µs), calls/s, MB/s |
@@ -184,7 +184,7 @@ fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
     let per_system = |w: &str| systems.iter().filter(|&&s| opts.runs(s, w)).count();
     W_PER_SYSTEM.iter().map(|w| per_system(w)).sum::<usize>()
         + usize::from(opts.wants("W5") && with_peer)
-        + usize::from(opts.wants("W6"))
+        + 2 * usize::from(opts.wants("W6"))
         + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp))
         + if with_peer && opts.wants("W9") {
             let selected: Vec<System> = systems
@@ -292,9 +292,12 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
             calls::record(exe, &w9, plan, &mut report, pass, &mut step).await?;
         }
         if opts.wants("W6") {
-            let v = workloads::dispatcher(&fx, plan).await?;
+            let v = workloads::dispatcher(&fx, plan, false).await?;
             report.record("W6", "req/s", "req/s", System::NetprotoTcp, pass, v);
             step("W6 netproto-tcp".into());
+            let v = workloads::dispatcher(&fx, plan, true).await?;
+            report.record("W6", "layered req/s", "req/s", System::NetprotoTcp, pass, v);
+            step("W6 netproto-tcp, empty tower layer".into());
         }
     }
     report.finish();

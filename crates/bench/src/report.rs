@@ -241,6 +241,18 @@ impl Report {
                 met: w6 / w2 >= 0.5,
             });
         }
+        if let (Some(layered), Some(plain)) = (
+            self.median("W6", "layered req/s", "netproto-tcp"),
+            self.median("W6", "req/s", "netproto-tcp"),
+        ) {
+            // Issue #18: middleware must cost the hot path (almost) nothing.
+            targets.push(Target {
+                what: "W6 with an empty tower layer ÷ without".into(),
+                value: layered / plain,
+                bound: ">= 0.95".into(),
+                met: layered / plain >= 0.95,
+            });
+        }
         if let (Some(call), Some(conn)) = (
             self.median("W9", "p50", client),
             self.median("W9", "p50", tcp),

@@ -87,9 +87,10 @@ pub use netproto_crypto::{
     PeerVerifier, Pinned, PublicKey, Rejection,
 };
 pub use netproto_service::{
-    decode_response, encode_request, CircuitState, Client, ClientConfig, ClientStats,
-    ConnectionPool, Dispatcher, HandlerError, PoolConfig, PoolStats, PooledClient, Server,
-    ServerConfig, ServerHandle, ServiceError,
+    decode_response, encode_request, tower, BoxError, CircuitState, Client, ClientConfig,
+    ClientService, ClientStats, Codec, CodecError, ConnectionPool, Dispatcher, HandlerError,
+    PoolConfig, PoolStats, PooledClient, RouteService, Server, ServerConfig, ServerHandle,
+    ServiceError,
 };
 /// The sans-IO connection core, for writing a driver of your own.
 pub use netproto_transport::core;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use netproto_transport::{Delivery, Endpoint, Flush, SendHalf, TransportError};
 use netproto_wire::{ErrorCode, FrameKind, Message};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ClientConfig;
@@ -133,9 +133,11 @@ impl Link {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     endpoint: Endpoint,
-    cfg: ClientConfig,
+    pub(crate) cfg: ClientConfig,
+    /// One permit per call in flight (`ClientConfig::max_in_flight`).
+    pub(crate) in_flight: Arc<Semaphore>,
     link: Mutex<Arc<Link>>,
     /// Held by the one task that is reconnecting; others wait on it.
     reconnecting: tokio::sync::Mutex<()>,
@@ -153,7 +155,7 @@ struct Inner {
 /// [`Client::call_idempotent`].
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Client {
@@ -176,6 +178,7 @@ impl Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint: endpoint.clone(),
+                in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
                 cfg,
                 link: Mutex::new(link),
                 reconnecting: tokio::sync::Mutex::new(()),
@@ -254,6 +257,16 @@ impl Client {
     /// [`ServiceError::ConnectionClosed`] if the connection died with the call
     /// in flight; [`ServiceError::ReconnectFailed`]; [`ServiceError::Busy`].
     pub async fn call(&self, request: Message) -> Result<Message> {
+        self.call_holding(request, None).await
+    }
+
+    /// [`Client::call`] with its in-flight permit taken already (by
+    /// [`crate::ClientService::poll_ready`]), or taken here.
+    pub(crate) async fn call_holding(
+        &self,
+        request: Message,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Message> {
         let c = &self.inner.counters;
         c.requests.fetch_add(1, Ordering::Relaxed);
         c.bytes_sent
@@ -261,6 +274,21 @@ impl Client {
         let started = Instant::now();
         let wait = self.inner.cfg.response_timeout;
         let attempt = async {
+            // A call waits for a free place (`max_in_flight`) within its
+            // response timeout; uncontended this is one atomic operation.
+            let _permit = match permit {
+                Some(p) => p,
+                None => match self.inner.in_flight.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => self
+                        .inner
+                        .in_flight
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| ServiceError::ConnectionClosed)?,
+                },
+            };
             match self.call_once(&request).await {
                 // The server did not process it (GOAWAY): safe to send again
                 // on a new connection.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::codec::Codec;
 use netproto_transport::{
     ConnectionConfig, Delivery, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE,
 };
@@ -128,6 +129,12 @@ pub struct ClientConfig {
     /// carrier can lose datagrams (UDP) (ordered: reliable and in order, as
     /// on a stream). Calls are always ordered.
     pub send_delivery: Delivery,
+    /// Calls waiting for their answer at once; a further call waits for
+    /// one to end (within its response timeout), and
+    /// [`crate::ClientService`] is not ready (1024).
+    pub max_in_flight: usize,
+    /// Body encoding of [`crate::Client::request`] (postcard).
+    pub codec: Codec,
     /// Handshake, keys, limits and timeouts of the connection.
     pub connection: ConnectionConfig,
 }
@@ -145,6 +152,8 @@ impl ClientConfig {
             reconnect_delay: Duration::from_secs(1),
             max_reconnect_delay: Duration::from_secs(30),
             send_delivery: Delivery::Ordered,
+            max_in_flight: 1024,
+            codec: Codec::Postcard,
             connection,
         }
     }

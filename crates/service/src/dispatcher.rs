@@ -12,7 +12,10 @@ use netproto_wire::{ErrorCode, Message};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::Codec;
 use crate::error::HandlerError;
+use crate::middleware::{boxed, call_service, poll_once, BoxError, RouteService};
+use tower::{service_fn, Layer, Service};
 
 /// Bytes of an unknown opcode quoted back in the ERR reason.
 const MAX_OPCODE_ECHO: usize = 64;
@@ -29,6 +32,20 @@ enum Handler {
     Sync(SyncHandler),
     /// Run in a task of its own (`register_async`, `route`).
     Async(AsyncHandler),
+    /// A tower service (`service`, or any route after `layer`): polled
+    /// once on the connection's task, spawned only if not ready.
+    Service(RouteService),
+}
+
+impl Handler {
+    /// This handler as a tower service, for a layer to wrap.
+    fn into_service(self) -> RouteService {
+        match self {
+            Self::Sync(h) => boxed(service_fn(move |msg| std::future::ready(h(msg)))),
+            Self::Async(h) => boxed(service_fn(move |msg| h(msg))),
+            Self::Service(s) => s,
+        }
+    }
 }
 
 /// A request after routing: answered already, or still to run.
@@ -84,10 +101,8 @@ impl Dispatcher {
         self
     }
 
-    /// Registers a typed route: requests are `Message::Custom { command:
-    /// opcode, payload }` with a postcard-encoded `Req`; the answer is a
-    /// `Custom` message with the same command and a postcard-encoded `Resp`.
-    /// A payload that does not decode is answered with `BAD_REQUEST`.
+    /// Registers a typed route with postcard bodies: as
+    /// [`Dispatcher::route_with`] with [`Codec::Postcard`].
     pub fn route<Req, Resp, F, Fut>(&mut self, opcode: &str, handler: F) -> &mut Self
     where
         Req: DeserializeOwned + Send + 'static,
@@ -95,30 +110,92 @@ impl Dispatcher {
         F: Fn(Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
     {
+        self.route_with(opcode, Codec::Postcard, handler)
+    }
+
+    /// Registers a typed route: requests are `Message::Custom { command:
+    /// opcode, payload }` whose payload is a `Req` in `codec`; the answer
+    /// is a `Custom` message with the same command and the `Resp` in the
+    /// same codec (what [`crate::Client::request`] sends and expects). The
+    /// payload is decoded once, straight into `Req`; one that does not
+    /// decode is answered `BAD_REQUEST` naming the type and the codec.
+    pub fn route_with<Req, Resp, F, Fut>(
+        &mut self,
+        opcode: &str,
+        codec: Codec,
+        handler: F,
+    ) -> &mut Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
-        let command = opcode.to_owned();
         self.routes.insert(
             opcode.to_owned(),
             Handler::Async(Arc::new(move |msg| {
                 let handler = handler.clone();
-                let command = command.clone();
                 Box::pin(async move {
-                    let Message::Custom { payload, .. } = msg else {
+                    // The answer reuses the request's command (the route's
+                    // opcode): no allocation for it.
+                    let Message::Custom { command, payload } = msg else {
                         return Err(HandlerError::bad_request(
                             "typed routes take Custom messages",
                         ));
                     };
-                    let req: Req = postcard::from_bytes(&payload).map_err(|e| {
-                        HandlerError::bad_request(format!("payload does not decode: {e}"))
-                    })?;
+                    let req: Req = codec
+                        .decode(&payload)
+                        .map_err(|e| HandlerError::bad_request(e.to_string()))?;
+                    drop(payload);
                     let resp = handler(req).await?;
-                    let payload = postcard::to_allocvec(&resp).map_err(|e| {
-                        HandlerError::internal(format!("response does not encode: {e}"))
-                    })?;
+                    let payload = codec
+                        .encode(&resp)
+                        .map_err(|e| HandlerError::internal(e.to_string()))?;
                     Ok(Message::Custom { command, payload })
                 })
             })),
         );
+        self
+    }
+
+    /// Registers a [`tower::Service`] for `opcode`: build it with
+    /// `tower::ServiceBuilder` to give one route its own timeout,
+    /// concurrency limit or load shedding. Errors become ERR answers as
+    /// [`HandlerError::from_layer`] says.
+    ///
+    /// The service's future is polled once on the connection's task: one
+    /// that is ready at once (a synchronous handler behind layers that did
+    /// not wait) is answered without spawning a task.
+    pub fn service<S>(&mut self, opcode: &str, service: S) -> &mut Self
+    where
+        S: Service<Message, Response = Message> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        self.routes
+            .insert(opcode.to_owned(), Handler::Service(boxed(service)));
+        self
+    }
+
+    /// Wraps every route registered **so far** in `layer` (a
+    /// [`tower::Layer`]: `tower::timeout::TimeoutLayer`,
+    /// `ConcurrencyLimitLayer`, `LoadShedLayer`, a `ServiceBuilder`, or one
+    /// of your own); routes registered later are not wrapped, as with
+    /// axum's `Router::layer`. Each route gets its own layered service
+    /// (a concurrency limit counts per route). Errors become ERR answers as
+    /// [`HandlerError::from_layer`] says.
+    pub fn layer<L>(&mut self, layer: L) -> &mut Self
+    where
+        L: Layer<RouteService>,
+        L::Service: Service<Message, Response = Message> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Message>>::Error: Into<BoxError>,
+        <L::Service as Service<Message>>::Future: Send + 'static,
+    {
+        for handler in self.routes.values_mut() {
+            let inner = handler.clone().into_service();
+            *handler = Handler::Service(boxed(layer.layer(inner)));
+        }
         self
     }
 
@@ -143,6 +220,7 @@ impl Dispatcher {
         match self.routes.get(message.opcode()) {
             Some(Handler::Sync(h)) => Routed::Done(h(message)),
             Some(Handler::Async(h)) => Routed::Pending(h(message)),
+            Some(Handler::Service(s)) => poll_once(call_service(s.clone(), message)),
             None => Routed::Done(Err(HandlerError {
                 code: ErrorCode::UNKNOWN_OPCODE,
                 // The opcode is the client's: shortened before it is
@@ -156,35 +234,78 @@ impl Dispatcher {
     }
 }
 
-/// Encodes `value` as the payload of a typed route request.
+/// Encodes `value` as the postcard payload of a typed route request
+/// ([`crate::Client::request`] does this and the call in one).
 ///
 /// # Errors
-/// The postcard error as text.
+/// [`crate::ServiceError::Codec`] naming the type.
 pub fn encode_request<T: Serialize>(
     command: &str,
     value: &T,
 ) -> Result<Message, crate::ServiceError> {
-    let payload =
-        postcard::to_allocvec(value).map_err(|e| crate::ServiceError::Payload(e.to_string()))?;
     Ok(Message::Custom {
         command: command.to_owned(),
-        payload,
+        payload: Codec::Postcard.encode(value)?,
     })
 }
 
-/// Decodes the payload of a typed route response.
+/// Decodes the postcard payload of a typed route response.
 ///
 /// # Errors
-/// [`crate::ServiceError::Payload`] if it is not a `Custom` message or does
-/// not decode as `T`.
+/// [`crate::ServiceError::Codec`] if it does not decode as `T`;
+/// [`crate::ServiceError::UnexpectedAnswer`] if it is not a `Custom`
+/// message.
 pub fn decode_response<T: DeserializeOwned>(message: &Message) -> Result<T, crate::ServiceError> {
+    typed_body(message, Codec::Postcard)
+}
+
+/// The body of a typed answer, decoded once.
+pub(crate) fn typed_body<T: DeserializeOwned>(
+    message: &Message,
+    codec: Codec,
+) -> Result<T, crate::ServiceError> {
     match message {
-        Message::Custom { payload, .. } => {
-            postcard::from_bytes(payload).map_err(|e| crate::ServiceError::Payload(e.to_string()))
-        }
-        other => Err(crate::ServiceError::Payload(format!(
-            "expected a Custom response, got {}",
-            other.opcode()
-        ))),
+        Message::Custom { payload, .. } => Ok(codec.decode(payload)?),
+        other => Err(crate::ServiceError::UnexpectedAnswer {
+            opcode: other.opcode().to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_routes() -> Dispatcher {
+        let mut d = Dispatcher::new();
+        d.register("ECHO", Ok);
+        d.register_async("LATER", |msg| async move {
+            tokio::task::yield_now().await;
+            Ok(msg)
+        });
+        d
+    }
+
+    #[test]
+    fn a_layered_synchronous_route_is_still_answered_in_place() {
+        let mut d = echo_routes();
+        d.layer(tower::layer::util::Identity::new());
+        let msg = Message::Echo("x".into());
+        assert!(matches!(d.route_message(msg.clone()), Routed::Done(Ok(m)) if m == msg));
+        // An async one that waits is handed on, to be spawned.
+        let later = Message::Custom {
+            command: "LATER".into(),
+            payload: vec![],
+        };
+        assert!(matches!(d.route_message(later), Routed::Pending(_)));
+    }
+
+    #[test]
+    fn routes_registered_after_a_layer_are_not_wrapped() {
+        let mut d = echo_routes();
+        d.layer(tower::layer::util::Identity::new());
+        d.register("PING", |_| Ok(Message::Pong));
+        assert!(matches!(d.routes.get("PING"), Some(Handler::Sync(_))));
+        assert!(matches!(d.routes.get("ECHO"), Some(Handler::Service(_))));
     }
 }

@@ -33,9 +33,17 @@ pub enum ServiceError {
         /// The server's explanation.
         reason: String,
     },
-    /// A payload did not encode or decode.
-    #[error("payload: {0}")]
-    Payload(String),
+    /// A typed body did not encode or decode (says which type, which
+    /// codec, and why).
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+    /// A typed call was answered with a message that is not a typed body
+    /// (not `Custom`).
+    #[error("expected a typed (Custom) answer, got {opcode}")]
+    UnexpectedAnswer {
+        /// The opcode of what came back.
+        opcode: String,
+    },
     /// The server is at `max_connections` and refused us.
     #[error("server busy")]
     Busy,

@@ -5,9 +5,13 @@
 //! number of concurrent calls over one secure connection.
 //!
 //! * Routing by opcode string (`"PING"`, `"ECHO"`, custom commands), sync and
-//!   async handlers, typed serde routes ([`Dispatcher::route`]); unknown
+//!   async handlers, typed serde routes in postcard or JSON
+//!   ([`Dispatcher::route_with`], [`Client::request`], [`Codec`]); unknown
 //!   opcodes, undecodable payloads, failing and panicking handlers are answered
 //!   with ERR and never take the connection down.
+//! * tower middleware around routes ([`Dispatcher::layer`],
+//!   [`Dispatcher::service`]: timeouts, concurrency limits, load shedding)
+//!   and the client as a `tower::Service` ([`Client::service`]).
 //! * The service consumes connections, not streams: a [`Server`] serves
 //!   anything that accepts connections (`netproto_transport::Accept`: TCP,
 //!   Unix sockets, TLS, an in-memory carrier in tests), a [`Client`] dials
@@ -63,18 +67,27 @@
 
 mod admission;
 mod client;
+mod client_service;
+mod codec;
 mod config;
 mod dispatcher;
 mod error;
 mod log_limit;
+mod middleware;
 mod payload;
 mod pool;
 mod reconnect;
 mod server;
 
 pub use client::{Client, ClientStats};
+pub use client_service::ClientService;
+pub use codec::{Codec, CodecError, Direction};
 pub use config::{ClientConfig, ServerConfig};
 pub use dispatcher::{decode_response, encode_request, Dispatcher, HandlerFuture};
 pub use error::{HandlerError, Result, ServiceError, MAX_ERR_REASON};
+pub use middleware::{BoxError, RouteService};
 pub use pool::{CircuitState, ConnectionPool, PoolConfig, PoolStats, PooledClient};
 pub use server::{Server, ServerHandle};
+/// The tower version this crate's layers and [`ClientService`] are built
+/// on: use it (or the same version) for `ServiceBuilder` and layers.
+pub use tower;

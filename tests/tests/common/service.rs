@@ -139,6 +139,28 @@ pub async fn start_with_key(
     key: &Keypair,
     tune: impl FnOnce(&mut ServerConfig),
 ) -> Running {
+    serve(carrier, address, key, dispatcher(), tune).await
+}
+
+/// A server with `dispatcher`'s routes over `carrier`, on a free port.
+pub async fn start_routes(carrier: Carrier, dispatcher: Dispatcher) -> Running {
+    serve(
+        carrier,
+        &carrier.address(),
+        &super::key(),
+        dispatcher,
+        |_| {},
+    )
+    .await
+}
+
+async fn serve(
+    carrier: Carrier,
+    address: &netproto_transport::Endpoint,
+    key: &Keypair,
+    dispatcher: Dispatcher,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Running {
     let server_key = *key.public();
     let mut cfg = ServerConfig::new(
         address.clone(),
@@ -146,7 +168,7 @@ pub async fn start_with_key(
     );
     tune(&mut cfg);
     let listener = carrier.bind(address, key).await;
-    let server = Server::with_listener(listener, cfg, dispatcher());
+    let server = Server::with_listener(listener, cfg, dispatcher);
     let handle = server.handle();
     let task = tokio::spawn(server.run());
     Running {
