@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::codec::Codec;
 use crate::error::HandlerError;
-use crate::middleware::{boxed, call_service, poll_once, BoxError, RouteService};
+use crate::middleware::{boxed, call_in_place, BoxError, RouteService};
 use tower::{service_fn, Layer, Service};
 
 /// Bytes of an unknown opcode quoted back in the ERR reason.
@@ -220,7 +220,7 @@ impl Dispatcher {
         match self.routes.get(message.opcode()) {
             Some(Handler::Sync(h)) => Routed::Done(h(message)),
             Some(Handler::Async(h)) => Routed::Pending(h(message)),
-            Some(Handler::Service(s)) => poll_once(call_service(s.clone(), message)),
+            Some(Handler::Service(s)) => call_in_place(s.clone(), message),
             None => Routed::Done(Err(HandlerError {
                 code: ErrorCode::UNKNOWN_OPCODE,
                 // The opcode is the client's: shortened before it is

@@ -28,21 +28,26 @@ where
     BoxCloneSyncService::new(service.map_err(|e: S::Error| HandlerError::from_layer(e.into())))
 }
 
-/// One call of a (cloned) route service: waits until it is ready (a
-/// concurrency limit), then calls it.
-pub(crate) fn call_service(mut service: RouteService, message: Message) -> HandlerFuture {
-    Box::pin(async move {
-        service.ready().await?;
-        service.call(message).await
-    })
-}
-
-/// Polls `fut` once, here: a handler that is ready at once is answered on
-/// the connection's task without spawning one. A pending future registered
-/// a waker that does nothing; whoever polls it next (the spawned task)
-/// registers its own, as every poll must.
-pub(crate) fn poll_once(mut fut: HandlerFuture) -> Routed {
+/// One call of a (cloned) route service, tried here first: a service that
+/// is ready at once is called at once, and a future that is ready at once
+/// is answered on the connection's task without spawning one (with an
+/// empty layer, W6 lost 13 % when every call went through an async block
+/// and a task). Polling with a waker that does nothing is sound: whoever
+/// polls next (the spawned task) registers its own, as every poll must.
+pub(crate) fn call_in_place(mut service: RouteService, message: Message) -> Routed {
     let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Routed::Done(Err(e)),
+        // A concurrency limit: wait for a place in the handler's task.
+        Poll::Pending => {
+            return Routed::Pending(Box::pin(async move {
+                service.ready().await?;
+                service.call(message).await
+            }))
+        }
+    }
+    let mut fut: HandlerFuture = service.call(message);
     match fut.as_mut().poll(&mut cx) {
         Poll::Ready(result) => Routed::Done(result),
         Poll::Pending => Routed::Pending(fut),
