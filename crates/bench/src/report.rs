@@ -62,6 +62,22 @@ pub struct Target {
     pub met: bool,
 }
 
+impl Target {
+    /// `value` against `bound`, from above (`at_most`) or below.
+    fn bounded(what: String, value: f64, bound: f64, at_most: bool) -> Self {
+        Self {
+            what,
+            value,
+            bound: format!("{} {bound}", if at_most { "<=" } else { ">=" }),
+            met: if at_most {
+                value <= bound
+            } else {
+                value >= bound
+            },
+        }
+    }
+}
+
 /// Everything one `run` measured.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -210,59 +226,52 @@ impl Report {
         let mut targets = Vec::new();
         for (w, metric, system, base, bound, at_most) in ratio_targets {
             if let Some(value) = self.ratio(w, metric, system, base) {
-                targets.push(Target {
-                    what: format!("{w} {metric}: {system} ÷ {base}"),
+                targets.push(Target::bounded(
+                    format!("{w} {metric}: {system} ÷ {base}"),
                     value,
-                    bound: format!("{} {bound}", if at_most { "<=" } else { ">=" }),
-                    met: if at_most {
-                        value <= bound
-                    } else {
-                        value >= bound
-                    },
-                });
+                    bound,
+                    at_most,
+                ));
             }
         }
         if let Some(rss) = self.median("W5", "RSS/idle conn", "netproto-tcp") {
-            targets.push(Target {
-                what: "W5 server RSS per idle connection (bytes)".into(),
-                value: rss,
-                bound: "<= 8192".into(),
-                met: rss <= 8192.0,
-            });
+            targets.push(Target::bounded(
+                "W5 server RSS per idle connection (bytes)".into(),
+                rss,
+                8192.0,
+                true,
+            ));
         }
-        if let (Some(w6), Some(w2)) = (
-            self.median("W6", "req/s", "netproto-tcp"),
-            self.median("W2", "msg/s", "netproto-tcp"),
-        ) {
-            targets.push(Target {
-                what: "W6 req/s ÷ W2 netproto-tcp msg/s".into(),
-                value: w6 / w2,
-                bound: ">= 0.5".into(),
-                met: w6 / w2 >= 0.5,
-            });
-        }
-        if let (Some(layered), Some(plain)) = (
-            self.median("W6", "layered req/s", "netproto-tcp"),
-            self.median("W6", "req/s", "netproto-tcp"),
-        ) {
+        // Two medians of this run against each other:
+        // (what, numerator, denominator, bound, at most?).
+        let median_targets = [
+            (
+                "W6 req/s ÷ W2 netproto-tcp msg/s",
+                ("W6", "req/s", tcp),
+                ("W2", "msg/s", tcp),
+                0.5,
+                false,
+            ),
             // Issue #18: middleware must cost the hot path (almost) nothing.
-            targets.push(Target {
-                what: "W6 with an empty tower layer ÷ without".into(),
-                value: layered / plain,
-                bound: ">= 0.95".into(),
-                met: layered / plain >= 0.95,
-            });
-        }
-        if let (Some(call), Some(conn)) = (
-            self.median("W9", "p50", client),
-            self.median("W9", "p50", tcp),
-        ) {
-            targets.push(Target {
-                what: "W9 p50: netproto-client ÷ netproto-tcp".into(),
-                value: call / conn,
-                bound: "<= 1.1".into(),
-                met: call / conn <= 1.1,
-            });
+            (
+                "W6 with an empty tower layer ÷ without",
+                ("W6", "layered req/s", tcp),
+                ("W6", "req/s", tcp),
+                0.95,
+                false,
+            ),
+            (
+                "W9 p50: netproto-client ÷ netproto-tcp",
+                ("W9", "p50", client),
+                ("W9", "p50", tcp),
+                1.1,
+                true,
+            ),
+        ];
+        for (what, (w1, m1, s1), (w2, m2, s2), bound, at_most) in median_targets {
+            if let (Some(num), Some(den)) = (self.median(w1, m1, s1), self.median(w2, m2, s2)) {
+                targets.push(Target::bounded(what.into(), num / den, bound, at_most));
+            }
         }
         self.targets = targets;
     }

@@ -40,12 +40,7 @@ impl Codec {
             Self::Postcard => postcard::to_allocvec(value).map_err(|e| e.to_string()),
             Self::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
         };
-        encoded.map_err(|reason| CodecError {
-            codec: self,
-            direction: Direction::Encode,
-            type_name: std::any::type_name::<T>(),
-            reason,
-        })
+        encoded.map_err(self.failed::<T>(Direction::Encode))
     }
 
     /// Decodes `bytes` as a `T`, in one pass.
@@ -64,12 +59,19 @@ impl Codec {
             },
             Self::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         };
-        decoded.map_err(|reason| CodecError {
+        decoded.map_err(self.failed::<T>(Direction::Decode))
+    }
+}
+
+impl Codec {
+    /// Makes serde's explanation a [`CodecError`] about `T`.
+    fn failed<T: ?Sized>(self, direction: Direction) -> impl FnOnce(String) -> CodecError {
+        move |reason| CodecError {
             codec: self,
-            direction: Direction::Decode,
+            direction,
             type_name: std::any::type_name::<T>(),
             reason,
-        })
+        }
     }
 }
 
@@ -156,5 +158,13 @@ mod tests {
             .decode::<Point>(br#"{"x":1,"y":2} 7"#)
             .unwrap_err();
         assert!(err.reason.contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn postcard_refuses_trailing_bytes() {
+        let mut bytes = Codec::Postcard.encode(&Point { x: 1, y: 2 }).unwrap();
+        bytes.push(0);
+        let err = Codec::Postcard.decode::<Point>(&bytes).unwrap_err();
+        assert_eq!(err.reason, "1 trailing bytes");
     }
 }
