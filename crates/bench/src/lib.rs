@@ -21,6 +21,7 @@
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
 //! | W8 | W7 over netproto-udp with 5 % of datagrams dropped each way | goodput MB/s |
 //! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP (`W9-UDS`, `W9-TLS`: the same over Unix sockets and TLS, next to raw Unix sockets and tokio-rustls) | p50, p99, p99.9 (µs), calls/s, MB/s |
+//! | W10 | urgent 64 B round trips on one connection, idle and while it carries 64 MiB bulk messages (3 in turn): priorities on, on with a 64 KiB `SO_SNDBUF`, off | p50, p99 (µs) |
 //!
 //! The datagram systems (raw tokio UDP, quinn 0.11 with ring and a
 //! self-signed certificate, netproto over UDP) run W1; quinn and
@@ -44,6 +45,7 @@ mod calls;
 mod datagram;
 mod lossy;
 mod peer;
+mod priority;
 mod report;
 mod scale;
 mod systems;
@@ -185,6 +187,7 @@ fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
     W_PER_SYSTEM.iter().map(|w| per_system(w)).sum::<usize>()
         + usize::from(opts.wants("W5") && with_peer)
         + 2 * usize::from(opts.wants("W6"))
+        + usize::from(opts.wants("W10"))
         + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp))
         + if with_peer && opts.wants("W9") {
             let selected: Vec<System> = systems
@@ -257,14 +260,8 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
         }
         if opts.wants("W8") && systems.contains(&System::NetprotoUdp) {
             let v = workloads::lossy(&fx, plan).await?;
-            report.record(
-                "W8",
-                "goodput 5 % loss",
-                "MB/s",
-                System::NetprotoUdp,
-                pass,
-                v,
-            );
+            let udp = System::NetprotoUdp;
+            report.record("W8", "goodput 5 % loss", "MB/s", udp, pass, v);
             step("W8 netproto-udp".into());
         }
         if let (true, Some(exe)) = (opts.wants("W5"), &opts.peer_exe) {
@@ -298,6 +295,10 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
             let v = workloads::dispatcher(&fx, plan, true).await?;
             report.record("W6", "layered req/s", "req/s", System::NetprotoTcp, pass, v);
             step("W6 netproto-tcp, empty tower layer".into());
+        }
+        if opts.wants("W10") {
+            priority::record(&fx, plan, &mut report, pass).await?;
+            step("W10 netproto-tcp".into());
         }
     }
     report.finish();

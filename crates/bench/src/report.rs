@@ -260,6 +260,21 @@ impl Report {
                 0.95,
                 false,
             ),
+            // Issue #18: an urgent message under bulk.
+            (
+                "W10 urgent p50 under 64 MiB bulk ÷ idle p50",
+                ("W10", "busy p50", tcp),
+                ("W10", "idle p50", tcp),
+                2.0,
+                true,
+            ),
+            (
+                "W10 the same, SO_SNDBUF 64 KiB",
+                ("W10", "busy p50, SO_SNDBUF 64 KiB", tcp),
+                ("W10", "idle p50", tcp),
+                2.0,
+                true,
+            ),
             (
                 "W9 p50: netproto-client ÷ netproto-tcp",
                 ("W9", "p50", client),

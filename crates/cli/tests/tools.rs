@@ -95,6 +95,8 @@ fn bench_quick_runs_every_workload() {
         "W9 64 KiB ×4",
         "W9-UDS p50",
         "W9-TLS p50",
+        "W10 busy p50",
+        "W10 busy p50, priorities off",
     ] {
         assert!(out.contains(figure), "{figure} missing:\n{out}");
     }

@@ -88,17 +88,20 @@ pub use netproto_crypto::{
 };
 pub use netproto_service::{
     decode_response, encode_request, tower, BoxError, CircuitState, Client, ClientConfig,
-    ClientService, ClientStats, Codec, CodecError, ConnectionPool, Dispatcher, HandlerError,
-    PoolConfig, PoolStats, PooledClient, RouteService, Server, ServerConfig, ServerHandle,
-    ServiceError,
+    ClientService, ClientStats, Codec, CodecError, ConnectionPool, Dispatcher, ExtensionHandler,
+    HandlerError, PoolConfig, PoolStats, PooledClient, RouteService, Server, ServerConfig,
+    ServerHandle, ServiceError,
 };
 /// The sans-IO connection core, for writing a driver of your own.
 pub use netproto_transport::core;
+/// Feature bits of the handshake capabilities that netproto defines.
+pub use netproto_transport::features;
 pub use netproto_transport::{
     connect, dial_stream, Accept, AcceptAll, AnyListener, AnyStream, BoxFuture, BoxedListener,
     CarrierFailure, Connection, ConnectionConfig, ConnectionInfo, DefaultTransport, Delivery, Dial,
-    Endpoint, Incoming, InvalidFrame, IoStream, Listener, Payload, PeerAddr, ProtocolViolation,
-    RecvHalf, SendHalf, SocketOptions, StreamSecurity, TimeoutKind, TlsFailure, TransportError,
+    Endpoint, ExtensionError, ExtensionId, Extensions, Incoming, InvalidFrame, IoStream, Listener,
+    Payload, PeerAddr, Priority, ProtocolViolation, RecvHalf, SendHalf, SocketOptions,
+    StreamSecurity, TimeoutKind, TlsFailure, TransportError,
 };
 #[cfg(feature = "tls")]
 pub use netproto_transport_tls::{

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use netproto_transport::{Delivery, Endpoint, Flush, SendHalf, TransportError};
+use netproto_transport::{Delivery, Endpoint, Flush, Priority, SendHalf, TransportError};
 use netproto_wire::{ErrorCode, FrameKind, Message};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::error::{Result, ServiceError};
+use crate::extension::ExtensionHandlers;
 use crate::payload::Encoded;
 use crate::reconnect::backoff;
 
@@ -90,6 +91,7 @@ impl Link {
             .with_heartbeat(cfg.heartbeat_interval, cfg.connection_timeout);
         conn_cfg.connect_timeout = cfg.connection_timeout;
         conn_cfg.handshake_timeout = cfg.connection_timeout;
+        cfg.extensions.declare(&mut conn_cfg.extensions)?;
         let conn = netproto_transport::connect(endpoint, conn_cfg).await?;
         let (send, recv) = conn.split();
         let link = Arc::new(Self {
@@ -99,7 +101,12 @@ impl Link {
             goaway: OnceLock::new(),
             reader: Mutex::new(None),
         });
-        let task = tokio::spawn(read_loop(Arc::downgrade(&link), recv, counters.clone()));
+        let task = tokio::spawn(read_loop(
+            Arc::downgrade(&link),
+            recv,
+            counters.clone(),
+            cfg.extensions.clone(),
+        ));
         if let Ok(mut r) = link.reader.lock() {
             *r = Some(task);
         }
@@ -257,7 +264,19 @@ impl Client {
     /// [`ServiceError::ConnectionClosed`] if the connection died with the call
     /// in flight; [`ServiceError::ReconnectFailed`]; [`ServiceError::Busy`].
     pub async fn call(&self, request: Message) -> Result<Message> {
-        self.call_holding(request, None).await
+        self.call_holding(request, None, Priority::default()).await
+    }
+
+    /// As [`Client::call`], with the request sent at `priority`: a request
+    /// larger than a piece (16 KiB) leaves in pieces, and the pieces of a
+    /// more urgent one go first, so an urgent call overtakes a bulk upload
+    /// on the same connection ([`Priority`]; the server sends the answer at
+    /// its default priority, in the order answers are ready).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_at(&self, request: Message, priority: Priority) -> Result<Message> {
+        self.call_holding(request, None, priority).await
     }
 
     /// [`Client::call`] with its in-flight permit taken already (by
@@ -266,6 +285,7 @@ impl Client {
         &self,
         request: Message,
         permit: Option<OwnedSemaphorePermit>,
+        priority: Priority,
     ) -> Result<Message> {
         let c = &self.inner.counters;
         c.requests.fetch_add(1, Ordering::Relaxed);
@@ -289,11 +309,11 @@ impl Client {
                         .map_err(|_| ServiceError::ConnectionClosed)?,
                 },
             };
-            match self.call_once(&request).await {
+            match self.call_once(&request, priority).await {
                 // The server did not process it (GOAWAY): safe to send again
                 // on a new connection.
                 Err(ServiceError::GoingAway) if self.inner.cfg.auto_reconnect => {
-                    self.call_once(&request).await
+                    self.call_once(&request, priority).await
                 }
                 other => other,
             }
@@ -334,12 +354,13 @@ impl Client {
         }
     }
 
-    async fn call_once(&self, request: &Message) -> Result<Message> {
+    async fn call_once(&self, request: &Message, priority: Priority) -> Result<Message> {
         let link = self.live_link().await?;
         let (tx, mut rx) = oneshot::channel();
         // The id is taken, and the call registered, at the moment the
-        // request is queued: requests leave in id order, so the server's
-        // GOAWAY splits them exactly into served and not served.
+        // request is queued: small requests leave in id order, so the
+        // server's GOAWAY splits them exactly into served and not served
+        // (a large one overtaken mid-flight is retried: see `read_loop`).
         let mut waiter = Some(tx);
         let assigned = AtomicU64::new(0);
         let mut assign = || {
@@ -360,7 +381,7 @@ impl Client {
         };
         let sent = link
             .send
-            .send_assigned(&mut assign, &Encoded(request), op, flush)
+            .send_assigned_at(&mut assign, &Encoded(request), op, flush, priority)
             .await;
         // Removes the entry however this call ends (error, timeout, drop), so
         // a late answer finds nobody and is counted instead of misdelivered.
@@ -408,6 +429,20 @@ impl Client {
         let link = self.live_link().await?;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         Ok(link.send.send_as(0, &Encoded(&message), delivery).await?)
+    }
+
+    /// Sends an extension frame (or any frame the server's connection
+    /// expects) on the current connection, reconnecting first if needed.
+    ///
+    /// # Errors
+    /// [`ServiceError::Transport`] with
+    /// [`netproto_transport::InvalidFrame::ExtensionNotNegotiated`] if this
+    /// client did not register the frame's extension
+    /// ([`ClientConfig::extension`]) or the server did not advertise it (the
+    /// connection goes on); otherwise as [`Client::send`].
+    pub async fn send_extension(&self, frame: netproto_wire::Frame) -> Result<()> {
+        let link = self.live_link().await?;
+        Ok(link.send.send_frame(frame).await?)
     }
 
     /// Measures a round trip on the current connection with a transport
@@ -476,12 +511,21 @@ async fn read_loop(
     link: std::sync::Weak<Link>,
     mut recv: netproto_transport::RecvHalf,
     counters: Arc<Counters>,
+    extensions: ExtensionHandlers,
 ) {
     let end = loop {
         let frame = recv.recv_frame().await;
         let Some(l) = link.upgrade() else { return };
         let frame = match frame {
             Ok(f) => f,
+            // After GOAWAY, a server answers every request it took (its
+            // answer or SHUTTING_DOWN) before its BYE: a call still
+            // waiting was not taken — a large request still arriving in
+            // pieces when a later, smaller one overtook it — and may go
+            // again on a new connection.
+            Err(TransportError::ConnectionClosed { clean: true }) if l.goaway.get().is_some() => {
+                break ServiceError::GoingAway
+            }
             Err(TransportError::ConnectionClosed { .. }) => break ServiceError::ConnectionClosed,
             Err(e) => break ServiceError::Transport(e),
         };
@@ -515,6 +559,16 @@ async fn read_loop(
                     metrics::counter!("netproto_client_goaway_total").increment(1);
                     let _ = l.goaway.set(last);
                     l.refuse_above(last);
+                }
+                continue;
+            }
+            FrameKind::Extension(_) => {
+                // Only negotiated extensions get here. The reader never
+                // waits for room: an answer that does not fit is dropped.
+                if let Some(reply) = extensions.handle(frame) {
+                    if let Err(e) = l.send.try_send_frame(reply) {
+                        tracing::debug!(error = %e, "extension answer not sent");
+                    }
                 }
                 continue;
             }

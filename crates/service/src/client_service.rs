@@ -132,6 +132,10 @@ impl tower::Service<Message> for ClientService {
         // worth a panic), the call waits for its place itself.
         let permit = self.permit.take();
         let client = self.client.clone();
-        Box::pin(async move { client.call_holding(request, permit).await })
+        Box::pin(async move {
+            client
+                .call_holding(request, permit, netproto_transport::Priority::default())
+                .await
+        })
     }
 }

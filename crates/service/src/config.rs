@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use netproto_transport::ExtensionId;
+use netproto_wire::Frame;
+
 use crate::codec::Codec;
+use crate::extension::ExtensionHandlers;
 use netproto_transport::{
     ConnectionConfig, Delivery, Endpoint, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE,
 };
@@ -137,9 +143,30 @@ pub struct ClientConfig {
     pub codec: Codec,
     /// Handshake, keys, limits and timeouts of the connection.
     pub connection: ConnectionConfig,
+    /// Handlers of extension frames ([`ClientConfig::extension`]).
+    pub(crate) extensions: ExtensionHandlers,
 }
 
 impl ClientConfig {
+    /// Handles extension frames of `kind` (`0x80`–`0xff`), which belongs to
+    /// extension `id`, on every connection of this client: the extension is
+    /// advertised in the handshake, and frames of `kind` from a server that
+    /// advertised it too reach `handler` on the connection's reader (it must
+    /// not block). A frame it returns is sent back if the send buffer has
+    /// room. Send extension frames with [`crate::Client::send_extension`].
+    ///
+    /// # Errors
+    /// [`crate::ServiceError::Transport`] with
+    /// [`netproto_transport::TransportError::Extension`] if `kind` is not an
+    /// extension kind or belongs to another id.
+    pub fn extension<F>(mut self, id: ExtensionId, kind: u8, handler: F) -> crate::Result<Self>
+    where
+        F: Fn(Frame) -> Option<Frame> + Send + Sync + 'static,
+    {
+        self.extensions.register(id, kind, Arc::new(handler))?;
+        Ok(self)
+    }
+
     /// Defaults with the given connection settings.
     pub fn new(connection: ConnectionConfig) -> Self {
         Self {
@@ -155,6 +182,7 @@ impl ClientConfig {
             max_in_flight: 1024,
             codec: Codec::Postcard,
             connection,
+            extensions: ExtensionHandlers::default(),
         }
     }
 }

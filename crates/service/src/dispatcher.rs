@@ -8,12 +8,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use netproto_wire::{ErrorCode, Message};
+use netproto_transport::ExtensionId;
+use netproto_wire::{ErrorCode, Frame, Message};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::Codec;
 use crate::error::HandlerError;
+use crate::extension::ExtensionHandlers;
 use crate::middleware::{boxed, call_in_place, BoxError, RouteService};
 use tower::{service_fn, Layer, Service};
 
@@ -58,13 +60,17 @@ pub(crate) enum Routed {
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     routes: HashMap<String, Handler>,
+    extensions: ExtensionHandlers,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ops: Vec<_> = self.routes.keys().collect();
         ops.sort();
-        f.debug_struct("Dispatcher").field("opcodes", &ops).finish()
+        f.debug_struct("Dispatcher")
+            .field("opcodes", &ops)
+            .field("extensions", &self.extensions)
+            .finish()
     }
 }
 
@@ -197,6 +203,44 @@ impl Dispatcher {
             *handler = Handler::Service(boxed(layer.layer(inner)));
         }
         self
+    }
+
+    /// Handles extension frames of `kind` (`0x80`–`0xff`), which belongs to
+    /// extension `id`: the server advertises the extension in every
+    /// handshake, and frames of `kind` from clients that advertised it too
+    /// reach `handler` (others are skipped by the connection). A frame the
+    /// handler returns is sent back on the same connection.
+    ///
+    /// ```
+    /// use netproto_service::Dispatcher;
+    /// use netproto_transport::ExtensionId;
+    /// use netproto_wire::Frame;
+    ///
+    /// let mut d = Dispatcher::new();
+    /// // Extension 0 owns kind 0x80: echo each frame back.
+    /// d.extension(ExtensionId::new(0)?, 0x80, |f: Frame| Some(f))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::ServiceError::Transport`] with
+    /// [`netproto_transport::TransportError::Extension`] if `kind` is not an
+    /// extension kind or belongs to another id.
+    pub fn extension<F>(
+        &mut self,
+        id: ExtensionId,
+        kind: u8,
+        handler: F,
+    ) -> crate::Result<&mut Self>
+    where
+        F: Fn(Frame) -> Option<Frame> + Send + Sync + 'static,
+    {
+        self.extensions.register(id, kind, Arc::new(handler))?;
+        Ok(self)
+    }
+
+    pub(crate) fn extension_handlers(&self) -> &ExtensionHandlers {
+        &self.extensions
     }
 
     /// Whether `opcode` has a handler.

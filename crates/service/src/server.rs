@@ -115,6 +115,13 @@ impl<L: Accept> Server<L> {
         // Likewise for answers queued to slow readers (a large answer
         // reserves twice its size while it is encoded: a budget smaller
         // than that would stall the largest answers for good).
+        // The dispatcher's extensions are advertised in every handshake.
+        if let Err(e) = dispatcher
+            .extension_handlers()
+            .declare(&mut cfg.connection.extensions)
+        {
+            tracing::error!(error = %e, "extension handlers conflict with the connection's extensions; the connection's are kept");
+        }
         if cfg.connection.send_budget.is_none() {
             let limit = cfg
                 .max_send_bytes
@@ -385,6 +392,17 @@ impl ConnectionTask {
                     Err(e) => break End::Peer(e),
                 },
             };
+            if let FrameKind::Extension(_) = frame.kind {
+                // Only negotiated extensions get here (the core skips the
+                // others); the answer, if any, may wait for room.
+                drop(permit);
+                if let Some(reply) = self.dispatcher.extension_handlers().handle(frame) {
+                    if let Err(e) = send.send_frame(reply).await {
+                        tracing::debug!(error = %e, "extension answer not sent");
+                    }
+                }
+                continue;
+            }
             if frame.kind != FrameKind::Data {
                 // PONG, ACK, GOAWAY, ERR from a client: liveness only.
                 continue;

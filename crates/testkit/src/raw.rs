@@ -86,9 +86,13 @@ impl<S: IoStream> RawClient<S> {
     pub fn records(&mut self, stream_id: u64, payload: &[u8]) -> Result<Vec<u8>> {
         let now = tokio::time::Instant::now().into_std();
         self.core.send_data(now, stream_id, payload)?;
-        let mut out = Vec::new();
-        self.core.poll_transmit(now, &mut out)?;
-        Ok(out)
+        // A large message leaves over several calls (128 KiB of pieces
+        // each), as a driver would take it.
+        let (mut all, mut out) = (Vec::new(), Vec::new());
+        while self.core.poll_transmit(now, &mut out)? {
+            all.extend_from_slice(&out);
+        }
+        Ok(all)
     }
 
     /// The connection's stream, for a test that goes on writing (and

@@ -391,6 +391,13 @@ impl UdpSession {
                         self.violation(UdpError::Record(RecordViolation::BadMessage(0)), budget)
                     );
                 }
+                // Datagram sessions negotiate no extensions yet (they
+                // advertise none): WIRE.md says such frames are skipped.
+                FrameKind::Extension(code) => {
+                    budget.give(charged);
+                    metrics::counter!("netproto_extension_frames_skipped_total").increment(1);
+                    tracing::trace!(code, "skipping an extension frame not negotiated");
+                }
                 _ => self
                     .events
                     .push_back((Event::Message { frame, reliable }, charged)),

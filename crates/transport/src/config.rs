@@ -10,6 +10,7 @@ use netproto_wire::CompressionPolicy;
 
 use crate::carrier::Dial;
 use crate::endpoint::Endpoint;
+use crate::extension::Extensions;
 
 /// Keep-alive interval (network-protocol's heartbeat interval).
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -90,6 +91,16 @@ pub struct ConnectionConfig {
     /// streams that declare no security of their own
     /// ([`crate::StreamSecurity::Plain`]), which always run Noise.
     pub noise_inside_tls: bool,
+    /// Extensions this side speaks: their feature bits are advertised in
+    /// the handshake, and their frames are delivered only once both sides
+    /// advertised them (none). See [`crate::Extensions`].
+    pub extensions: Extensions,
+    /// Interleave the pieces of large messages so that a more urgent
+    /// message overtakes them mid-flight (on). Used only if the peer
+    /// advertises [`crate::features::INTERLEAVE`]; otherwise, or when off,
+    /// messages leave in the order they were queued, whatever their
+    /// [`crate::Priority`].
+    pub priorities: bool,
 }
 
 impl ConnectionConfig {
@@ -113,6 +124,8 @@ impl ConnectionConfig {
             rekey: RekeyPolicy::default(),
             dialer: None,
             noise_inside_tls: false,
+            extensions: Extensions::new(),
+            priorities: true,
         }
     }
 

@@ -11,7 +11,7 @@ use futures_sink::Sink;
 use futures_util::FutureExt;
 use netproto_wire::Frame;
 
-use crate::core::ConnectionInfo;
+use crate::core::{ConnectionInfo, Priority};
 use crate::error::{Result, TransportError};
 use crate::payload::Payload;
 use crate::session::{Delivery, Room, SessionLink, SessionRecv, SessionSend};
@@ -189,6 +189,38 @@ impl SendHalf {
         }
     }
 
+    /// As [`SendHalf::send`], at `priority`: on a byte stream whose peer
+    /// agreed to interleaving (every netproto peer does), a message larger
+    /// than a piece (16 KiB) leaves in pieces, the most urgent waiting
+    /// message's first, so an urgent message overtakes a bulk one
+    /// mid-flight ([`Priority`]). Datagram sessions (UDP) send in the
+    /// order of queueing and ignore it.
+    ///
+    /// # Errors
+    /// As [`SendHalf::send`].
+    pub async fn send_at<P: Payload + ?Sized>(
+        &self,
+        stream_id: u64,
+        payload: &P,
+        priority: Priority,
+    ) -> Result<()> {
+        match &self.inner {
+            SendInner::Stream(s) => s.send_at(stream_id, payload, Flush::Batch, priority).await,
+            SendInner::Session(_) => self.send(stream_id, payload).await,
+        }
+    }
+
+    /// As [`SendHalf::send_frame`], at `priority` (see [`SendHalf::send_at`]).
+    ///
+    /// # Errors
+    /// As [`SendHalf::send_frame`].
+    pub async fn send_frame_at(&self, frame: Frame, priority: Priority) -> Result<()> {
+        match &self.inner {
+            SendInner::Stream(s) => s.send_frame(frame, priority).await,
+            SendInner::Session(_) => self.send_frame(frame).await,
+        }
+    }
+
     /// As [`SendHalf::send`], choosing when the message leaves
     /// ([`Flush::Now`]: for an answer or a request nothing else will
     /// follow soon).
@@ -263,8 +295,28 @@ impl SendHalf {
         limit: Duration,
         flush: Flush,
     ) -> Result<u64> {
+        self.send_assigned_at(assign, payload, limit, flush, Priority::default())
+            .await
+    }
+
+    /// As [`SendHalf::send_assigned`], at `priority` (byte streams; see
+    /// [`SendHalf::send_at`]).
+    ///
+    /// # Errors
+    /// As [`SendHalf::send_assigned`].
+    pub async fn send_assigned_at<P: Payload + ?Sized>(
+        &self,
+        assign: &mut (dyn FnMut() -> u64 + Send),
+        payload: &P,
+        limit: Duration,
+        flush: Flush,
+        priority: Priority,
+    ) -> Result<u64> {
         match &self.inner {
-            SendInner::Stream(s) => s.send_assigned(assign, payload, limit, flush).await,
+            SendInner::Stream(s) => {
+                s.send_assigned(assign, payload, limit, flush, priority)
+                    .await
+            }
             SendInner::Session(l) => {
                 l.send_payload(
                     0,
@@ -297,7 +349,7 @@ impl SendHalf {
     /// As [`SendHalf::send_frame`].
     pub async fn send_frame_as(&self, frame: Frame, delivery: Delivery) -> Result<()> {
         match &self.inner {
-            SendInner::Stream(s) => s.send_frame(frame).await,
+            SendInner::Stream(s) => s.send_frame(frame, Priority::default()).await,
             SendInner::Session(l) => l
                 .send_frame(frame, delivery, Room::Wait, None)
                 .await

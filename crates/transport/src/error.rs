@@ -153,9 +153,19 @@ pub enum ProtocolViolation {
     /// A HANDSHAKE frame arrived after the handshake.
     #[error("handshake frame after the handshake")]
     HandshakeFrameAfterHandshake,
-    /// Continuation pieces of different messages were interleaved.
-    #[error("continuation frames of different messages interleaved")]
+    /// A continuation piece of a different kind than its message's first
+    /// piece (same stream id).
+    #[error("continuation frames of different kinds on one stream")]
     InterleavedContinuation,
+    /// More unfinished (continued) messages at once than a receiver keeps:
+    /// 8, together at most twice its message limit.
+    #[error("{messages} unfinished messages holding {bytes} bytes: over the limit of 8 and twice the message limit")]
+    TooMuchUnfinished {
+        /// Unfinished messages, counting the one refused.
+        messages: usize,
+        /// Their bytes, counting the piece refused.
+        bytes: usize,
+    },
     /// A continuation piece (a frame after the first of a message) carried
     /// a header block: headers ride on a message's first frame only.
     #[error("header block on a continuation piece")]
@@ -196,6 +206,39 @@ pub enum InvalidFrame {
     /// PING, PONG and GOAWAY belong on stream 0.
     #[error("PING, PONG and GOAWAY use stream 0")]
     ConnectionFrameStream,
+    /// An extension frame whose extension is not registered here, or which
+    /// the peer did not also advertise in the handshake.
+    #[error("extension frame kind {kind:#04x} is not negotiated with this peer")]
+    ExtensionNotNegotiated {
+        /// The frame kind.
+        kind: u8,
+    },
+}
+
+/// Why an extension could not be registered ([`crate::Extensions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtensionError {
+    /// Extension ids are 0–23 (feature bits 8–31).
+    #[error("extension id {id} is out of range (0 to 23)")]
+    IdOutOfRange {
+        /// The id given.
+        id: u8,
+    },
+    /// Extension frame kinds are 0x80–0xff.
+    #[error("frame kind {kind:#04x} is not an extension kind (0x80 to 0xff)")]
+    NotAnExtensionKind {
+        /// The kind given.
+        kind: u8,
+    },
+    /// Another extension already owns the kind.
+    #[error("frame kind {kind:#04x} already belongs to extension {owner}")]
+    KindTaken {
+        /// The kind given.
+        kind: u8,
+        /// The id that owns it.
+        owner: u8,
+    },
 }
 
 /// Everything that can go wrong with a connection.
@@ -273,8 +316,11 @@ pub enum TransportError {
         /// The budget shared by all connections.
         limit: usize,
     },
-    /// We refused to send a frame that is not valid to send (nothing was sent;
-    /// the connection goes on).
+    /// An extension could not be registered (a configuration error).
+    #[error("extension: {0}")]
+    Extension(#[from] ExtensionError),
+    /// A frame was refused for sending (nothing was sent; the connection
+    /// goes on).
     #[error("invalid frame: {0}")]
     InvalidFrame(InvalidFrame),
     /// A DATA payload did not decode as a `Message` (the connection goes on).
@@ -346,6 +392,7 @@ impl TransportError {
                 | Self::Remote { .. }
                 | Self::MessageTooLarge { .. }
                 | Self::InvalidFrame(_)
+                | Self::Extension(_)
                 | Self::BadMessage(_)
                 | Self::BadEndpoint { .. }
                 | Self::Carrier {

@@ -56,19 +56,21 @@ mod connection;
 pub mod core;
 mod endpoint;
 mod error;
+mod extension;
 mod payload;
 pub mod session;
 mod stream;
 mod transport;
 
-pub use crate::core::{ConnectionInfo, StreamSecurity};
+pub use crate::core::{ConnectionInfo, Priority, StreamSecurity};
 pub use budget::{BudgetShare, MemoryBudget, Released, SEND_FLOOR};
 pub use carrier::{dial_stream, Accept, AcceptAll, BoxFuture, Dial, Incoming};
 pub use config::{ConnectionConfig, DEFAULT_KEEP_ALIVE, DEFAULT_PONG_GRACE};
 pub use connection::{Connection, Flush, RecvHalf, SendHalf};
 pub use endpoint::{Endpoint, PeerAddr};
-pub use error::{CarrierFailure, InvalidFrame, ProtocolViolation, TlsFailure};
+pub use error::{CarrierFailure, ExtensionError, InvalidFrame, ProtocolViolation, TlsFailure};
 pub use error::{Result, TimeoutKind, TransportError};
+pub use extension::{features, ExtensionId, Extensions, FIRST_EXTENSION_KIND, MAX_EXTENSIONS};
 pub use payload::Payload;
 pub use session::Delivery;
 pub use transport::{

@@ -181,6 +181,13 @@ impl SessionLink {
         assign: Option<Assign<'a>>,
     ) -> Result<u64> {
         crate::core::check_frame(&frame)?;
+        // Datagram sessions negotiate no extensions (yet): the peer would
+        // skip the frame.
+        if let FrameKind::Extension(kind) = frame.kind {
+            return Err(TransportError::InvalidFrame(
+                crate::error::InvalidFrame::ExtensionNotNegotiated { kind },
+            ));
+        }
         self.send.send(frame, delivery, room, assign).await
     }
 

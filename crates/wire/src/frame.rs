@@ -47,6 +47,12 @@ impl FrameKind {
         matches!(self, Self::Ping | Self::Pong | Self::Bye | Self::GoAway)
     }
 
+    /// DATA, ERR and ACK messages may be continued over several frames
+    /// (`MORE`); a receiver ignores `MORE` on other kinds.
+    pub const fn can_continue(self) -> bool {
+        matches!(self, Self::Data | Self::Err | Self::Ack)
+    }
+
     /// The byte on the wire.
     pub const fn code(self) -> u8 {
         match self {

@@ -42,6 +42,7 @@ impl<F: RecordFormat> Core<F> {
             0,
             HeadersRef::EMPTY,
             &payload,
+            false,
         );
         if pushed.is_ok() {
             self.transmit_signal = true;

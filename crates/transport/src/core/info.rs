@@ -86,6 +86,7 @@ pub enum Event {
     /// The handshake finished; [`crate::core::Core::info`] says what it established.
     Established,
     /// A frame for the application: DATA (whole messages, continuation
-    /// already reassembled), ERR, ACK, GOAWAY, PONG.
+    /// already reassembled), ERR, ACK, GOAWAY, PONG, and extension frames
+    /// of negotiated extensions.
     Frame(Frame),
 }

@@ -64,6 +64,7 @@ mod handshake;
 mod info;
 mod liveness;
 mod output;
+mod priority;
 pub mod record;
 mod recv;
 mod send;
@@ -80,9 +81,11 @@ use netproto_wire::{Compression, FrameKind, HeadersRef};
 
 use crate::config::ConnectionConfig;
 use crate::error::{ProtocolViolation, Result, TimeoutKind, TransportError};
+use crate::extension::{features, Extensions};
 pub use info::{ConnectionInfo, CoreRng, Event, Role, StreamSecurity};
 use liveness::{Due, Liveness};
 pub(crate) use output::{check_frame, KEEP_PAYLOAD_BUFFER};
+pub use priority::Priority;
 use record::{RecordFormat, StreamRecords};
 use recv::RecvState;
 use send::SendState;
@@ -111,6 +114,9 @@ pub struct Core<F: RecordFormat = StreamRecords> {
     role: Role,
     phase: Phase,
     cfg_caps: Capabilities,
+    extensions: Extensions,
+    /// Waiting messages interleave by priority (if the peer agrees).
+    priorities: bool,
     transport: String,
     compression: netproto_wire::CompressionPolicy,
     rekey: netproto_crypto::RekeyPolicy,
@@ -205,6 +211,9 @@ impl<F: RecordFormat> Core<F> {
             .max_message_size
             .max(netproto_crypto::MIN_MESSAGE_LIMIT as usize);
         caps.max_frame = u32::try_from(max_message).unwrap_or(u32::MAX);
+        // Interleaved pieces are always accepted (the receiver keeps one
+        // unfinished message per stream); the extensions are the config's.
+        caps.features |= features::INTERLEAVE | cfg.extensions.features();
         let runs_noise = security == StreamSecurity::Plain || cfg.noise_inside_tls;
         let phase = if runs_noise {
             let mut hs_cfg = cfg.handshake.clone();
@@ -221,6 +230,8 @@ impl<F: RecordFormat> Core<F> {
             role,
             phase,
             cfg_caps: caps,
+            extensions: cfg.extensions.clone(),
+            priorities: cfg.priorities,
             transport: cfg.handshake.transport.clone(),
             compression: cfg.compression,
             rekey: cfg.rekey,
@@ -291,6 +302,8 @@ impl<F: RecordFormat> Core<F> {
             // Nothing more will be read: an unfinished message is dropped
             // and its share of the reassembly budget given back now.
             self.rx.abandon();
+            // Nothing waiting for its turn follows the end.
+            self.tx.abandon();
             self.say_why(&e);
         }
         self.error.get_or_insert(e).clone()
@@ -301,6 +314,18 @@ impl<F: RecordFormat> Core<F> {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// The feature bits both sides advertised (none while a TLS client
+    /// awaits the server's hello).
+    pub fn negotiated_features(&self) -> u32 {
+        self.peer_caps
+            .map_or(0, |peer| peer.features & self.cfg_caps.features)
+    }
+
+    /// Whether extension frames of `kind` are on for this connection.
+    pub fn accepts_extension(&self, kind: u8) -> bool {
+        self.extensions.accepts(kind, self.negotiated_features())
     }
 
     /// The peer's message limit (the protocol default until a TLS server's
@@ -326,6 +351,13 @@ impl<F: RecordFormat> Core<F> {
     /// Bytes queued for the carrier and not yet handed to the driver.
     pub fn queued_bytes(&self) -> usize {
         self.tx.queued()
+    }
+
+    /// Bytes queued that a message at `priority` would wait behind: what is
+    /// in records, and what waits at its band or a more urgent one (a full
+    /// buffer of bulk does not hold back an urgent message).
+    pub fn queued_bytes_at(&self, priority: Priority) -> usize {
+        self.tx.queued_at(priority)
     }
 
     /// Bytes held for a message being reassembled.
@@ -435,7 +467,13 @@ impl<F: RecordFormat> Core<F> {
                     ))
                 }
                 FrameKind::Extension(code) => {
-                    tracing::trace!(code, "skipping unknown extension frame");
+                    if self.accepts_extension(code) {
+                        return Ok(Some(Event::Frame(f)));
+                    }
+                    // WIRE.md: a receiver skips extension frames it did not
+                    // negotiate.
+                    metrics::counter!("netproto_extension_frames_skipped_total").increment(1);
+                    tracing::trace!(code, "skipping an extension frame not negotiated");
                 }
                 FrameKind::Pong => {
                     if let Some(rtt) = self.live.pong(now, &f.payload) {

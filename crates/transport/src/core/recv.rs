@@ -11,6 +11,12 @@ use netproto_wire::{decompress, Compression, Frame, FrameKind, FrameLimits, Head
 use crate::budget::MemoryBudget;
 use crate::error::{ProtocolViolation, Result, TransportError};
 
+/// How many messages a peer may have unfinished at once on one connection
+/// (pieces of messages on different streams interleave when the sender
+/// runs priorities): one per priority band and room for messages that
+/// share a band. WIRE.md, "Interleaved continuation".
+pub(crate) const MAX_UNFINISHED: usize = 8;
+
 #[derive(Debug)]
 struct Partial {
     kind: FrameKind,
@@ -19,14 +25,17 @@ struct Partial {
     /// A `Vec`, grown with `reserve_exact`: its capacity, which is what
     /// the budget is charged, is known before each allocation.
     data: Vec<u8>,
+    /// What the budget was charged for it.
+    charged: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct RecvState {
     /// What is left of the current record's plaintext.
     body: Bytes,
-    /// A message being continued.
-    partial: Option<Partial>,
+    /// Messages being continued (at most [`MAX_UNFINISHED`], each on its
+    /// own stream id).
+    partials: Vec<Partial>,
     /// Our message limit (what we advertised).
     pub(crate) max_message: usize,
     /// Shared with other connections: bytes held for messages being
@@ -46,7 +55,7 @@ impl RecvState {
     pub(crate) fn new(max_message: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
         Self {
             body: Bytes::new(),
-            partial: None,
+            partials: Vec::new(),
             max_message,
             budget,
             held: 0,
@@ -55,7 +64,7 @@ impl RecvState {
 
     /// Whether a continued message is being reassembled.
     pub(crate) fn is_reassembling(&self) -> bool {
-        self.partial.is_some()
+        !self.partials.is_empty()
     }
 
     /// Takes `n` more bytes from the shared budget for a message being
@@ -77,8 +86,17 @@ impl RecvState {
     /// Drops an unfinished message and gives its budget back (the
     /// connection has ended).
     pub(crate) fn abandon(&mut self) {
-        self.partial = None;
+        self.partials = Vec::new();
         self.release();
+    }
+
+    /// Gives back `n` bytes held for a message that completed.
+    fn give(&mut self, n: usize) {
+        let n = n.min(self.held);
+        if let Some(budget) = &self.budget {
+            budget.give(n);
+        }
+        self.held -= n;
     }
 
     /// Gives back everything held for reassembly.
@@ -96,7 +114,7 @@ impl RecvState {
 
     /// Bytes held for a message being reassembled.
     pub(crate) fn reassembling(&self) -> usize {
-        self.partial.as_ref().map_or(0, |p| p.data.len())
+        self.partials.iter().map(|p| p.data.len()).sum()
     }
 
     /// Takes an opened record's plaintext, decompressing it (bounded by the
@@ -123,11 +141,19 @@ impl RecvState {
     }
 
     /// Feeds an application frame through reassembly: a whole message
-    /// comes out, a piece is kept (within our message limit and the shared
-    /// budget).
+    /// comes out, a piece is kept (within our message limit, the limits on
+    /// unfinished messages, and the shared budget).
+    ///
+    /// Pieces of messages on different stream ids may interleave (we
+    /// advertise `INTERLEAVE`): at most [`MAX_UNFINISHED`] messages are
+    /// unfinished at once, together at most twice our message limit.
     pub(crate) fn assemble(&mut self, f: Frame) -> Result<Option<Frame>> {
-        let so_far = match &self.partial {
-            Some(p) if p.stream_id != f.stream_id || p.kind != f.kind => {
+        let at = self
+            .partials
+            .iter()
+            .position(|p| p.stream_id == f.stream_id);
+        let so_far = match at.map(|i| &self.partials[i]) {
+            Some(p) if p.kind != f.kind => {
                 return Err(TransportError::Protocol(
                     ProtocolViolation::InterleavedContinuation,
                 ));
@@ -156,21 +182,32 @@ impl RecvState {
                 max: self.max_message,
             });
         }
-        let Some(p) = &mut self.partial else {
+        let unfinished = self.reassembling() + f.payload.len();
+        let messages = self.partials.len() + usize::from(at.is_none());
+        if messages > MAX_UNFINISHED || unfinished > 2 * self.max_message {
+            return Err(TransportError::Protocol(
+                ProtocolViolation::TooMuchUnfinished {
+                    messages,
+                    bytes: unfinished,
+                },
+            ));
+        }
+        let Some(i) = at else {
             // The first piece: room for twice as much again.
-            let capacity = 2 * f.payload.len();
+            let capacity = (2 * f.payload.len()).min(self.max_message);
             self.hold(capacity)?;
             let mut data = Vec::with_capacity(capacity);
             data.extend_from_slice(&f.payload);
-            self.partial = Some(Partial {
+            self.partials.push(Partial {
                 kind: f.kind,
                 stream_id: f.stream_id,
                 headers: f.headers,
                 data,
+                charged: capacity,
             });
             return Ok(None);
         };
-        let (len, capacity) = (p.data.len(), p.data.capacity());
+        let (len, capacity) = (self.partials[i].data.len(), self.partials[i].charged);
         if len + f.payload.len() > capacity {
             // Doubling, capped by the message limit; the budget is charged
             // for the new capacity before it is allocated.
@@ -178,20 +215,17 @@ impl RecvState {
                 .max(len + f.payload.len())
                 .min(self.max_message);
             self.hold(grown - capacity)?;
-            if let Some(p) = &mut self.partial {
-                p.data.reserve_exact(grown - len);
-            }
+            self.partials[i].charged += grown - capacity;
+            self.partials[i].data.reserve_exact(grown - len);
         }
-        if let Some(p) = &mut self.partial {
-            p.data.extend_from_slice(&f.payload);
-        }
+        self.partials[i].data.extend_from_slice(&f.payload);
         if f.more {
             return Ok(None);
         }
-        self.release();
-        Ok(self
-            .partial
-            .take()
-            .map(|p| Frame::new(p.kind, p.stream_id, Bytes::from(p.data)).with_headers(p.headers)))
+        let p = self.partials.swap_remove(i);
+        self.give(p.charged);
+        Ok(Some(
+            Frame::new(p.kind, p.stream_id, Bytes::from(p.data)).with_headers(p.headers),
+        ))
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use netproto_crypto::Sender;
 use netproto_wire::{varint, Compression, CompressionPolicy, FrameKind, FrameRef, HeadersRef};
 
+use crate::core::priority::{Scheduler, FILL};
 use crate::core::record::RecordFormat;
 use crate::error::Result;
 
@@ -24,12 +25,22 @@ pub(crate) struct SendState {
     pub(crate) compression: CompressionPolicy,
     /// A codec to switch to once the peer's hello shows it reads it.
     pub(crate) pending_codec: Option<Compression>,
+    /// Messages waiting for their turn (priorities).
+    pub(crate) sched: Scheduler,
+    /// BYE goes out once the waiting messages have.
+    pub(crate) bye_waiting: bool,
 }
 
 impl SendState {
-    /// Bytes queued for the carrier (sealed or not).
+    /// Bytes queued for the carrier (sealed or not, or waiting for their
+    /// turn).
     pub(crate) fn queued(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.sched.bytes()
+    }
+
+    /// Bytes a message at `priority` waits behind.
+    pub(crate) fn queued_at(&self, priority: crate::core::Priority) -> usize {
+        self.out.len() + self.sched.bytes_at_or_above(priority)
     }
 
     /// Appends raw bytes that need no record (handshake packets, the TLS
@@ -44,7 +55,9 @@ impl SendState {
     }
 
     /// Appends a frame, splitting the payload over records with `MORE`
-    /// when it does not fit the open one. Full records are sealed at once.
+    /// when it does not fit the open one (and setting `MORE` on the last
+    /// piece too when the message `continues` later). Full records are
+    /// sealed at once.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn push<F: RecordFormat>(
         &mut self,
@@ -55,6 +68,7 @@ impl SendState {
         stream_id: u64,
         headers: HeadersRef<'_>,
         payload: &[u8],
+        continues: bool,
     ) -> Result<()> {
         let max = format.max_plaintext();
         let mut rest = payload;
@@ -75,7 +89,10 @@ impl SendState {
                 }
                 + varint::encoded_len(rest.len() as u64);
             let space = max.saturating_sub(self.record_len(format));
-            if space < fixed + rest.len().min(1) {
+            // Only DATA, ERR and ACK continue: another frame starts a new
+            // record rather than be split (the caller checked it fits one).
+            let whole = !kind.can_continue() && self.record_len(format) > 0;
+            if space < fixed + rest.len().min(1) || (whole && space < fixed + rest.len()) {
                 self.seal(format, sender, now)?;
                 continue;
             }
@@ -83,7 +100,7 @@ impl SendState {
             let more = take < rest.len();
             FrameRef {
                 kind,
-                more,
+                more: more || continues,
                 stream_id,
                 headers: block,
                 payload: &rest[..take],
@@ -128,16 +145,64 @@ impl SendState {
         format.seal(sealer, codec, &mut self.out, start)
     }
 
+    /// Moves pieces of waiting messages into records, up to [`FILL`]
+    /// bytes, and BYE once none wait.
+    fn fill<F: RecordFormat>(
+        &mut self,
+        format: &F,
+        sender: &mut Option<Sender>,
+        now: Duration,
+        peer_max: usize,
+    ) -> Result<()> {
+        // Counted in payload bytes: sealing may compress what is already
+        // in `out`, so its length is no measure.
+        let mut taken = 0;
+        while taken < FILL {
+            let Some(p) = self.sched.next(peer_max) else {
+                break;
+            };
+            taken += p.data.len();
+            let headers = p.headers.as_ref();
+            self.push(
+                format,
+                sender,
+                now,
+                p.kind,
+                p.stream_id,
+                headers,
+                &p.data,
+                p.continues,
+            )?;
+        }
+        if self.bye_waiting && self.sched.is_empty() {
+            self.bye_waiting = false;
+            self.push(
+                format,
+                sender,
+                now,
+                FrameKind::Bye,
+                0,
+                HeadersRef::EMPTY,
+                &[],
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Seals the open record and moves every queued byte into `dst`
     /// (which the caller passes empty; its allocation is kept for the next
-    /// records). Returns false if there was nothing to send.
+    /// records), after a fill of waiting messages' pieces. Returns false if
+    /// there was nothing to send.
     pub(crate) fn transmit<F: RecordFormat>(
         &mut self,
         format: &F,
         sender: &mut Option<Sender>,
         now: Duration,
+        peer_max: usize,
         dst: &mut Vec<u8>,
     ) -> Result<bool> {
+        self.fill(format, sender, now, peer_max)?;
         self.seal(format, sender, now)?;
         if self.out.is_empty() {
             return Ok(false);
@@ -145,6 +210,12 @@ impl SendState {
         dst.clear();
         std::mem::swap(&mut self.out, dst);
         Ok(true)
+    }
+
+    /// Drops the messages waiting for their turn (the connection ended).
+    pub(crate) fn abandon(&mut self) {
+        self.sched = Scheduler::default();
+        self.bye_waiting = false;
     }
 
     /// Gives buffers back (an idle connection holds none).

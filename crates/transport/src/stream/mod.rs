@@ -212,12 +212,17 @@ impl Shared {
         }
     }
 
-    /// What the bytes just taken from the core (under its lock) held.
-    fn send_taken(&self) -> usize {
+    /// What the `n` bytes just taken from the core (under its lock) held:
+    /// at most what was charged (messages waiting for their turn in the
+    /// core keep the rest of their charge until they are taken).
+    fn send_taken(&self, n: usize) -> usize {
         if self.send_budget.is_none() {
             return 0;
         }
-        std::mem::take(&mut self.send_memory().queued)
+        let mut memory = self.send_memory();
+        let taken = memory.queued.min(n);
+        memory.queued -= taken;
+        taken
     }
 
     /// Gives back what written bytes held.

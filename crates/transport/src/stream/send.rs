@@ -10,7 +10,7 @@ use netproto_wire::Frame;
 use super::writer::write_directly;
 use super::{bounded, now, Shared};
 use crate::connection::Flush;
-use crate::core::Core;
+use crate::core::{Core, Priority};
 use crate::error::{Result, TransportError};
 use crate::payload::Payload;
 
@@ -82,19 +82,28 @@ impl StreamSend {
     /// earlier version woke every waiter on every write; with 200 callers
     /// of up to 200 KB over TLS, some waited past their 3 s operation
     /// timeout.)
+    ///
+    /// A message above the default priority's band does not wait in line
+    /// behind senders of less urgent ones, and finds room whenever what
+    /// waits at its band or above leaves room (a buffer full of bulk does
+    /// not hold it back).
     async fn with_room<T>(
         &self,
         hint: usize,
         when_full: WhenFull,
         flush: Flush,
+        priority: Priority,
         mut op: impl FnMut(&mut Core) -> Result<T>,
     ) -> Result<T> {
         let shared = &*self.shared;
-        // Fast path: room, and nobody in line.
+        // Fast path: room, and nobody in line (or an urgent message).
         {
             let mut core = shared.lock();
-            if shared.waiting.load(Ordering::Acquire) == 0 || core.error().is_some() {
-                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush) {
+            if shared.waiting.load(Ordering::Acquire) == 0
+                || core.error().is_some()
+                || priority.band() > Priority::NORMAL.band()
+            {
+                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush, priority) {
                     return self.leave(core, flush, result);
                 }
             }
@@ -134,7 +143,7 @@ impl StreamSend {
             let mut released = shared.send_budget.as_ref().map(|b| b.released());
             {
                 let mut core = shared.lock();
-                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush) {
+                if let Some(result) = self.try_op(&mut core, hint, &mut op, flush, priority) {
                     return self.leave(core, flush, result);
                 }
                 // Registered before the lock is released: the writer's
@@ -193,6 +202,7 @@ impl StreamSend {
         hint: usize,
         op: &mut impl FnMut(&mut Core) -> Result<T>,
         flush: Flush,
+        priority: Priority,
     ) -> Option<Result<T>> {
         // The writer stopped because the peer is gone (the core learns why
         // from the reader): nothing more can be sent.
@@ -200,7 +210,7 @@ impl StreamSend {
             return Some(Err(core.error().cloned().unwrap_or_else(|| e.clone())));
         }
         let ended = core.error().is_some() || core.is_closing();
-        let full = core.queued_bytes() >= self.shared.send_buffer;
+        let full = core.queued_bytes_at(priority) >= self.shared.send_buffer;
         // A full buffer, or a spent send budget (slow readers elsewhere
         // hold it): wait, unless the connection has ended (`op` says so).
         if full && !ended {
@@ -236,9 +246,25 @@ impl StreamSend {
         payload: &P,
         flush: Flush,
     ) -> Result<()> {
-        self.with_room(payload.len_hint(), WhenFull::Wait, flush, |core| {
-            core.send_payload(now(), stream_id, payload)
-        })
+        self.send_at(stream_id, payload, flush, Priority::default())
+            .await
+    }
+
+    /// As [`StreamSend::send`], at `priority`.
+    pub(crate) async fn send_at<P: Payload + ?Sized>(
+        &self,
+        stream_id: u64,
+        payload: &P,
+        flush: Flush,
+        priority: Priority,
+    ) -> Result<()> {
+        self.with_room(
+            payload.len_hint(),
+            WhenFull::Wait,
+            flush,
+            priority,
+            |core| core.send_payload_at(now(), stream_id, payload, priority),
+        )
         .await
     }
 
@@ -259,6 +285,7 @@ impl StreamSend {
             payload.len_hint(),
             WhenFull::WaitAtMost(limit),
             Flush::Batch,
+            Priority::default(),
             |core| core.send_payload(now(), stream_id, payload),
         )
         .await
@@ -280,14 +307,17 @@ impl StreamSend {
         payload: &P,
         limit: Duration,
         flush: Flush,
+        priority: Priority,
     ) -> Result<u64> {
         self.with_room(
             payload.len_hint(),
             WhenFull::WaitAtMost(limit),
             flush,
+            priority,
             |core| {
                 let id = assign();
-                core.send_payload(now(), id, payload).map(|()| id)
+                core.send_payload_at(now(), id, payload, priority)
+                    .map(|()| id)
             },
         )
         .await
@@ -300,10 +330,14 @@ impl StreamSend {
     /// [`TransportError::InvalidFrame`] for HANDSHAKE or BYE frames, frames
     /// with `more` set, or header blocks over the wire limits; otherwise as
     /// [`SendHalf::send`].
-    pub(crate) async fn send_frame(&self, frame: Frame) -> Result<()> {
-        self.with_room(frame_len(&frame), WhenFull::Wait, Flush::Batch, |core| {
-            core.send_frame(now(), &frame)
-        })
+    pub(crate) async fn send_frame(&self, frame: Frame, priority: Priority) -> Result<()> {
+        self.with_room(
+            frame_len(&frame),
+            WhenFull::Wait,
+            Flush::Batch,
+            priority,
+            |core| core.send_frame_at(now(), &frame, priority),
+        )
         .await
     }
 
@@ -321,6 +355,7 @@ impl StreamSend {
             frame_len(&frame),
             &mut |core: &mut Core| core.send_frame(now(), &frame),
             Flush::Batch,
+            Priority::default(),
         )
         .unwrap_or(Err(TransportError::Backpressure))
     }

@@ -71,7 +71,7 @@ async fn serve(shared: &Shared) -> Result<()> {
                 let mut core = shared.lock();
                 let queued = core.poll_transmit(now(), &mut out.buf)?;
                 if queued {
-                    out.held += shared.send_taken();
+                    out.held += shared.send_taken(out.buf.len());
                 }
                 // The peer's BYE ends reading, not writing: our BYE (and the
                 // shutdown) still go out when the application closes.
@@ -162,10 +162,11 @@ pub(crate) fn write_directly(
     out.buf.clear();
     out.written = 0;
     match core.poll_transmit(now(), &mut out.buf) {
-        // These bytes are ours to write: the writer need not wake for them.
+        // These bytes are ours to write: the writer need not wake for them
+        // (unless pieces of waiting messages are left for it).
         Ok(true) => {
             core.take_transmit_signal();
-            out.held += shared.send_taken();
+            out.held += shared.send_taken(out.buf.len());
         }
         Ok(false) => return,
         Err(_) => {
@@ -173,6 +174,7 @@ pub(crate) fn write_directly(
             return;
         }
     }
+    let more_waiting = core.queued_bytes() > 0;
     drop(core);
     // If the stream's `poll_write` panics, the bytes taken above are in the
     // slot and nobody was told: the guard wakes the writer on the way out.
@@ -182,7 +184,7 @@ pub(crate) fn write_directly(
     if complete {
         shared.send_written(std::mem::take(&mut out.held));
     }
-    if !complete || out.unflushed || shared.writer_parked.load(Ordering::Acquire) {
+    if !complete || out.unflushed || more_waiting || shared.writer_parked.load(Ordering::Acquire) {
         shared.wake_writer.notify_one();
     }
     if out.buf.capacity() > KEEP_BUFFER && out.is_clear() {

@@ -149,7 +149,7 @@ fn unfinished_message_fails_at_the_message_deadline() {
     });
     p.client.send_data(p.now, 1, &vec![1u8; 100_000]).unwrap();
     p.client_to_server();
-    let mut first = p.to_server.split_to(65_535 + 10);
+    let mut first = p.to_server.split_to(record_boundary(&p.to_server, 1));
     assert!(next_frame(&mut p.server, p.now, &mut first)
         .unwrap()
         .is_none());

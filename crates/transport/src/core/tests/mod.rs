@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod extensions;
 mod handshake;
 mod liveness;
+mod priorities;
 mod records;
 mod violations;
 
@@ -13,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned, RekeyPolicy};
-use netproto_wire::{Compression, CompressionPolicy, Frame, FrameKind};
+use netproto_wire::{
+    Compression, CompressionPolicy, Frame, FrameKind, FrameRef, Header, PacketFlags,
+};
 use rand::SeedableRng;
 
 use super::{Core, Event, Role, StreamSecurity};
@@ -133,23 +137,36 @@ impl Pair {
         next_frame(&mut self.client, self.now, &mut self.to_client)
     }
 
+    /// Moves everything the client has queued (a driver calls
+    /// `poll_transmit` until it says there is nothing more).
     fn client_to_server(&mut self) -> usize {
-        if self.client.poll_transmit(self.now, &mut self.out).unwrap() {
+        let mut moved = 0;
+        while self.client.poll_transmit(self.now, &mut self.out).unwrap() {
             self.to_server.extend_from_slice(&self.out);
-            self.out.len()
-        } else {
-            0
+            moved += self.out.len();
         }
+        moved
     }
 
     fn server_to_client(&mut self) -> usize {
-        if self.server.poll_transmit(self.now, &mut self.out).unwrap() {
+        let mut moved = 0;
+        while self.server.poll_transmit(self.now, &mut self.out).unwrap() {
             self.to_client.extend_from_slice(&self.out);
-            self.out.len()
-        } else {
-            0
+            moved += self.out.len();
         }
+        moved
     }
+}
+
+/// Where the first `records` records of `bytes` (stream format: a 10-byte
+/// header whose last four bytes are the body length) end.
+fn record_boundary(bytes: &[u8], records: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..records {
+        let len = u32::from_be_bytes([bytes[at + 6], bytes[at + 7], bytes[at + 8], bytes[at + 9]]);
+        at += 10 + len as usize;
+    }
+    at
 }
 
 fn assert_timeout(err: &TransportError, expected: TimeoutKind) {
@@ -174,4 +191,29 @@ fn next_frame(
             return Ok(None);
         }
     }
+}
+
+/// A plain packet (TLS without Noise) holding `frames`.
+fn plain_packet(frames: &[FrameRef<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for f in frames {
+        f.encode(&mut body);
+    }
+    let mut out = Vec::new();
+    Header::for_body(PacketFlags::default(), body.len())
+        .unwrap()
+        .write(&mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A TLS-mode pair (plain packets) with both hellos exchanged.
+fn tls_pair() -> Pair {
+    let mut p = Pair::unestablished(StreamSecurity::Tls, |_| {});
+    p.client_to_server();
+    while !p.server.is_established() {
+        assert!(p.server.handle_input(p.now, &mut p.to_server).unwrap());
+    }
+    p.server_to_client();
+    p
 }

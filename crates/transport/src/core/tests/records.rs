@@ -197,7 +197,7 @@ fn unfinished_messages_share_one_budget_and_give_it_back() {
     a.client.send_data(a.now, 1, &big).unwrap();
     a.client_to_server();
     let mut held = std::mem::take(&mut a.to_server);
-    let mut first = held.split_to(2 * (65_535 + 10));
+    let mut first = held.split_to(record_boundary(&held, 2));
     assert!(next_frame(&mut a.server, a.now, &mut first)
         .unwrap()
         .is_none());

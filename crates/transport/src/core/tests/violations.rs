@@ -1,7 +1,7 @@
 //! What a peer that breaks WIRE.md's rules gets: a typed error here, and
 //! an ERR on stream 0 saying why before the connection closes.
 
-use netproto_wire::{ErrorCode, FrameRef, Header, Headers, HeadersRef, PacketFlags};
+use netproto_wire::{ErrorCode, FrameRef, Headers, HeadersRef};
 
 use super::*;
 
@@ -14,20 +14,6 @@ fn client_reads_err(p: &mut Pair) -> (ErrorCode, String) {
     (code, reason.unwrap_or_default().to_owned())
 }
 
-/// A plain packet (TLS without Noise) holding `frames`.
-fn plain_packet(frames: &[FrameRef<'_>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for f in frames {
-        f.encode(&mut body);
-    }
-    let mut out = Vec::new();
-    Header::for_body(PacketFlags::default(), body.len())
-        .unwrap()
-        .write(&mut out);
-    out.extend_from_slice(&body);
-    out
-}
-
 /// The first piece of a continued DATA message on stream 7, with headers.
 fn first_piece(headers: &Headers) -> FrameRef<'_> {
     FrameRef {
@@ -35,17 +21,6 @@ fn first_piece(headers: &Headers) -> FrameRef<'_> {
         headers: headers.as_ref(),
         ..FrameRef::new(FrameKind::Data, 7, b"part1")
     }
-}
-
-/// A TLS-mode pair (plain packets) with both hellos exchanged.
-fn tls_pair() -> Pair {
-    let mut p = Pair::unestablished(StreamSecurity::Tls, |_| {});
-    p.client_to_server();
-    while !p.server.is_established() {
-        assert!(p.server.handle_input(p.now, &mut p.to_server).unwrap());
-    }
-    p.server_to_client();
-    p
 }
 
 #[test]
@@ -238,4 +213,99 @@ fn an_encrypted_packet_shorter_than_its_tag_ends_the_session() {
     let err = p.server_frame().unwrap_err();
     assert!(err.is_fatal(), "{err:?}");
     assert_eq!(client_reads_err(&mut p).0, ErrorCode::PROTOCOL);
+}
+
+#[test]
+fn pieces_of_messages_on_different_streams_may_interleave() {
+    let mut p = tls_pair();
+    let a1 = FrameRef {
+        more: true,
+        ..FrameRef::new(FrameKind::Data, 7, b"a1")
+    };
+    let b1 = FrameRef {
+        more: true,
+        ..FrameRef::new(FrameKind::Data, 9, b"b1")
+    };
+    let small = FrameRef::new(FrameKind::Data, 11, b"c");
+    let b2 = FrameRef::new(FrameKind::Data, 9, b"b2");
+    let a2 = FrameRef::new(FrameKind::Data, 7, b"a2");
+    p.to_server
+        .extend_from_slice(&plain_packet(&[a1, b1, small, b2, a2]));
+    let got: Vec<(u64, Vec<u8>)> = (0..3)
+        .map(|_| {
+            let f = p.server_frame().unwrap().unwrap();
+            (f.stream_id, f.payload.to_vec())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (11, b"c".to_vec()),
+            (9, b"b1b2".to_vec()),
+            (7, b"a1a2".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_piece_of_another_kind_on_a_continued_stream_is_refused() {
+    let mut p = tls_pair();
+    let a1 = FrameRef {
+        more: true,
+        ..FrameRef::new(FrameKind::Data, 7, b"a1")
+    };
+    let a2 = FrameRef::new(FrameKind::Ack, 7, b"a2");
+    p.to_server.extend_from_slice(&plain_packet(&[a1, a2]));
+    assert_eq!(
+        p.server_frame().unwrap_err(),
+        TransportError::Protocol(ProtocolViolation::InterleavedContinuation)
+    );
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::PROTOCOL);
+}
+
+#[test]
+fn more_than_eight_unfinished_messages_are_refused() {
+    let mut p = tls_pair();
+    let firsts: Vec<FrameRef<'_>> = (1..=9u64)
+        .map(|id| FrameRef {
+            more: true,
+            ..FrameRef::new(FrameKind::Data, id, b"x")
+        })
+        .collect();
+    p.to_server.extend_from_slice(&plain_packet(&firsts));
+    assert_eq!(
+        p.server_frame().unwrap_err(),
+        TransportError::Protocol(ProtocolViolation::TooMuchUnfinished {
+            messages: 9,
+            bytes: 9
+        })
+    );
+    assert_eq!(client_reads_err(&mut p).0, ErrorCode::PROTOCOL);
+}
+
+#[test]
+fn unfinished_messages_together_stay_within_twice_the_limit() {
+    let (c, mut s) = configs(|_| {});
+    s.max_message_size = 1024;
+    let mut p = Pair::from_configs(&c, &s, StreamSecurity::Tls);
+    p.client_to_server();
+    while !p.server.is_established() {
+        assert!(p.server.handle_input(p.now, &mut p.to_server).unwrap());
+    }
+    p.server_to_client();
+    let body = [0u8; 700];
+    let firsts: Vec<FrameRef<'_>> = (1..=3u64)
+        .map(|id| FrameRef {
+            more: true,
+            ..FrameRef::new(FrameKind::Data, id, &body)
+        })
+        .collect();
+    p.to_server.extend_from_slice(&plain_packet(&firsts));
+    assert_eq!(
+        p.server_frame().unwrap_err(),
+        TransportError::Protocol(ProtocolViolation::TooMuchUnfinished {
+            messages: 3,
+            bytes: 2100
+        })
+    );
 }
