@@ -216,3 +216,31 @@ async fn invalid_frames_are_refused_without_harm() {
         .unwrap();
     assert_eq!(&conn.recv_frame().await.unwrap().payload[..], b"fine");
 }
+
+/// `SocketOptions::notsent_lowat` reaches both ends' sockets (Linux).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn notsent_lowat_is_set_on_dialled_and_accepted_sockets() {
+    use netproto_transport::{AnyStream, DefaultTransport, Listener};
+
+    let mut options = SocketOptions::default();
+    options.notsent_lowat = Some(128 * 1024);
+    let mut listener = AnyListener::bind(&"tcp://127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap();
+    let endpoint = listener.local_endpoint().clone();
+    let dialled = DefaultTransport { options }
+        .connect(&endpoint)
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    for stream in [&dialled, &accepted] {
+        let AnyStream::Tcp(s) = stream else {
+            panic!("a TCP stream")
+        };
+        assert_eq!(
+            socket2::SockRef::from(s).tcp_notsent_lowat().unwrap(),
+            128 * 1024
+        );
+    }
+}

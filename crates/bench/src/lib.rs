@@ -21,7 +21,7 @@
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
 //! | W8 | W7 over netproto-udp with 5 % of datagrams dropped each way | goodput MB/s |
 //! | W9 | sequential 64 B calls, and 64 KiB calls 4 in flight, to a server in a child process: `Client::call` to a `Server`, a bare `Connection`, raw TCP (`W9-UDS`, `W9-TLS`: the same over Unix sockets and TLS, next to raw Unix sockets and tokio-rustls) | p50, p99, p99.9 (µs), calls/s, MB/s |
-//! | W10 | urgent 64 B round trips on one connection, idle and while it carries 64 MiB bulk messages (3 in turn): priorities on, on with a 64 KiB `SO_SNDBUF`, off | p50, p99 (µs) |
+//! | W10 | urgent 64 B round trips on one connection, idle and while it carries 64 MiB bulk messages (3 in turn): priorities on, on with a 64 KiB `SO_SNDBUF` or a 128 KiB `TCP_NOTSENT_LOWAT` on the sender, off | p50, p99 (µs) |
 //!
 //! The datagram systems (raw tokio UDP, quinn 0.11 with ring and a
 //! self-signed certificate, netproto over UDP) run W1; quinn and

@@ -6,9 +6,9 @@
 //! odd stream ids (the server echoes them at once) and the bulk message on
 //! an even one (the server answers 1 byte when it has all of it). Round
 //! trips are sampled back to back from before the bulk message is queued
-//! until its answer arrives, for [`BULK_TRANSFERS`] transfers. Three
-//! measurements: priorities on, priorities on with a small kernel send
-//! buffer on the sending socket, and priorities off.
+//! until its answer arrives, for [`BULK_TRANSFERS`] transfers. Four
+//! measurements: priorities on; on with a small kernel send buffer on the
+//! sending socket; on with `TCP_NOTSENT_LOWAT` there; priorities off.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ const BULK_TRANSFERS: usize = 3;
 const URGENT: &[u8] = &[0x5a; 64];
 /// `SO_SNDBUF` of the second measurement (Linux doubles it: 128 KiB).
 const SMALL_SEND_BUFFER: u32 = 64 * 1024;
+/// `TCP_NOTSENT_LOWAT` of the third: one fill of the writer.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// Runs W10 once and records its figures (µs) as pass `pass`.
 pub(crate) async fn record(
@@ -44,7 +46,12 @@ pub(crate) async fn record(
         64 << 20
     };
     let (idle, busy) = measure(fx, plan, bulk, true, None).await?;
-    let (_, small) = measure(fx, plan, bulk, true, Some(SMALL_SEND_BUFFER)).await?;
+    let mut options = SocketOptions::default();
+    options.send_buffer = Some(SMALL_SEND_BUFFER);
+    let (_, small) = measure(fx, plan, bulk, true, Some(options)).await?;
+    let mut options = SocketOptions::default();
+    options.notsent_lowat = Some(NOTSENT_LOWAT);
+    let (_, lowat) = measure(fx, plan, bulk, true, Some(options)).await?;
     let (_, off) = measure(fx, plan, bulk, false, None).await?;
     let us = |samples: &[Duration], p: f64| crate::quantile(samples, p).as_secs_f64() * 1e6;
     let tcp = System::NetprotoTcp;
@@ -53,6 +60,15 @@ pub(crate) async fn record(
     report.record("W10", "busy p99", "µs", tcp, pass, us(&busy, 0.99));
     let small = us(&small, 0.5);
     report.record("W10", "busy p50, SO_SNDBUF 64 KiB", "µs", tcp, pass, small);
+    let lowat = us(&lowat, 0.5);
+    report.record(
+        "W10",
+        "busy p50, TCP_NOTSENT_LOWAT 128 KiB",
+        "µs",
+        tcp,
+        pass,
+        lowat,
+    );
     report.record(
         "W10",
         "busy p50, priorities off",
@@ -85,7 +101,7 @@ async fn measure(
     plan: Plan,
     bulk: usize,
     priorities: bool,
-    send_buffer: Option<u32>,
+    sending_socket: Option<SocketOptions>,
 ) -> Result<(Vec<Duration>, Vec<Duration>)> {
     let mut listener =
         AnyListener::bind(&"tcp://127.0.0.1:0".parse()?, SocketOptions::default()).await?;
@@ -108,13 +124,11 @@ async fn measure(
         }
     });
     let mut cfg = config(fx, false, bulk, priorities);
-    if let Some(n) = send_buffer {
+    if let Some(options) = sending_socket {
         // The sender's kernel queue is where most of an urgent message's
         // wait is (it grows to megabytes on loopback): a smaller one keeps
         // more of the bulk message in the connection, where the urgent one
         // overtakes it. Users set it the same way.
-        let mut options = SocketOptions::default();
-        options.send_buffer = Some(n);
         cfg.dialer = Some(Arc::new(DefaultTransport { options }));
     }
     let conn = netproto_transport::connect(&endpoint, cfg).await?;

@@ -276,6 +276,13 @@ impl Report {
                 true,
             ),
             (
+                "W10 the same, TCP_NOTSENT_LOWAT 128 KiB",
+                ("W10", "busy p50, TCP_NOTSENT_LOWAT 128 KiB", tcp),
+                ("W10", "idle p50", tcp),
+                2.0,
+                true,
+            ),
+            (
                 "W9 p50: netproto-client ÷ netproto-tcp",
                 ("W9", "p50", client),
                 ("W9", "p50", tcp),
