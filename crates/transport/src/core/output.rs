@@ -204,28 +204,19 @@ impl<F: RecordFormat> Core<F> {
                 let no_headers = Headers::default();
                 // A large message that must wait keeps the encoded buffer
                 // itself (no copy); the next payload gets a new one.
-                if self.runs_priorities() && buf.len() > piece_len(self.peer_max_message()) {
-                    let data = Bytes::from(std::mem::take(&mut buf));
-                    self.push_message(
-                        now,
-                        FrameKind::Data,
-                        stream_id,
-                        &no_headers,
-                        &data,
-                        Some(&data),
-                        priority,
-                    )
-                } else {
-                    self.push_message(
-                        now,
-                        FrameKind::Data,
-                        stream_id,
-                        &no_headers,
-                        &buf,
-                        None,
-                        priority,
-                    )
-                }
+                let owned = (self.runs_priorities()
+                    && buf.len() > piece_len(self.peer_max_message()))
+                .then(|| Bytes::from(std::mem::take(&mut buf)));
+                let payload: &[u8] = owned.as_deref().unwrap_or(&buf);
+                self.push_message(
+                    now,
+                    FrameKind::Data,
+                    stream_id,
+                    &no_headers,
+                    payload,
+                    owned.as_ref(),
+                    priority,
+                )
             }),
             Err(e) => Err(TransportError::BadMessage(e)),
         };
