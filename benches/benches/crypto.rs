@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use netproto_crypto::noise::{HandshakeState, Pattern};
-use netproto_crypto::{AnyPeer, Handshake, HandshakeConfig, Keypair, Mode, RekeyPolicy, Session};
+use netproto_crypto::{
+    AnyPeer, CipherSuite, Handshake, HandshakeConfig, Keypair, Mode, RekeyPolicy, Session,
+};
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
@@ -65,10 +67,24 @@ fn handshakes(c: &mut Criterion) {
         let mut msg = Vec::with_capacity(256);
         let mut pl = Vec::with_capacity(256);
         b.iter(|| {
-            let mut i =
-                HandshakeState::new(Pattern::XX, true, &[], Some(ik.clone()), None).unwrap();
-            let mut r =
-                HandshakeState::new(Pattern::XX, false, &[], Some(rk.clone()), None).unwrap();
+            let mut i = HandshakeState::new(
+                Pattern::XX,
+                CipherSuite::ChaChaPoly,
+                true,
+                &[],
+                Some(ik.clone()),
+                None,
+            )
+            .unwrap();
+            let mut r = HandshakeState::new(
+                Pattern::XX,
+                CipherSuite::ChaChaPoly,
+                false,
+                &[],
+                Some(rk.clone()),
+                None,
+            )
+            .unwrap();
             for step in 0..3 {
                 msg.clear();
                 pl.clear();
@@ -152,35 +168,45 @@ fn records(c: &mut Criterion) {
             });
         });
 
-        g.bench_with_input(BenchmarkId::new("netproto", size), &payload, |b, p| {
-            let k1 = Zeroizing::new([1u8; 32]);
-            let k2 = Zeroizing::new([2u8; 32]);
-            let mut tx = Session::from_keys(
-                k1.clone(),
-                k2.clone(),
-                Mode::Stream,
-                RekeyPolicy::default(),
-                Duration::ZERO,
-            );
-            let mut rx =
-                Session::from_keys(k2, k1, Mode::Stream, RekeyPolicy::default(), Duration::ZERO);
-            let mut buf = Vec::with_capacity(65535);
-            let header = [0u8; 10];
-            b.iter(|| {
-                // In place on one reusable buffer, as a transport does.
-                buf.clear();
-                buf.extend_from_slice(black_box(p));
-                let r = tx.sender.reserve(Duration::ZERO).unwrap();
-                let phase = r.key_phase();
-                let tag = tx.sender.seal(r, &header, &mut buf).unwrap();
-                buf.extend_from_slice(&tag);
-                black_box(
-                    rx.receiver
-                        .open(Duration::ZERO, 0, phase, &header, &mut buf)
-                        .unwrap(),
-                )
+        for suite in CipherSuite::ALL {
+            let name = format!("netproto-{}", suite.noise_name().to_ascii_lowercase());
+            g.bench_with_input(BenchmarkId::new(name, size), &payload, |b, p| {
+                let k1 = Zeroizing::new([1u8; 32]);
+                let k2 = Zeroizing::new([2u8; 32]);
+                let mut tx = Session::from_keys(
+                    suite,
+                    k1.clone(),
+                    k2.clone(),
+                    Mode::Stream,
+                    RekeyPolicy::default(),
+                    Duration::ZERO,
+                );
+                let mut rx = Session::from_keys(
+                    suite,
+                    k2,
+                    k1,
+                    Mode::Stream,
+                    RekeyPolicy::default(),
+                    Duration::ZERO,
+                );
+                let mut buf = Vec::with_capacity(65535);
+                let header = [0u8; 10];
+                b.iter(|| {
+                    // In place on one reusable buffer, as a transport does.
+                    buf.clear();
+                    buf.extend_from_slice(black_box(p));
+                    let r = tx.sender.reserve(Duration::ZERO).unwrap();
+                    let phase = r.key_phase();
+                    let tag = tx.sender.seal(r, &header, &mut buf).unwrap();
+                    buf.extend_from_slice(&tag);
+                    black_box(
+                        rx.receiver
+                            .open(Duration::ZERO, 0, phase, &header, &mut buf)
+                            .unwrap(),
+                    )
+                });
             });
-        });
+        }
     }
     g.finish();
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use netproto_crypto::{Mode, RekeyPolicy, Session};
+use netproto_crypto::{CipherSuite, Mode, RekeyPolicy, Session};
 use zeroize::Zeroizing;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,8 +14,15 @@ fuzz_target!(|data: &[u8]| {
     policy.after_messages = 5;
     let a = Zeroizing::new([1u8; 32]);
     let b = Zeroizing::new([2u8; 32]);
-    let mut tx = Session::from_keys(a.clone(), b.clone(), Mode::Datagram, policy, Duration::ZERO);
-    let mut rx = Session::from_keys(b, a, Mode::Datagram, policy, Duration::ZERO);
+    // The session rules are the same for both ciphers; the top bit of the
+    // first byte picks one (the byte is still read as input below).
+    let suite = if data.first().is_some_and(|b| b & 0x80 != 0) {
+        CipherSuite::AesGcm
+    } else {
+        CipherSuite::ChaChaPoly
+    };
+    let mut tx = Session::from_keys(suite, a.clone(), b.clone(), Mode::Datagram, policy, Duration::ZERO);
+    let mut rx = Session::from_keys(suite, b, a, Mode::Datagram, policy, Duration::ZERO);
     let mut genuine_opened = 0u32;
     let mut genuine_sent = 0u32;
     // Records: op u8 | counter u8 | len u8 | bytes

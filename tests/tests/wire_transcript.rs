@@ -1,5 +1,5 @@
-//! The XX transcript of docs/WIRE.md ("Handshake transcript"), checked three
-//! ways: the connection core, given the transcript's keys, sends exactly
+//! The XX transcripts of docs/WIRE.md ("Handshake transcript", one per
+//! cipher), each checked three ways: the connection core, given the transcript's keys, sends exactly
 //! those bytes and accepts the peer's; an independent Noise implementation
 //! (`snow`), given the same keys, computes the same handshake messages,
 //! payloads, hash and session keys; and an independent AEAD opens the
@@ -11,10 +11,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aes_gcm::Aes256Gcm;
 use bytes::BytesMut;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
-use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned};
+use netproto_crypto::noise::Pattern;
+use netproto_crypto::{AnyPeer, CipherSuite, HandshakeConfig, Keypair, Pinned};
 use netproto_testkit::{hex, spec_vectors, unhex, SpecVector};
 use netproto_transport::core::{Core, Event, Role};
 use netproto_transport::{ConnectionConfig, StreamSecurity};
@@ -64,6 +66,27 @@ fn key32(v: &SpecVector, key: &str) -> [u8; 32] {
     field(v, key).try_into().expect("32 bytes")
 }
 
+/// Every transcript of the document (at least one per cipher).
+fn transcripts() -> Vec<SpecVector> {
+    let all = spec_vectors(SPEC, "transcript");
+    for suite in CipherSuite::ALL {
+        assert!(
+            all.iter().any(|v| cipher(v) == suite),
+            "WIRE.md has no {suite} transcript"
+        );
+    }
+    all
+}
+
+/// The transcript's `cipher` line (its Noise name).
+fn cipher(v: &SpecVector) -> CipherSuite {
+    let name = v.field("cipher").expect("transcript lacks cipher");
+    CipherSuite::ALL
+        .into_iter()
+        .find(|s| s.noise_name() == name)
+        .unwrap_or_else(|| panic!("unknown cipher {name}"))
+}
+
 /// What the implementation computed, to compare with the document.
 #[derive(Default)]
 struct Computed(Vec<(&'static str, Vec<u8>)>);
@@ -96,10 +119,9 @@ fn cores(v: &SpecVector, now: Instant) -> (Core, Core) {
     let client_key = Keypair::from_secret_bytes(key32(v, "client_static_private"));
     let server_key = Keypair::from_secret_bytes(key32(v, "server_static_private"));
     let server_pub = *server_key.public();
-    let client_cfg = ConnectionConfig::new(HandshakeConfig::new(
-        Some(client_key),
-        Arc::new(Pinned(server_pub)),
-    ));
+    let client_cfg = ConnectionConfig::new(
+        HandshakeConfig::new(Some(client_key), Arc::new(Pinned(server_pub))).with_cipher(cipher(v)),
+    );
     let server_cfg =
         ConnectionConfig::new(HandshakeConfig::new(Some(server_key), Arc::new(AnyPeer)));
     let wall = Duration::from_secs(1_700_000_000);
@@ -198,23 +220,30 @@ fn exchange(v: &SpecVector, from_document: bool) -> Computed {
 /// document's bytes.
 #[test]
 fn the_core_sends_the_transcript_in_wire_md() {
-    let v = &spec_vectors(SPEC, "transcript")[0];
-    exchange(v, false).check(v);
+    for v in &transcripts() {
+        exchange(v, false).check(v);
+    }
 }
 
 /// Each core accepts the document's bytes from its peer (and, as the
 /// exchange goes on, answers with the document's bytes again).
 #[test]
 fn the_core_accepts_the_transcript_in_wire_md() {
-    let v = &spec_vectors(SPEC, "transcript")[0];
-    exchange(v, true).check(v);
+    for v in &transcripts() {
+        exchange(v, true).check(v);
+    }
 }
 
 /// snow, as the responder, with the transcript's server keys: the same
 /// Noise messages, payloads, hash and session keys.
 #[test]
 fn an_independent_noise_implementation_agrees_with_the_transcript() {
-    let v = &spec_vectors(SPEC, "transcript")[0];
+    for v in &transcripts() {
+        snow_agrees(v);
+    }
+}
+
+fn snow_agrees(v: &SpecVector) {
     let client_public = Keypair::from_secret_bytes(key32(v, "client_static_private"));
     let server_public = Keypair::from_secret_bytes(key32(v, "server_static_private"));
     let mut got = Computed::default();
@@ -222,7 +251,8 @@ fn an_independent_noise_implementation_agrees_with_the_transcript() {
     got.put("server_static_public", server_public.public().as_bytes());
     let prologue = field(v, "prologue");
     let server_ephemeral = field(v, "server_ephemeral_private");
-    let mut responder = snow::Builder::new("Noise_XX_25519_ChaChaPoly_SHA256".parse().unwrap())
+    let name = Pattern::XX.protocol_name(cipher(v));
+    let mut responder = snow::Builder::new(name.parse().unwrap())
         .prologue(&prologue)
         .unwrap()
         .local_private_key(&field(v, "server_static_private"))
@@ -255,12 +285,18 @@ fn an_independent_noise_implementation_agrees_with_the_transcript() {
     got.check(v);
 }
 
-/// ChaCha20-Poly1305 opens each record with the direction's key, nonce =
-/// 4 zero bytes and the counter as u64 little-endian, and the 10-byte
+/// ChaCha20-Poly1305 (RustCrypto's, not the ring code the core runs) or
+/// AES-256-GCM opens each record with the direction's key, nonce = 4 zero
+/// bytes and the counter as u64 (0 for the first record), and the 10-byte
 /// header as associated data.
 #[test]
 fn the_records_open_with_the_transcript_keys_as_wire_md_describes() {
-    let v = &spec_vectors(SPEC, "transcript")[0];
+    for v in &transcripts() {
+        records_open(v);
+    }
+}
+
+fn records_open(v: &SpecVector) {
     let mut got = Computed::default();
     for (record, key) in [
         ("client_record_1", "client_to_server_key"),
@@ -269,17 +305,21 @@ fn the_records_open_with_the_transcript_keys_as_wire_md_describes() {
         let packet = field(v, record);
         let (header, sealed) = packet.split_at(10);
         assert_eq!(&header[..6], &[0x4e, 0x50, 0x52, 0x4f, 0x01, 0x04]);
-        let aead = ChaCha20Poly1305::new_from_slice(&field(v, key)).unwrap();
         let nonce = [0u8; 12];
-        let plain = aead
-            .decrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: sealed,
-                    aad: header,
-                },
-            )
-            .unwrap_or_else(|_| panic!("{record} does not open"));
+        let payload = Payload {
+            msg: sealed,
+            aad: header,
+        };
+        let key = field(v, key);
+        let plain = match cipher(v) {
+            CipherSuite::AesGcm => Aes256Gcm::new_from_slice(&key)
+                .unwrap()
+                .decrypt((&nonce).into(), payload),
+            _ => ChaCha20Poly1305::new_from_slice(&key)
+                .unwrap()
+                .decrypt((&nonce).into(), payload),
+        }
+        .unwrap_or_else(|_| panic!("{record} does not open"));
         got.put(
             if record == "client_record_1" {
                 "client_record_1_plaintext"

@@ -15,7 +15,7 @@
 //! | W1 | ping-pong, 64 B each way, 20,000 round trips after 1,000 warm-up | p50, p99, p99.9 (µs) |
 //! | W2 | pipelined echo, 64 B, 128 in flight, one connection, 5 s | messages/s |
 //! | W3 | one-way 64 KiB messages, 5 s | MB/s |
-//! | W4 | 500 × (connect + handshake + first 64 B echo), sequential and 8 concurrent connectors | handshakes/s |
+//! | W4 | 500 × (connect + handshake + first 64 B echo), sequential and 8 concurrent connectors (XX); netproto-tcp also IK and NK sequential | handshakes/s |
 //! | W5 | 10,000 idle connections, then 1,000 of them echoing | server RSS per idle connection, messages/s, p99 |
 //! | W6 | `Server` + `Dispatcher` + `Client::call`, 64 concurrent callers on one connection; again with the route behind an empty tower layer | requests/s |
 //! | W7 | one-way 1 MiB messages, 8 in flight (raw TCP, quinn, netproto over TCP and UDP) | MB/s |
@@ -188,6 +188,8 @@ fn steps_per_pass(opts: &Options, systems: &[System]) -> usize {
         + usize::from(opts.wants("W5") && with_peer)
         + 2 * usize::from(opts.wants("W6"))
         + usize::from(opts.wants("W10"))
+        // W4's IK and NK rows.
+        + usize::from(systems.contains(&System::NetprotoTcp) && opts.runs(System::NetprotoTcp, "W4"))
         + usize::from(opts.wants("W8") && systems.contains(&System::NetprotoUdp))
         + if with_peer && opts.wants("W9") {
             let selected: Vec<System> = systems
@@ -251,6 +253,12 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
                 report.record("W4", "sequential", "hs/s", system, pass, seq);
                 report.record("W4", "8 concurrent", "hs/s", system, pass, conc);
                 step(format!("W4 {}", system.key()));
+                if system == System::NetprotoTcp {
+                    for (metric, v) in workloads::pattern_handshakes(&fx, plan).await? {
+                        report.record("W4", metric, "hs/s", system, pass, v);
+                    }
+                    step(format!("W4 {} IK and NK", system.key()));
+                }
             }
             if opts.runs(system, "W7") {
                 let v = workloads::large(system, &fx, plan).await?;
@@ -265,19 +273,7 @@ pub async fn run(opts: &Options, progress: &(dyn Fn(Step) + Sync)) -> Result<Rep
             step("W8 netproto-udp".into());
         }
         if let (true, Some(exe)) = (opts.wants("W5"), &opts.peer_exe) {
-            let (idle, active) = if opts.quick {
-                (200, 50)
-            } else {
-                (10_000, 1_000)
-            };
-            let s = scale::scale(exe, idle, active, plan.timed).await?;
-            let sys = System::NetprotoTcp;
-            report.record("W5", "RSS/idle conn", "bytes", sys, pass, s.rss_per_idle);
-            #[allow(clippy::cast_precision_loss)] // at most a few 10,000
-            report.record("W5", "idle conns", "conns", sys, pass, s.idle as f64);
-            report.record("W5", "active msg/s", "msg/s", sys, pass, s.msgs_per_sec);
-            report.record("W5", "active p99", "µs", sys, pass, s.p99_us);
-            let _ = s.active;
+            scale::record(exe, opts.quick, plan, &mut report, pass).await?;
             step("W5 netproto-tcp".into());
         }
         if let Some(exe) = &opts.peer_exe {

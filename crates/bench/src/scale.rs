@@ -48,6 +48,27 @@ pub(crate) async fn connect_one(endpoint: &Endpoint, server: PublicKey) -> Resul
     Ok(link)
 }
 
+/// W5 into `report`: 10,000 idle connections (200 with `quick`) and
+/// 1,000 active ones (50) against the child peer `exe`.
+pub(crate) async fn record(
+    exe: &Path,
+    quick: bool,
+    plan: crate::workloads::Plan,
+    report: &mut crate::report::Report,
+    pass: usize,
+) -> Result<()> {
+    let (idle, active) = if quick { (200, 50) } else { (10_000, 1_000) };
+    let s = scale(exe, idle, active, plan.timed).await?;
+    let sys = crate::System::NetprotoTcp;
+    report.record("W5", "RSS/idle conn", "bytes", sys, pass, s.rss_per_idle);
+    #[allow(clippy::cast_precision_loss)] // at most a few 10,000
+    report.record("W5", "idle conns", "conns", sys, pass, s.idle as f64);
+    report.record("W5", "active msg/s", "msg/s", sys, pass, s.msgs_per_sec);
+    report.record("W5", "active p99", "µs", sys, pass, s.p99_us);
+    let _ = s.active;
+    Ok(())
+}
+
 /// Runs W5 against a child `peer_exe bench-peer`.
 pub(crate) async fn scale(
     peer_exe: &Path,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pinned, PublicKey};
+use netproto_crypto::{AnyPeer, HandshakeConfig, Keypair, Pattern, Pinned, PublicKey};
 use netproto_testkit::serve_connections;
 use netproto_transport::{
     Accept, AnyListener, Connection, ConnectionConfig, Endpoint, RecvHalf, SendHalf, SocketOptions,
@@ -68,8 +68,13 @@ pub enum System {
     RustlsAes,
     /// tokio-rustls, TLS 1.3 TLS_CHACHA20_POLY1305_SHA256.
     RustlsChaCha,
-    /// netproto over TCP (Noise XX).
+    /// netproto over TCP (Noise XX, the default cipher: AESGCM on a CPU
+    /// with AES instructions, else ChaChaPoly).
     NetprotoTcp,
+    /// netproto over TCP with the client choosing ChaChaPoly (the other
+    /// cipher on a CPU with AES instructions; the same as `netproto-tcp`
+    /// elsewhere).
+    NetprotoTcpChaCha,
     /// netproto over a Unix socket (Noise XX).
     NetprotoUds,
     /// netproto over TLS (rustls defaults, no Noise inside).
@@ -87,7 +92,7 @@ pub enum System {
 
 impl System {
     /// Every system, baselines first.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::RawTcp,
         Self::RawUds,
         Self::Snow,
@@ -96,6 +101,7 @@ impl System {
         Self::RawUdp,
         Self::Quinn,
         Self::NetprotoTcp,
+        Self::NetprotoTcpChaCha,
         Self::NetprotoUds,
         Self::NetprotoTls,
         Self::NetprotoUdp,
@@ -111,6 +117,7 @@ impl System {
             Self::RustlsAes => "rustls-aes",
             Self::RustlsChaCha => "rustls-chacha",
             Self::NetprotoTcp => "netproto-tcp",
+            Self::NetprotoTcpChaCha => "netproto-tcp-chacha",
             Self::NetprotoUds => "netproto-uds",
             Self::NetprotoTls => "netproto-tls",
             Self::RawUdp => "raw-udp",
@@ -156,6 +163,7 @@ impl System {
         matches!(
             self,
             Self::NetprotoTcp
+                | Self::NetprotoTcpChaCha
                 | Self::NetprotoUds
                 | Self::NetprotoTls
                 | Self::NetprotoUdp
@@ -269,7 +277,7 @@ impl Fixture {
         &self.server_key
     }
 
-    fn netproto_client_cfg(&self, transport: &Endpoint) -> Result<ConnectionConfig> {
+    pub(crate) fn netproto_client_cfg(&self, transport: &Endpoint) -> Result<ConnectionConfig> {
         let mut cfg = ConnectionConfig::new(HandshakeConfig::new(
             Some(Keypair::generate(&mut rand::rngs::OsRng)),
             Arc::new(Pinned(self.server_pub)),
@@ -302,7 +310,7 @@ impl Fixture {
         HandshakeConfig::new(Some(self.server_key.clone()), Arc::new(AnyPeer))
     }
 
-    fn netproto_server_cfg(&self, endpoint: &Endpoint) -> ConnectionConfig {
+    pub(crate) fn netproto_server_cfg(&self, endpoint: &Endpoint) -> ConnectionConfig {
         ConnectionConfig::new(HandshakeConfig::new(
             Some(self.server_key.clone()),
             Arc::new(AnyPeer),
@@ -620,6 +628,49 @@ pub(crate) fn netproto_server<A: Accept + 'static>(
     }
 }
 
+/// A netproto-over-TCP echo server whose handshakes run `pattern` (W4's
+/// pattern rows); IK gets the replay guard it needs.
+pub(crate) async fn netproto_pattern_server(fx: &Fixture, pattern: Pattern) -> Result<Server> {
+    let listener =
+        AnyListener::bind(&"tcp://127.0.0.1:0".parse()?, SocketOptions::default()).await?;
+    let local = listener.local_endpoint().clone();
+    let mut cfg = fx.netproto_server_cfg(&local);
+    cfg.handshake.pattern = pattern;
+    if pattern == Pattern::IK {
+        cfg.timestamp_guard = Some(Arc::new(std::sync::Mutex::new(
+            netproto_crypto::TimestampGuard::default(),
+        )));
+    }
+    let task = serve_connections(listener, cfg, move |conn| {
+        serve_peer(netproto_link(conn), PeerMode::Echo)
+    });
+    Ok(Server {
+        target: Target::Netproto(local),
+        task,
+    })
+}
+
+/// Connects to a [`netproto_pattern_server`] with `pattern` (the client
+/// knows the server's key; NK's client has none of its own).
+pub(crate) async fn netproto_pattern_connect(
+    fx: &Fixture,
+    pattern: Pattern,
+    target: &Target,
+) -> Result<Link> {
+    let Target::Netproto(ep) = target else {
+        return Err(BenchError::Setup(format!(
+            "not a netproto server: {target:?}"
+        )));
+    };
+    let mut cfg = fx.netproto_client_cfg(ep)?;
+    cfg.handshake.pattern = pattern;
+    cfg.handshake.remote_key = Some(fx.server_pub);
+    if !pattern.initiator_has_static() {
+        cfg.handshake.local_key = None;
+    }
+    Ok(netproto_link(netproto_transport::connect(ep, cfg).await?))
+}
+
 /// Starts a server for `system` whose connections are served in `mode`.
 #[allow(clippy::too_many_lines)] // one arm per system, each short
 pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) -> Result<Server> {
@@ -671,11 +722,11 @@ pub(crate) async fn listen(system: System, fx: &Arc<Fixture>, mode: PeerMode) ->
                 task,
             })
         }
-        System::NetprotoTcp | System::NetprotoUds => {
-            let endpoint: Endpoint = if system == System::NetprotoTcp {
-                "tcp://127.0.0.1:0".parse()?
-            } else {
+        System::NetprotoTcp | System::NetprotoTcpChaCha | System::NetprotoUds => {
+            let endpoint: Endpoint = if system == System::NetprotoUds {
                 format!("unix://{}", fx.socket_path().display()).parse()?
+            } else {
+                "tcp://127.0.0.1:0".parse()?
             };
             let listener = AnyListener::bind(&endpoint, SocketOptions::default()).await?;
             Ok(netproto_server(listener, &fx, mode))
@@ -749,10 +800,18 @@ pub(crate) async fn connect(system: System, fx: &Fixture, target: &Target) -> Re
         (System::RawUdp, Target::Udp(addr)) => crate::datagram::raw_udp_connect(*addr).await,
         (System::Quinn, Target::Udp(addr)) => crate::datagram::quinn_connect(fx, *addr).await,
         (
-            System::NetprotoTcp | System::NetprotoUds | System::NetprotoTls | System::NetprotoUdp,
+            System::NetprotoTcp
+            | System::NetprotoTcpChaCha
+            | System::NetprotoUds
+            | System::NetprotoTls
+            | System::NetprotoUdp,
             Target::Netproto(ep),
         ) => {
-            let conn = netproto_transport::connect(ep, fx.netproto_client_cfg(ep)?).await?;
+            let mut cfg = fx.netproto_client_cfg(ep)?;
+            if system == System::NetprotoTcpChaCha {
+                cfg.handshake.cipher = netproto_crypto::CipherSuite::ChaChaPoly;
+            }
+            let conn = netproto_transport::connect(ep, cfg).await?;
             Ok(netproto_link(conn))
         }
         _ => Err(BenchError::Setup(format!(

@@ -263,11 +263,39 @@ async fn one_handshake(
     fx: &Fixture,
     target: &crate::systems::Target,
 ) -> Result<()> {
-    let mut link = connect(system, fx, target).await?;
+    first_echo(connect(system, fx, target).await?).await
+}
+
+/// The first 64 B echo on a new link (W4 counts a handshake once it
+/// carried data).
+async fn first_echo(mut link: crate::systems::Link) -> Result<()> {
     link.tx.send(&[7u8; SMALL]).await?;
     link.tx.flush().await?;
     link.rx.recv().await?;
     Ok(())
+}
+
+/// W4's pattern rows: sequential handshakes/s of netproto over TCP with
+/// IK (4 Diffie-Hellman operations per side, XX has 3) and NK (2).
+pub(crate) async fn pattern_handshakes(
+    fx: &Arc<Fixture>,
+    plan: Plan,
+) -> Result<[(&'static str, f64); 2]> {
+    use crate::systems::{netproto_pattern_connect, netproto_pattern_server};
+    use netproto_crypto::Pattern;
+    let mut rows = [("sequential IK", 0.0), ("sequential NK", 0.0)];
+    for (row, pattern) in rows.iter_mut().zip([Pattern::IK, Pattern::NK]) {
+        let server = netproto_pattern_server(fx, pattern).await?;
+        first_echo(netproto_pattern_connect(fx, pattern, &server.target).await?).await?;
+        let start = Instant::now();
+        for _ in 0..plan.handshakes {
+            first_echo(netproto_pattern_connect(fx, pattern, &server.target).await?).await?;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = plan.handshakes as f64 / start.elapsed().as_secs_f64();
+        row.1 = rate;
+    }
+    Ok(rows)
 }
 
 /// W4: connect + handshake + first 64 B echo; handshakes/s sequentially and

@@ -155,12 +155,12 @@ enum Command {
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Run only these workloads (W1 … W9), comma-separated.
+        /// Run only these workloads (W1 … W10), comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Run only these systems (raw-tcp, raw-uds, snow-tcp, rustls-aes,
-        /// rustls-chacha, raw-udp, quinn, netproto-tcp, netproto-uds,
-        /// netproto-tls, netproto-udp, netproto-client).
+        /// rustls-chacha, raw-udp, quinn, netproto-tcp, netproto-tcp-chacha,
+        /// netproto-uds, netproto-tls, netproto-udp, netproto-client).
         #[arg(long, value_delimiter = ',')]
         systems: Vec<String>,
     },

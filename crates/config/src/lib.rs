@@ -28,10 +28,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod cipher;
 pub mod logging;
 mod metrics;
 mod udp;
 
+pub use cipher::NoiseCipher;
 pub use metrics::MetricsSection;
 pub use udp::UdpSection;
 
@@ -202,6 +204,11 @@ pub struct TransportSection {
     pub encryption_enabled: bool,
     /// Largest message accepted, in bytes.
     pub max_payload_size: usize,
+    /// The Noise cipher a client chooses: `"auto"` (the faster on this
+    /// CPU), `"chachapoly"` or `"aesgcm"`.
+    pub cipher: NoiseCipher,
+    /// The Noise ciphers a server accepts (both).
+    pub accepted_ciphers: Vec<NoiseCipher>,
 }
 
 impl Default for TransportSection {
@@ -213,6 +220,8 @@ impl Default for TransportSection {
             compression_level: 1,
             encryption_enabled: true,
             max_payload_size: 16 * 1024 * 1024,
+            cipher: NoiseCipher::Auto,
+            accepted_ciphers: cipher::all(),
         }
     }
 }
@@ -578,6 +587,9 @@ impl NetworkConfig {
                 "transport.max_payload_size",
                 "must be from 1024 bytes to 4 GiB",
             );
+        }
+        if let Err(reason) = cipher::check_accepted(&self.transport.accepted_ciphers) {
+            return bad("transport.accepted_ciphers", reason);
         }
         self.validate_tls()?;
         self.udp.validate()?;

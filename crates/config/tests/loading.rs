@@ -215,6 +215,33 @@ fn enumerated_values_list_the_allowed_ones() {
     );
 }
 
+#[test]
+fn ciphers_are_named_and_checked() {
+    use netproto_config::NoiseCipher;
+    let cfg = NetworkConfig::default();
+    assert_eq!(cfg.transport.cipher, NoiseCipher::Auto);
+    assert_eq!(
+        cfg.transport.accepted_ciphers,
+        [NoiseCipher::ChaChaPoly, NoiseCipher::AesGcm]
+    );
+    let cfg = NetworkConfig::from_toml(
+        "[transport]\ncipher = \"aesgcm\"\naccepted_ciphers = [\"chachapoly\"]\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.transport.cipher, NoiseCipher::AesGcm);
+    assert_eq!(cfg.transport.accepted_ciphers, [NoiseCipher::ChaChaPoly]);
+    let m = message(&NetworkConfig::from_toml("[transport]\ncipher = \"aes128\"\n").unwrap_err());
+    assert!(
+        m.contains("cipher") && m.contains("chachapoly") && m.contains("aesgcm"),
+        "{m}"
+    );
+    for bad in ["[]", "[\"auto\"]"] {
+        let text = format!("[transport]\naccepted_ciphers = {bad}\n");
+        let m = message(&NetworkConfig::from_toml(&text).unwrap_err());
+        assert!(m.contains("transport.accepted_ciphers"), "{bad}: {m}");
+    }
+}
+
 /// Environment variables are process-wide, so every env case runs in this one test.
 #[test]
 fn precedence_defaults_file_env() {

@@ -54,6 +54,10 @@ pub enum CryptoError {
     /// An IK responder was asked to read an initiation without a replay guard.
     #[error("an IK responder needs a TimestampGuard to read initiations")]
     ReplayGuardRequired,
+    /// The initiator chose a cipher function this responder does not accept
+    /// ([`crate::HandshakeConfig::accepted_ciphers`]).
+    #[error("cipher {0} not accepted")]
+    CipherRefused(crate::CipherSuite),
     /// The handshake payload is malformed or names an unsupported protocol version.
     #[error("bad handshake payload: {0}")]
     BadPayload(&'static str),

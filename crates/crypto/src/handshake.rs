@@ -23,6 +23,7 @@ use core::time::Duration;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
+use crate::cipher::{CipherSet, CipherSuite};
 use crate::error::{CryptoError, Result};
 use crate::keys::{Keypair, PublicKey};
 use crate::noise::{HandshakeState, Pattern};
@@ -134,6 +135,13 @@ impl Capabilities {
 pub struct HandshakeConfig {
     /// The pattern (default XX).
     pub pattern: Pattern,
+    /// The cipher function: an initiator's choice (default: with `std`,
+    /// [`CipherSuite::preferred`], the faster one on this CPU; without,
+    /// ChaChaPoly); a responder starts with it and follows the initiator's
+    /// through [`Handshake::select_cipher`].
+    pub cipher: CipherSuite,
+    /// The cipher functions a responder accepts (default all).
+    pub accepted_ciphers: CipherSet,
     /// The transport label bound into the prologue (`"tcp"`, `"uds"`, `"tls"`,
     /// `"udp"`, …); both sides must use the same one.
     pub transport: String,
@@ -154,6 +162,8 @@ impl core::fmt::Debug for HandshakeConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HandshakeConfig")
             .field("pattern", &self.pattern)
+            .field("cipher", &self.cipher)
+            .field("accepted_ciphers", &self.accepted_ciphers)
             .field("transport", &self.transport)
             .field("local_key", &self.local_key)
             .field("remote_key", &self.remote_key)
@@ -164,10 +174,17 @@ impl core::fmt::Debug for HandshakeConfig {
 }
 
 impl HandshakeConfig {
-    /// XX over `"tcp"` with default capabilities.
+    /// XX over `"tcp"` with default capabilities and the default cipher
+    /// (see [`HandshakeConfig::cipher`]); every cipher accepted.
     pub fn new(local_key: Option<Keypair>, verifier: Arc<dyn PeerVerifier>) -> Self {
+        #[cfg(feature = "std")]
+        let cipher = CipherSuite::preferred();
+        #[cfg(not(feature = "std"))]
+        let cipher = CipherSuite::ChaChaPoly;
         Self {
             pattern: Pattern::XX,
+            cipher,
+            accepted_ciphers: CipherSet::ALL,
             transport: String::from("tcp"),
             local_key,
             remote_key: None,
@@ -181,6 +198,20 @@ impl HandshakeConfig {
     #[must_use]
     pub fn with_pattern(mut self, pattern: Pattern) -> Self {
         self.pattern = pattern;
+        self
+    }
+
+    /// Sets the cipher function (an initiator's choice).
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: CipherSuite) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
+    /// Sets the cipher functions a responder accepts.
+    #[must_use]
+    pub fn with_accepted_ciphers(mut self, accepted: CipherSet) -> Self {
+        self.accepted_ciphers = accepted;
         self
     }
 
@@ -244,6 +275,8 @@ pub struct Established {
     pub peer_capabilities: Capabilities,
     /// The pattern used.
     pub pattern: Pattern,
+    /// The cipher function of the session keys.
+    pub suite: CipherSuite,
     /// Whether we were the initiator.
     pub initiator: bool,
 }
@@ -254,6 +287,7 @@ impl core::fmt::Debug for Established {
             .field("peer", &self.peer)
             .field("negotiated", &self.negotiated)
             .field("pattern", &self.pattern)
+            .field("suite", &self.suite)
             .field("initiator", &self.initiator)
             .finish_non_exhaustive()
     }
@@ -286,14 +320,14 @@ impl Handshake {
     }
 
     fn start(cfg: HandshakeConfig, initiator: bool) -> Result<Self> {
-        let remote = if initiator { cfg.remote_key } else { None };
-        let noise = HandshakeState::new(
-            cfg.pattern,
-            initiator,
-            &cfg.prologue(),
-            cfg.local_key.clone(),
-            remote,
-        )?;
+        if !initiator && !cfg.accepted_ciphers.contains(cfg.cipher) {
+            // Start with an accepted suite; the initiator's choice replaces
+            // it before message 1 is read.
+            let first = cfg.accepted_ciphers.iter().next();
+            let cipher = first.ok_or(CryptoError::CipherRefused(cfg.cipher))?;
+            return Self::start(cfg.with_cipher(cipher), initiator);
+        }
+        let noise = Self::noise_state(&cfg, initiator)?;
         Ok(Self {
             noise,
             cfg,
@@ -301,6 +335,49 @@ impl Handshake {
             peer_caps: None,
             verified: false,
         })
+    }
+
+    fn noise_state(cfg: &HandshakeConfig, initiator: bool) -> Result<HandshakeState> {
+        let remote = if initiator { cfg.remote_key } else { None };
+        HandshakeState::new(
+            cfg.pattern,
+            cfg.cipher,
+            initiator,
+            &cfg.prologue(),
+            cfg.local_key.clone(),
+            remote,
+        )
+    }
+
+    /// The cipher function of this handshake.
+    pub const fn cipher(&self) -> CipherSuite {
+        self.noise.suite()
+    }
+
+    /// A responder's answer to the cipher function the initiator named
+    /// (outside the Noise message, where the carrier puts it): switches to
+    /// it if accepted. Only before message 1 is read. The choice needs no
+    /// authentication of its own: the protocol name is hashed into the
+    /// handshake first thing, so a changed choice fails the handshake.
+    ///
+    /// # Errors
+    /// [`CryptoError::CipherRefused`] if not in
+    /// [`HandshakeConfig::accepted_ciphers`]; [`CryptoError::OutOfOrder`]
+    /// for an initiator or once message 1 was read.
+    pub fn select_cipher(&mut self, suite: CipherSuite) -> Result<()> {
+        if self.initiator || self.noise.message_index() != 0 {
+            return Err(CryptoError::OutOfOrder(
+                "only a responder chooses the cipher, before message 1",
+            ));
+        }
+        if !self.cfg.accepted_ciphers.contains(suite) {
+            return Err(CryptoError::CipherRefused(suite));
+        }
+        if suite != self.noise.suite() {
+            self.cfg.cipher = suite;
+            self.noise = Self::noise_state(&self.cfg, false)?;
+        }
+        Ok(())
     }
 
     /// Whether the next step is [`Handshake::write_message`].
@@ -487,6 +564,7 @@ impl Handshake {
         let negotiated = self.cfg.capabilities.intersect(&peer_caps);
         let pattern = self.cfg.pattern;
         let keys = self.noise.into_transport()?;
+        let suite = keys.suite;
         let (send_key, recv_key) = if self.initiator {
             (keys.initiator_to_responder, keys.responder_to_initiator)
         } else {
@@ -500,6 +578,7 @@ impl Handshake {
             negotiated,
             peer_capabilities: peer_caps,
             pattern,
+            suite,
             initiator: self.initiator,
         })
     }

@@ -80,3 +80,71 @@ fn handshake_message_lengths_are_those_wire_md_states() {
         assert!(initiator.finish().is_ok() && responder.finish().is_ok());
     }
 }
+
+/// An XX exchange of the first two messages with the responder told
+/// `named` (what the carrier said the initiator chose).
+fn exchange(initiator_cipher: CipherSuite, named: CipherSuite, accepted: CipherSet) -> Result<()> {
+    use crate::verifier::AnyPeer;
+    let mut rng = rand::rngs::OsRng;
+    let now = Duration::from_secs(1_700_000_000);
+    let mut initiator = Handshake::initiator(
+        HandshakeConfig::new(Some(Keypair::generate(&mut rng)), Arc::new(AnyPeer))
+            .with_cipher(initiator_cipher),
+    )?;
+    let mut responder = Handshake::responder(
+        HandshakeConfig::new(Some(Keypair::generate(&mut rng)), Arc::new(AnyPeer))
+            .with_accepted_ciphers(accepted),
+    )?;
+    responder.select_cipher(named)?;
+    let (mut m1, mut m2, mut m3) = (Vec::new(), Vec::new(), Vec::new());
+    initiator.write_message(&mut rng, now, &mut m1)?;
+    responder.read_message(&m1, None)?;
+    responder.write_message(&mut rng, now, &mut m2)?;
+    initiator.read_message(&m2, None)?;
+    initiator.write_message(&mut rng, now, &mut m3)?;
+    responder.read_message(&m3, None)?;
+    let (i, r) = (initiator.finish()?, responder.finish()?);
+    assert_eq!((i.suite, r.suite), (initiator_cipher, initiator_cipher));
+    assert_eq!(i.handshake_hash, r.handshake_hash);
+    Ok(())
+}
+
+#[test]
+fn the_responder_follows_the_initiators_cipher_within_its_accepted_set() {
+    for suite in CipherSuite::ALL {
+        exchange(suite, suite, CipherSet::ALL).unwrap();
+        exchange(suite, suite, CipherSet::only(suite)).unwrap();
+    }
+    assert_eq!(
+        exchange(
+            CipherSuite::AesGcm,
+            CipherSuite::AesGcm,
+            CipherSet::only(CipherSuite::ChaChaPoly)
+        ),
+        Err(CryptoError::CipherRefused(CipherSuite::AesGcm))
+    );
+    // A responder accepting only AES-GCM starts with it.
+    let only_aes = Handshake::responder(
+        HandshakeConfig::new(
+            Some(Keypair::generate(&mut rand::rngs::OsRng)),
+            Arc::new(crate::verifier::AnyPeer),
+        )
+        .with_accepted_ciphers(CipherSet::only(CipherSuite::AesGcm)),
+    )
+    .unwrap();
+    assert_eq!(only_aes.cipher(), CipherSuite::AesGcm);
+}
+
+/// A middlebox that rewrites the initiator's choice (a downgrade) makes the
+/// handshake fail: the protocol name is hashed in first thing.
+#[test]
+fn a_changed_cipher_choice_fails_the_handshake() {
+    assert_eq!(
+        exchange(CipherSuite::AesGcm, CipherSuite::ChaChaPoly, CipherSet::ALL),
+        Err(CryptoError::Decrypt)
+    );
+    assert_eq!(
+        exchange(CipherSuite::ChaChaPoly, CipherSuite::AesGcm, CipherSet::ALL),
+        Err(CryptoError::Decrypt)
+    );
+}

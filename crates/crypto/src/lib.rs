@@ -2,8 +2,9 @@
 //!
 //! netproto's authenticated handshake and encrypted sessions, built on the
 //! [Noise Protocol Framework](https://noiseprotocol.org/noise.html) (revision 34)
-//! with X25519, ChaCha20-Poly1305 and SHA-256 — `Noise_XX_25519_ChaChaPoly_SHA256`
-//! by default, and XK, IK and NK when the client knows the server's key.
+//! with X25519, ChaCha20-Poly1305 or AES-256-GCM ([`CipherSuite`], the
+//! initiator's choice) and SHA-256 — `Noise_XX_25519_ChaChaPoly_SHA256` by
+//! default, and XK, IK and NK when the client knows the server's key.
 //!
 //! `no_std` + `alloc` and sans-IO: bytes in, bytes out. Randomness comes in as
 //! an `RngCore + CryptoRng`, time as a [`core::time::Duration`]. The `std`
@@ -68,6 +69,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod cipher;
 pub mod cookie;
 mod error;
 mod handshake;
@@ -81,6 +83,7 @@ mod symmetric;
 mod timestamp;
 mod verifier;
 
+pub use cipher::{CipherSet, CipherSuite};
 pub use error::{CryptoError, Result};
 pub use handshake::{
     codecs, Capabilities, Established, Handshake, HandshakeConfig, MIN_MESSAGE_LIMIT,

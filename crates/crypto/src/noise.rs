@@ -1,5 +1,5 @@
 //! A Noise Protocol Framework (revision 34) handshake for the four patterns
-//! netproto uses, with `25519`, `ChaChaPoly` and `SHA256`.
+//! netproto uses, with `25519`, `ChaChaPoly` or `AESGCM`, and `SHA256`.
 //!
 //! This is the raw layer: arbitrary prologue and payloads, as in the Noise spec
 //! and the cacophony test vectors. [`crate::Handshake`] builds netproto's
@@ -10,6 +10,7 @@ use rand_core::{CryptoRng, RngCore};
 use x25519_dalek::{PublicKey as DalekPublic, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::cipher::CipherSuite;
 use crate::error::{CryptoError, Result};
 use crate::keys::{Keypair, PublicKey};
 use crate::primitives::{dh, DH_LEN, HASH_LEN, KEY_LEN, MAX_MESSAGE_LEN, TAG_LEN};
@@ -43,13 +44,17 @@ enum Token {
 use Token::{E, EE, ES, S, SE, SS};
 
 impl Pattern {
-    /// The full Noise protocol name.
-    pub const fn protocol_name(self) -> &'static str {
-        match self {
-            Self::XX => "Noise_XX_25519_ChaChaPoly_SHA256",
-            Self::XK => "Noise_XK_25519_ChaChaPoly_SHA256",
-            Self::IK => "Noise_IK_25519_ChaChaPoly_SHA256",
-            Self::NK => "Noise_NK_25519_ChaChaPoly_SHA256",
+    /// The full Noise protocol name with `suite`'s cipher function.
+    pub const fn protocol_name(self, suite: CipherSuite) -> &'static str {
+        match (self, suite) {
+            (Self::XX, CipherSuite::ChaChaPoly) => "Noise_XX_25519_ChaChaPoly_SHA256",
+            (Self::XK, CipherSuite::ChaChaPoly) => "Noise_XK_25519_ChaChaPoly_SHA256",
+            (Self::IK, CipherSuite::ChaChaPoly) => "Noise_IK_25519_ChaChaPoly_SHA256",
+            (Self::NK, CipherSuite::ChaChaPoly) => "Noise_NK_25519_ChaChaPoly_SHA256",
+            (Self::XX, CipherSuite::AesGcm) => "Noise_XX_25519_AESGCM_SHA256",
+            (Self::XK, CipherSuite::AesGcm) => "Noise_XK_25519_AESGCM_SHA256",
+            (Self::IK, CipherSuite::AesGcm) => "Noise_IK_25519_AESGCM_SHA256",
+            (Self::NK, CipherSuite::AesGcm) => "Noise_NK_25519_AESGCM_SHA256",
         }
     }
 
@@ -131,11 +136,14 @@ pub struct TransportKeys {
     pub handshake_hash: [u8; HASH_LEN],
     /// The peer's static key, if the pattern transmitted or pre-shared one.
     pub remote_static: Option<PublicKey>,
+    /// The cipher function both keys are for.
+    pub suite: CipherSuite,
 }
 
 /// A Noise handshake in progress.
 pub struct HandshakeState {
     pattern: Pattern,
+    suite: CipherSuite,
     initiator: bool,
     symmetric: SymmetricState,
     s: Option<Keypair>,
@@ -155,7 +163,7 @@ impl HandshakeState {
             .unwrap_or_default()
     }
 
-    /// Starts a handshake.
+    /// Starts a handshake of `pattern` with `suite`'s cipher function.
     ///
     /// `local` is our static key (required unless we are an NK initiator);
     /// `remote` the responder's static key (required for an initiator of XK,
@@ -165,6 +173,7 @@ impl HandshakeState {
     /// [`CryptoError::MissingKey`].
     pub fn new(
         pattern: Pattern,
+        suite: CipherSuite,
         initiator: bool,
         prologue: &[u8],
         local: Option<Keypair>,
@@ -174,7 +183,7 @@ impl HandshakeState {
         if needs_local && local.is_none() {
             return Err(CryptoError::MissingKey("our static key"));
         }
-        let mut symmetric = SymmetricState::new(pattern.protocol_name());
+        let mut symmetric = SymmetricState::new(pattern.protocol_name(suite), suite);
         symmetric.mix_hash(prologue);
         let mut rs = None;
         if pattern.responder_key_known() {
@@ -194,6 +203,7 @@ impl HandshakeState {
         }
         Ok(Self {
             pattern,
+            suite,
             initiator,
             symmetric,
             s: if needs_local { local } else { None },
@@ -207,6 +217,11 @@ impl HandshakeState {
     /// The pattern.
     pub const fn pattern(&self) -> Pattern {
         self.pattern
+    }
+
+    /// The cipher function.
+    pub const fn suite(&self) -> CipherSuite {
+        self.suite
     }
 
     /// Whether the next step is ours to write.
@@ -386,6 +401,7 @@ impl HandshakeState {
             responder_to_initiator: r2i,
             handshake_hash: *self.symmetric.handshake_hash(),
             remote_static: self.rs,
+            suite: self.suite,
         })
     }
 }

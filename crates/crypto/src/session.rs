@@ -1,8 +1,10 @@
 //! Encrypted sessions after the handshake.
 //!
-//! One key per direction, ChaCha20-Poly1305 with the Noise nonce
-//! (`0^32 || LE64(counter)`), records of at most 65535 bytes including the
-//! tag, sealed and opened in place on the caller's buffer.
+//! One key per direction, the handshake's cipher function
+//! ([`CipherSuite`]: ChaCha20-Poly1305 with the nonce `0^32 || LE64(counter)`
+//! or AES-256-GCM with `0^32 || BE64(counter)`), records of at most 65535
+//! bytes including the tag, sealed and opened in place on the caller's
+//! buffer.
 //!
 //! * **Stream** records have an implicit counter that must advance by one:
 //!   any failure is fatal to the session (a stream cannot lose or reorder).
@@ -30,11 +32,10 @@
 use core::time::Duration;
 use zeroize::Zeroizing;
 
+use crate::cipher::CipherSuite;
 use crate::error::{CryptoError, Result};
 use crate::handshake::Established;
-use crate::primitives::{
-    chacha_open, chacha_seal, counter_nonce, KEY_LEN, MAX_MESSAGE_LEN, TAG_LEN,
-};
+use crate::primitives::{KEY_LEN, MAX_MESSAGE_LEN, TAG_LEN};
 use crate::replay::ReplayWindow;
 
 /// Longest plaintext in one record.
@@ -56,7 +57,9 @@ pub enum Mode {
 pub struct RekeyPolicy {
     /// Rekey after this many records (default 2^60).
     pub after_messages: u64,
-    /// Rekey after this many plaintext bytes (default 2^60).
+    /// Rekey after this many plaintext bytes (default 2^60; AES-GCM keys
+    /// are replaced after 2^38 bytes whatever this says, see
+    /// [`crate::CipherSuite::bytes_per_key`]).
     pub after_bytes: u64,
     /// Rekey when the key is this old (default 120 s).
     pub after_time: Duration,
@@ -76,6 +79,7 @@ impl Default for RekeyPolicy {
 }
 
 struct Key {
+    suite: CipherSuite,
     k: Zeroizing<[u8; KEY_LEN]>,
     /// Records sealed or opened under this key.
     messages: u64,
@@ -86,8 +90,9 @@ struct Key {
 }
 
 impl Key {
-    fn new(k: Zeroizing<[u8; KEY_LEN]>, created: Duration) -> Self {
+    fn new(suite: CipherSuite, k: Zeroizing<[u8; KEY_LEN]>, created: Duration) -> Self {
         Self {
+            suite,
             k,
             messages: 0,
             bytes: 0,
@@ -102,8 +107,9 @@ impl Key {
     fn next(&self, now: Duration) -> Self {
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
         // Sealing 32 bytes cannot fail.
-        let _ = chacha_seal(&self.k, &counter_nonce(u64::MAX), &[], &mut k[..]);
+        let _ = self.suite.seal(&self.k, u64::MAX, &[], &mut k[..]);
         Self {
+            suite: self.suite,
             k,
             messages: 0,
             bytes: 0,
@@ -121,7 +127,7 @@ impl Key {
         let (body, tag) = record.split_at_mut(len);
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(tag);
-        chacha_open(&self.k, &counter_nonce(counter), ad, body, &t)?;
+        self.suite.open(&self.k, counter, ad, body, &t)?;
         Ok(len)
     }
 }
@@ -164,7 +170,7 @@ impl Sender {
     pub fn reserve(&mut self, now: Duration) -> Result<Reservation> {
         let k = &self.key;
         if k.messages >= self.policy.after_messages
-            || k.bytes >= self.policy.after_bytes
+            || k.bytes >= self.policy.after_bytes.min(k.suite.bytes_per_key())
             || now.saturating_sub(k.created) >= self.policy.after_time
         {
             self.key = self.key.next(now);
@@ -201,7 +207,8 @@ impl Sender {
             ));
         }
         self.key.bytes = self.key.bytes.saturating_add(buf.len() as u64);
-        chacha_seal(&self.key.k, &counter_nonce(r.counter), ad, buf)
+        let key = &self.key;
+        key.suite.seal(&key.k, r.counter, ad, buf)
     }
 
     /// The current key phase.
@@ -365,6 +372,7 @@ impl Session {
     /// Starts a session from a finished handshake at time `now`.
     pub fn new(established: &Established, mode: Mode, policy: RekeyPolicy, now: Duration) -> Self {
         Self::from_keys(
+            established.suite,
             established.send_key.clone(),
             established.recv_key.clone(),
             mode,
@@ -373,9 +381,10 @@ impl Session {
         )
     }
 
-    /// Starts a session from raw keys (for example from
+    /// Starts a session from raw keys for `suite` (for example from
     /// [`crate::noise::TransportKeys`] of a raw Noise handshake).
     pub fn from_keys(
+        suite: CipherSuite,
         send_key: Zeroizing<[u8; KEY_LEN]>,
         recv_key: Zeroizing<[u8; KEY_LEN]>,
         mode: Mode,
@@ -384,14 +393,14 @@ impl Session {
     ) -> Self {
         Self {
             sender: Sender {
-                key: Key::new(send_key, now),
+                key: Key::new(suite, send_key, now),
                 n: 0,
                 policy,
             },
             receiver: Receiver {
                 mode,
                 n: 0,
-                current: Key::new(recv_key, now),
+                current: Key::new(suite, recv_key, now),
                 window: ReplayWindow::new(),
                 previous: None,
                 policy,
@@ -403,5 +412,33 @@ impl Session {
     /// Splits into halves for separate reader and writer tasks.
     pub fn split(self) -> (Sender, Receiver) {
         (self.sender, self.receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An AES-GCM key is replaced after 2^38 bytes even when the policy
+    /// allows more; a ChaCha20 key at that point is not.
+    #[test]
+    fn aes_gcm_keys_are_replaced_within_their_byte_limit() {
+        for (suite, rekeys) in [
+            (CipherSuite::AesGcm, true),
+            (CipherSuite::ChaChaPoly, false),
+        ] {
+            let key = || Zeroizing::new([7u8; KEY_LEN]);
+            let mut s = Session::from_keys(
+                suite,
+                key(),
+                key(),
+                Mode::Stream,
+                RekeyPolicy::default(),
+                Duration::ZERO,
+            );
+            s.sender.key.bytes = 1 << 38;
+            let r = s.sender.reserve(Duration::ZERO).unwrap();
+            assert_eq!(r.key_phase(), rekeys, "{suite:?}");
+        }
     }
 }

@@ -3,24 +3,32 @@
 use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
+use crate::cipher::CipherSuite;
 use crate::error::{CryptoError, Result};
-use crate::primitives::{
-    chacha_open, chacha_seal, counter_nonce, hash, hkdf2, HASH_LEN, KEY_LEN, TAG_LEN,
-};
+use crate::primitives::{hash, hkdf2, HASH_LEN, KEY_LEN, TAG_LEN};
 
-/// A key and its nonce counter.
+/// A key, its nonce counter and the cipher function.
 pub(crate) struct CipherState {
+    suite: CipherSuite,
     k: Option<Zeroizing<[u8; KEY_LEN]>>,
     n: u64,
 }
 
 impl CipherState {
-    pub(crate) const fn empty() -> Self {
-        Self { k: None, n: 0 }
+    pub(crate) const fn empty(suite: CipherSuite) -> Self {
+        Self {
+            suite,
+            k: None,
+            n: 0,
+        }
     }
 
-    pub(crate) fn with_key(k: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        Self { k: Some(k), n: 0 }
+    fn with_key(suite: CipherSuite, k: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        Self {
+            suite,
+            k: Some(k),
+            n: 0,
+        }
     }
 
     pub(crate) const fn has_key(&self) -> bool {
@@ -52,7 +60,7 @@ impl CipherState {
                 .k
                 .as_ref()
                 .ok_or(CryptoError::MissingKey("cipher key"))?;
-            let tag = chacha_seal(k, &counter_nonce(n), ad, &mut out[start..])?;
+            let tag = self.suite.seal(k, n, ad, &mut out[start..])?;
             out.extend_from_slice(&tag);
         }
         Ok(())
@@ -81,7 +89,7 @@ impl CipherState {
         }
         let start = out.len();
         out.extend_from_slice(ct);
-        if let Err(e) = chacha_open(k, &counter_nonce(self.n), ad, &mut out[start..], &tag_arr) {
+        if let Err(e) = self.suite.open(k, self.n, ad, &mut out[start..], &tag_arr) {
             out.truncate(start);
             return Err(e);
         }
@@ -98,7 +106,7 @@ pub(crate) struct SymmetricState {
 }
 
 impl SymmetricState {
-    pub(crate) fn new(protocol_name: &str) -> Self {
+    pub(crate) fn new(protocol_name: &str, suite: CipherSuite) -> Self {
         let name = protocol_name.as_bytes();
         let mut h = [0u8; HASH_LEN];
         if name.len() <= HASH_LEN {
@@ -107,7 +115,7 @@ impl SymmetricState {
             h = hash(&[name]);
         }
         Self {
-            cs: CipherState::empty(),
+            cs: CipherState::empty(suite),
             ck: Zeroizing::new(h),
             h,
         }
@@ -116,7 +124,7 @@ impl SymmetricState {
     pub(crate) fn mix_key(&mut self, ikm: &[u8]) {
         let (ck, k) = hkdf2(&self.ck, ikm);
         self.ck = ck;
-        self.cs = CipherState::with_key(k);
+        self.cs = CipherState::with_key(self.cs.suite, k);
     }
 
     pub(crate) fn mix_hash(&mut self, data: &[u8]) {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use netproto_crypto::noise::{HandshakeState, Pattern};
-use netproto_crypto::{Keypair, Mode, PublicKey, RekeyPolicy, Session, TAG_LEN};
+use netproto_crypto::{CipherSuite, Keypair, Mode, PublicKey, RekeyPolicy, Session, TAG_LEN};
 use rand::{Rng, SeedableRng};
 use rand_core::RngCore;
 use rand_core::{impls, CryptoRng};
@@ -59,6 +59,14 @@ fn pattern_of(name: &str) -> Pattern {
     }
 }
 
+fn suite_of(name: &str) -> CipherSuite {
+    match name.split('_').nth(3) {
+        Some("ChaChaPoly") => CipherSuite::ChaChaPoly,
+        Some("AESGCM") => CipherSuite::AesGcm,
+        other => panic!("unexpected cipher {other:?}"),
+    }
+}
+
 /// Session keys straight from the raw handshake, so transport messages can be
 /// compared with empty associated data (as cacophony and snow use).
 fn session_from(hs: HandshakeState, initiator: bool) -> (Session, [u8; 32]) {
@@ -70,6 +78,7 @@ fn session_from(hs: HandshakeState, initiator: bool) -> (Session, [u8; 32]) {
     };
     (
         Session::from_keys(
+            keys.suite,
             send,
             recv,
             Mode::Stream,
@@ -104,10 +113,12 @@ fn cacophony_vectors() {
     let data: serde_json::Value =
         serde_json::from_str(include_str!("data/cacophony.json")).unwrap();
     let vectors = data["vectors"].as_array().unwrap();
-    assert_eq!(vectors.len(), 4);
+    assert_eq!(vectors.len(), 8);
     for v in vectors {
         let name = v["protocol_name"].as_str().unwrap();
         let pattern = pattern_of(name);
+        let suite = suite_of(name);
+        assert_eq!(pattern.protocol_name(suite), name);
         let s = |k: &str| {
             v.get(k)
                 .and_then(|x| x.as_str())
@@ -120,6 +131,7 @@ fn cacophony_vectors() {
         };
         let mut init = HandshakeState::new(
             pattern,
+            suite,
             true,
             &unhex(v["init_prologue"].as_str().unwrap()),
             s("init_static"),
@@ -128,6 +140,7 @@ fn cacophony_vectors() {
         .unwrap();
         let mut resp = HandshakeState::new(
             pattern,
+            suite,
             false,
             &unhex(v["resp_prologue"].as_str().unwrap()),
             s("resp_static"),
@@ -185,14 +198,20 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// One handshake between our implementation and snow, `ours_initiates`
-/// choosing the roles, with random keys and payload sizes.
-fn interop(pattern: Pattern, ours_initiates: bool, rng: &mut rand::rngs::StdRng) {
+/// choosing the roles, with random keys and payload sizes, then records both
+/// ways with a rekey in the middle.
+fn interop(
+    pattern: Pattern,
+    suite: CipherSuite,
+    ours_initiates: bool,
+    rng: &mut rand::rngs::StdRng,
+) {
     let prologue: Vec<u8> = (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect();
     let init_key = Keypair::generate(&mut rand::rngs::OsRng);
     let resp_key = Keypair::generate(&mut rand::rngs::OsRng);
     let init_secret = secret_bytes(&init_key);
     let resp_secret = secret_bytes(&resp_key);
-    let params: snow::params::NoiseParams = pattern.protocol_name().parse().unwrap();
+    let params: snow::params::NoiseParams = pattern.protocol_name(suite).parse().unwrap();
 
     let mut builder = snow::Builder::new(params).prologue(&prologue).unwrap();
     let mut ours = if ours_initiates {
@@ -200,6 +219,7 @@ fn interop(pattern: Pattern, ours_initiates: bool, rng: &mut rand::rngs::StdRng)
         builder = builder.local_private_key(&resp_secret).unwrap();
         HandshakeState::new(
             pattern,
+            suite,
             true,
             &prologue,
             pattern.initiator_has_static().then(|| init_key.clone()),
@@ -215,7 +235,15 @@ fn interop(pattern: Pattern, ours_initiates: bool, rng: &mut rand::rngs::StdRng)
                 .remote_public_key(resp_key.public().as_bytes())
                 .unwrap();
         }
-        HandshakeState::new(pattern, false, &prologue, Some(resp_key.clone()), None).unwrap()
+        HandshakeState::new(
+            pattern,
+            suite,
+            false,
+            &prologue,
+            Some(resp_key.clone()),
+            None,
+        )
+        .unwrap()
     };
     let mut theirs = if ours_initiates {
         builder.build_responder().unwrap()
@@ -258,8 +286,19 @@ fn interop(pattern: Pattern, ours_initiates: bool, rng: &mut rand::rngs::StdRng)
         };
         assert_eq!(ours.remote_static(), Some(expected));
     }
-    let mut theirs = theirs.into_transport_mode().unwrap();
-    let (mut session, _) = session_from(ours, ours_initiates);
+    let theirs = theirs.into_transport_mode().unwrap();
+    let (session, _) = session_from(ours, ours_initiates);
+    records_both_ways(session, theirs, rng);
+}
+
+/// Records both ways between a session of ours and snow's transport state,
+/// with a Noise rekey of both directions halfway.
+fn records_both_ways(
+    mut session: Session,
+    mut theirs: snow::TransportState,
+    rng: &mut rand::rngs::StdRng,
+) {
+    let mut buf = vec![0u8; 65535 + TAG_LEN];
     for round in 0..20 {
         let n = if round == 0 {
             65519
@@ -301,12 +340,14 @@ fn secret_bytes(k: &Keypair) -> [u8; 32] {
 }
 
 #[test]
-fn snow_interop_all_patterns_both_roles() {
+fn snow_interop_all_patterns_both_ciphers_both_roles() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6e70);
     for pattern in [Pattern::XX, Pattern::XK, Pattern::IK, Pattern::NK] {
-        for ours_initiates in [true, false] {
-            for _ in 0..4 {
-                interop(pattern, ours_initiates, &mut rng);
+        for suite in CipherSuite::ALL {
+            for ours_initiates in [true, false] {
+                for _ in 0..4 {
+                    interop(pattern, suite, ours_initiates, &mut rng);
+                }
             }
         }
     }

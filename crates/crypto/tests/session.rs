@@ -5,16 +5,28 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use netproto_crypto::{CryptoError, Mode, RekeyPolicy, ReplayWindow, Session, WINDOW_SIZE};
+use netproto_crypto::{
+    CipherSuite, CryptoError, Mode, RekeyPolicy, ReplayWindow, Session, WINDOW_SIZE,
+};
 use proptest::prelude::*;
 use zeroize::Zeroizing;
+
+/// The session rules (counters, windows, rekeying, expiry) do not depend on
+/// the cipher: these tests run on ChaChaPoly, and on AES-GCM when
+/// `NP_TEST_CIPHER=aesgcm` (the snow interop test covers AES-GCM records).
+fn suite() -> CipherSuite {
+    std::env::var("NP_TEST_CIPHER")
+        .ok()
+        .and_then(|n| CipherSuite::from_config_name(&n))
+        .unwrap_or_default()
+}
 
 fn pair(mode: Mode, policy: RekeyPolicy) -> (Session, Session) {
     let a = Zeroizing::new([1u8; 32]);
     let b = Zeroizing::new([2u8; 32]);
     (
-        Session::from_keys(a.clone(), b.clone(), mode, policy, Duration::ZERO),
-        Session::from_keys(b, a, mode, policy, Duration::ZERO),
+        Session::from_keys(suite(), a.clone(), b.clone(), mode, policy, Duration::ZERO),
+        Session::from_keys(suite(), b, a, mode, policy, Duration::ZERO),
     )
 }
 

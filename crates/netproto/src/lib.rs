@@ -79,12 +79,12 @@ pub struct MigratingGuide;
 pub use netproto_cluster as cluster;
 pub use netproto_config::{
     endpoint_string, example_config, logging, ClientSection, CompressionAlgorithm, ConfigError,
-    LogFormat, LoggingSection, MetricsSection, NetworkConfig, ServerSection, TlsSection,
-    TransportSection,
+    LogFormat, LoggingSection, MetricsSection, NetworkConfig, NoiseCipher, ServerSection,
+    TlsSection, TransportSection,
 };
 pub use netproto_crypto::{
-    AllowList, AnyPeer, Capabilities, CryptoError, HandshakeConfig, Keypair, KnownHosts, Pattern,
-    PeerVerifier, Pinned, PublicKey, Rejection,
+    AllowList, AnyPeer, Capabilities, CipherSet, CipherSuite, CryptoError, HandshakeConfig,
+    Keypair, KnownHosts, Pattern, PeerVerifier, Pinned, PublicKey, Rejection,
 };
 pub use netproto_service::{
     decode_response, encode_request, tower, BoxError, CircuitState, Client, ClientConfig,
@@ -148,12 +148,32 @@ pub enum Error {
     Cluster(#[from] netproto_cluster::ClusterError),
 }
 
+/// A configured cipher (`None` for `auto`: the handshake's default, the
+/// faster on this CPU).
+fn cipher(c: NoiseCipher) -> Option<CipherSuite> {
+    match c {
+        NoiseCipher::ChaChaPoly => Some(CipherSuite::ChaChaPoly),
+        NoiseCipher::AesGcm => Some(CipherSuite::AesGcm),
+        _ => None,
+    }
+}
+
 fn connection_config(
     cfg: &NetworkConfig,
     key: Option<Keypair>,
     verifier: Arc<dyn PeerVerifier>,
 ) -> ConnectionConfig {
-    let mut conn = ConnectionConfig::new(HandshakeConfig::new(key, verifier));
+    let mut handshake = HandshakeConfig::new(key, verifier).with_accepted_ciphers(
+        cfg.transport
+            .accepted_ciphers
+            .iter()
+            .filter_map(|c| cipher(*c))
+            .collect(),
+    );
+    if let Some(chosen) = cipher(cfg.transport.cipher) {
+        handshake = handshake.with_cipher(chosen);
+    }
+    let mut conn = ConnectionConfig::new(handshake);
     conn.max_message_size = cfg.transport.max_payload_size;
     conn.noise_inside_tls = cfg.tls.noise_inside_tls;
     if cfg.transport.compression_enabled {

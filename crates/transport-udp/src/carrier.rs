@@ -214,6 +214,7 @@ impl UdpConnection {
             info.handshake_hash,
             info.negotiated,
             info.pattern,
+            netproto_crypto::CipherSuite::ChaChaPoly,
             "udp",
             info.initiator,
         );

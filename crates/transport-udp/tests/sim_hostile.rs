@@ -58,7 +58,11 @@ fn initiation_with(
     bad_mac1: [u8; 16],
     valid_mac1: bool,
 ) -> Vec<u8> {
-    let mut hs = Handshake::initiator(cfg.with_transport("udp")).unwrap();
+    // Datagram sessions run ChaChaPoly (WIRE.md); the endpoint pins it the same way.
+    let cfg = cfg
+        .with_transport("udp")
+        .with_cipher(netproto_crypto::CipherSuite::ChaChaPoly);
+    let mut hs = Handshake::initiator(cfg).unwrap();
     let mut noise = Vec::new();
     hs.write_message(&mut rand::rngs::OsRng, Duration::ZERO, &mut noise)
         .unwrap();

@@ -179,6 +179,7 @@ fn snow_initiates_and_our_endpoint_responds() {
     // The responder proves it finished with a record (PADDING only).
     let (i2r, r2i) = snow.dangerously_get_raw_split();
     let mut session = Session::from_keys(
+        netproto_crypto::CipherSuite::ChaChaPoly,
         i2r.into(),
         r2i.into(),
         Mode::Datagram,
@@ -280,6 +281,7 @@ fn our_endpoint_initiates_and_snow_responds() {
 
     let (i2r, r2i) = snow.dangerously_get_raw_split();
     let mut session = Session::from_keys(
+        netproto_crypto::CipherSuite::ChaChaPoly,
         r2i.into(),
         i2r.into(),
         Mode::Datagram,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use netproto_crypto::{Capabilities, Pattern, PublicKey};
+use netproto_crypto::{Capabilities, CipherSuite, Pattern, PublicKey};
 use netproto_wire::{Compression, Frame, FrameKind};
 
 use crate::carrier::BoxFuture;
@@ -119,6 +119,7 @@ impl ConnectionInfo {
         handshake_hash: [u8; 32],
         negotiated: Capabilities,
         pattern: Pattern,
+        cipher: CipherSuite,
         transport: &str,
         initiator: bool,
     ) -> Self {
@@ -127,6 +128,7 @@ impl ConnectionInfo {
             handshake_hash: Some(handshake_hash),
             negotiated,
             pattern: Some(pattern),
+            cipher: Some(cipher),
             transport: transport.to_owned(),
             initiator,
             compression: Compression::None,

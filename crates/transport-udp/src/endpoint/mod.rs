@@ -694,7 +694,13 @@ fn advertise(hs: HandshakeConfig, cfg: &UdpConfig) -> HandshakeConfig {
     let mut caps = hs.capabilities;
     caps.max_frame = u32::try_from(cfg.max_message).unwrap_or(u32::MAX);
     caps.compression = 0;
-    hs.with_transport("udp").with_capabilities(caps)
+    // Datagram sessions speak ChaChaPoly only in this version: a handshake
+    // datagram has no field naming another cipher (docs/WIRE.md).
+    let chacha = netproto_crypto::CipherSuite::ChaChaPoly;
+    hs.with_transport("udp")
+        .with_capabilities(caps)
+        .with_cipher(chacha)
+        .with_accepted_ciphers(netproto_crypto::CipherSet::only(chacha))
 }
 
 /// Adapts the boxed RNG to the `RngCore + CryptoRng` the handshake wants.

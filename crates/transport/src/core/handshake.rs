@@ -4,10 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use netproto_crypto::{codecs, Capabilities, Mode, Pattern, PublicKey, Receiver, Sender, Session};
+use netproto_crypto::{
+    codecs, Capabilities, CipherSuite, Mode, Pattern, PublicKey, Receiver, Sender, Session,
+};
 use netproto_wire::Compression;
 
-use super::{ConnectionInfo, Core, Event, Phase, Role, HELLO_STREAM, NOISE_STREAM};
+use super::{
+    noise_stream, stream_suite, ConnectionInfo, Core, Event, Phase, Role, HELLO_STREAM,
+    NOISE_STREAM,
+};
 use crate::core::record::RecordFormat;
 use crate::error::{ProtocolViolation, Result, TransportError};
 use bytes::BytesMut;
@@ -20,11 +25,12 @@ impl<F: RecordFormat> Core<F> {
             return Ok(());
         };
         let mut msg = Vec::new();
+        let stream_id = noise_stream(hs.cipher());
         while hs.is_my_turn() && !hs.is_finished() {
             msg.clear();
             hs.write_message(&mut &mut *self.rng, wall, &mut msg)?;
             self.format
-                .handshake_packet(NOISE_STREAM, &msg, self.tx.raw())?;
+                .handshake_packet(stream_id, &msg, self.tx.raw())?;
             self.transmit_signal = true;
         }
         if hs.is_finished() {
@@ -40,7 +46,12 @@ impl<F: RecordFormat> Core<F> {
         let est = hs.finish()?;
         let (sender, receiver) =
             Session::new(&est, Mode::Stream, self.rekey, self.session_time(now)).split();
-        let noise = (est.peer, est.handshake_hash, est.pattern);
+        let noise = NoiseFacts {
+            peer: est.peer,
+            hash: est.handshake_hash,
+            pattern: est.pattern,
+            cipher: est.suite,
+        };
         self.peer_caps = Some(est.peer_capabilities);
         self.open(now, Some((sender, receiver)), Some(noise), est.negotiated);
         Ok(())
@@ -60,7 +71,7 @@ impl<F: RecordFormat> Core<F> {
         &mut self,
         now: Instant,
         keys: Option<(Sender, Receiver)>,
-        noise: Option<(Option<PublicKey>, [u8; 32], Pattern)>,
+        noise: Option<NoiseFacts>,
         negotiated: Capabilities,
     ) {
         self.phase = Phase::Open;
@@ -78,10 +89,11 @@ impl<F: RecordFormat> Core<F> {
         }
         self.tx.compression = compression;
         let info = ConnectionInfo {
-            peer_key: noise.and_then(|(key, _, _)| key),
-            handshake_hash: noise.map(|(_, hash, _)| hash),
+            peer_key: noise.and_then(|n| n.peer),
+            handshake_hash: noise.map(|n| n.hash),
             negotiated,
-            pattern: noise.map(|(_, _, pattern)| pattern),
+            pattern: noise.map(|n| n.pattern),
+            cipher: noise.map(|n| n.cipher),
             transport: self.transport.clone(),
             initiator: self.role == Role::Client,
             compression: compression.codec,
@@ -93,6 +105,7 @@ impl<F: RecordFormat> Core<F> {
                 .as_deref()
                 .unwrap_or("anonymous"),
             pattern = info.pattern.map_or("none (TLS)", Pattern::name),
+            cipher = info.cipher.map_or("TLS", CipherSuite::noise_name),
             transport = %info.transport,
             "secure connection established"
         );
@@ -121,6 +134,15 @@ impl<F: RecordFormat> Core<F> {
                             peer_runs_noise: false,
                         },
                     ));
+                }
+                // The initiator's first message names the cipher; a
+                // responder follows it (if accepted) and every later
+                // message must name the same one.
+                let suite = stream_suite(stream_id).ok_or(TransportError::Protocol(
+                    ProtocolViolation::NotOneHandshakeFrame,
+                ))?;
+                if suite != hs.cipher() {
+                    hs.select_cipher(suite)?;
                 }
                 match &self.timestamp_guard {
                     Some(guard) => {
@@ -165,6 +187,15 @@ impl<F: RecordFormat> Core<F> {
         }
         Ok(true)
     }
+}
+
+/// What a finished Noise handshake established, for [`ConnectionInfo`].
+#[derive(Clone, Copy)]
+pub(super) struct NoiseFacts {
+    peer: Option<PublicKey>,
+    hash: [u8; 32],
+    pattern: Pattern,
+    cipher: CipherSuite,
 }
 
 /// The capability bit of a codec.

@@ -1,7 +1,7 @@
 //! The core's public vocabulary: roles, what protects a stream, what a
 //! handshake established, and the events a driver receives.
 
-use netproto_crypto::{Capabilities, Pattern, PublicKey};
+use netproto_crypto::{Capabilities, CipherSuite, Pattern, PublicKey};
 use netproto_wire::{Compression, Frame};
 use rand::{CryptoRng, RngCore};
 
@@ -47,6 +47,9 @@ pub struct ConnectionInfo {
     pub negotiated: Capabilities,
     /// The Noise handshake pattern; `None` over TLS without Noise.
     pub pattern: Option<Pattern>,
+    /// The Noise cipher function of the session records (the initiator's
+    /// choice); `None` over TLS without Noise.
+    pub cipher: Option<CipherSuite>,
     /// The transport label bound into the handshake (`"tcp"`, `"uds"`,
     /// `"tls"`).
     pub transport: String,
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ConnectionInfo {
             )
             .field("negotiated", &self.negotiated)
             .field("pattern", &self.pattern)
+            .field("cipher", &self.cipher)
             .field("transport", &self.transport)
             .field("initiator", &self.initiator)
             .field("compression", &self.compression)

@@ -76,7 +76,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use netproto_crypto::{codecs, Capabilities, Handshake, Receiver, Sender};
+use netproto_crypto::{codecs, Capabilities, CipherSuite, Handshake, Receiver, Sender};
 use netproto_wire::{Compression, FrameKind, HeadersRef};
 
 use crate::config::ConnectionConfig;
@@ -92,11 +92,32 @@ use send::SendState;
 
 /// PINGs with longer payloads are not answered (the spec suggests 8 bytes).
 const MAX_PING_PAYLOAD: usize = 64;
-/// HANDSHAKE frames of the Noise handshake use stream id 0; the capability
+/// HANDSHAKE frames of a Noise handshake with ChaChaPoly use stream id 0,
+/// with AESGCM 2 (the stream id names the initiator's cipher, outside the
+/// Noise message where the responder can read it first); the capability
 /// hello exchanged inside TLS without Noise uses 1, so a mismatch of
 /// `noise_inside_tls` is reported as such instead of as a bad message.
 const NOISE_STREAM: u64 = 0;
 const HELLO_STREAM: u64 = 1;
+
+/// The HANDSHAKE stream id of a Noise handshake with `suite`: 0 for
+/// ChaChaPoly (the first version's), otherwise the suite's code (AESGCM 2).
+fn noise_stream(suite: CipherSuite) -> u64 {
+    if suite == CipherSuite::ChaChaPoly {
+        NOISE_STREAM
+    } else {
+        u64::from(suite.code())
+    }
+}
+
+/// The cipher a Noise HANDSHAKE frame's stream id names.
+fn stream_suite(stream_id: u64) -> Option<CipherSuite> {
+    match stream_id {
+        NOISE_STREAM => Some(CipherSuite::ChaChaPoly),
+        HELLO_STREAM => None,
+        n => u8::try_from(n).ok().and_then(CipherSuite::from_code),
+    }
+}
 
 /// Where the connection is in its life.
 enum Phase {

@@ -133,10 +133,11 @@ pub(crate) fn handshake_frame(flags: PacketFlags, body: &[u8]) -> Result<(u64, R
         ));
     }
     let (frame, used) = FrameRef::decode(body, &limits)?;
-    // Stream 0 (Noise) or 1 (the hello inside TLS), no MORE, no headers.
+    // Stream 0 or 2 (Noise with ChaChaPoly or AESGCM) or 1 (the hello
+    // inside TLS), no MORE, no headers.
     if frame.kind != FrameKind::Handshake
         || used != body.len()
-        || frame.stream_id > 1
+        || frame.stream_id > 2
         || frame.more
         || !frame.headers.is_empty()
     {

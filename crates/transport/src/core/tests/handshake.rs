@@ -143,3 +143,86 @@ fn connection_info_debug_does_not_show_the_handshake_hash() {
     assert!(!shown.contains(&as_hex), "{shown}");
     assert!(shown.contains("<not shown>"));
 }
+
+/// Each cipher the client chooses is the one both sides run (and the
+/// records of either carry data), whatever the server would choose itself.
+#[test]
+fn the_server_runs_the_cipher_the_client_chose() {
+    use netproto_crypto::CipherSuite;
+    for client in CipherSuite::ALL {
+        for server in CipherSuite::ALL {
+            let (mut c, mut s) = configs(|_| {});
+            c.handshake.cipher = client;
+            s.handshake.cipher = server;
+            let mut p = Pair::from_configs(&c, &s, StreamSecurity::Plain);
+            p.establish();
+            assert_eq!(p.client.info().unwrap().cipher, Some(client));
+            assert_eq!(p.server.info().unwrap().cipher, Some(client));
+            p.client.send_data(p.now, 1, b"over either cipher").unwrap();
+            p.client_to_server();
+            let got = p.server_frame().unwrap().unwrap();
+            assert_eq!(&got.payload[..], b"over either cipher");
+        }
+    }
+}
+
+/// A server that does not accept the client's cipher closes without a
+/// frame (nothing for a prober to learn), with a typed error.
+#[test]
+fn a_cipher_the_server_does_not_accept_ends_the_handshake() {
+    use netproto_crypto::{CipherSet, CipherSuite, CryptoError};
+    let (mut c, mut s) = configs(|_| {});
+    c.handshake.cipher = CipherSuite::AesGcm;
+    s.handshake.accepted_ciphers = CipherSet::only(CipherSuite::ChaChaPoly);
+    let mut p = Pair::from_configs(&c, &s, StreamSecurity::Plain);
+    p.client_to_server();
+    let err = p.server.handle_input(p.now, &mut p.to_server).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Crypto(CryptoError::CipherRefused(CipherSuite::AesGcm))
+        ),
+        "{err:?}"
+    );
+    let mut out = Vec::new();
+    let _ = p.server.poll_transmit(p.now, &mut out);
+    assert!(out.is_empty(), "the server answered a refused cipher");
+}
+
+/// A stream id that names no cipher, or a responder that switches the
+/// cipher mid-handshake, is refused.
+#[test]
+fn handshake_frames_must_keep_naming_the_same_cipher() {
+    let (c, s) = configs(|_| {});
+    let mut p = Pair::from_configs(&c, &s, StreamSecurity::Plain);
+    p.client_to_server();
+    // Rewrite message 1's stream id (byte 12: after the 10-byte header,
+    // the kind and the flags) to 3, a value that names no cipher.
+    let mut bad = p.to_server.clone();
+    bad[12] = 3;
+    let mut server =
+        Core::stream(&s, StreamSecurity::Plain, Role::Server, p.now, WALL, rng(3)).unwrap();
+    let err = server.handle_input(p.now, &mut bad).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Protocol(ProtocolViolation::NotOneHandshakeFrame)
+        ),
+        "{err:?}"
+    );
+    // The server answers on the client's stream id; an answer naming the
+    // other cipher is refused by the client.
+    while p.server.handle_input(p.now, &mut p.to_server).unwrap() {}
+    let mut answer = Vec::new();
+    assert!(p.server.poll_transmit(p.now, &mut answer).unwrap());
+    answer[12] = if answer[12] == 0 { 2 } else { 0 };
+    let mut input = BytesMut::from(&answer[..]);
+    let err = p.client.handle_input(p.now, &mut input).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Crypto(netproto_crypto::CryptoError::OutOfOrder(_))
+        ),
+        "{err:?}"
+    );
+}
