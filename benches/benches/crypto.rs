@@ -1,5 +1,6 @@
 //! netproto-crypto next to `snow` in the same run: the full XX handshake
-//! (both sides, in memory) and record seal+open at several sizes.
+//! (both sides, in memory), record seal+open at several sizes, and the two
+//! AEADs alone through the portable backend.
 //!
 //! Run with `cargo xtask criterion` (or `cargo bench -p netproto-benches --bench crypto`).
 
@@ -211,5 +212,45 @@ fn records(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, handshakes, records);
+/// The AEADs alone through RustCrypto's portable crates (the `no_std`
+/// build's backend). Built with `RUSTFLAGS="--cfg aes_force_soft --cfg
+/// polyval_force_soft"` this is what a CPU without AES instructions runs:
+/// the figure behind `CipherSuite::preferred()` choosing ChaCha20-Poly1305
+/// there (docs/BENCHMARKS.md, "AES-256-GCM" under netproto-crypto).
+fn portable_aeads(c: &mut Criterion) {
+    use aes_gcm::aead::generic_array::GenericArray;
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::Aes256Gcm;
+    use chacha20poly1305::ChaCha20Poly1305;
+
+    fn seal_open<C: KeyInit + AeadInPlace>(c: &C, buf: &mut Vec<u8>, p: &[u8]) {
+        let nonce = GenericArray::default();
+        buf.clear();
+        buf.extend_from_slice(p);
+        let tag = c.encrypt_in_place_detached(&nonce, &[], buf).unwrap();
+        c.decrypt_in_place_detached(&nonce, &[], buf, &tag).unwrap();
+    }
+
+    let mut g = c.benchmark_group("aead_portable_seal_open");
+    for size in [1024usize, 16 * 1024] {
+        g.throughput(Throughput::Bytes(size as u64));
+        let payload = vec![0x5au8; size];
+        let mut buf = Vec::with_capacity(size);
+        let aes = Aes256Gcm::new(&[7u8; 32].into());
+        g.bench_with_input(BenchmarkId::new("aes256gcm", size), &payload, |b, p| {
+            b.iter(|| seal_open(&aes, &mut buf, black_box(p)));
+        });
+        let chacha = ChaCha20Poly1305::new(&[7u8; 32].into());
+        g.bench_with_input(
+            BenchmarkId::new("chacha20poly1305", size),
+            &payload,
+            |b, p| {
+                b.iter(|| seal_open(&chacha, &mut buf, black_box(p)));
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, handshakes, records, portable_aeads);
 criterion_main!(benches);

@@ -44,6 +44,7 @@ pub(crate) async fn connect_one(endpoint: &Endpoint, server: PublicKey) -> Resul
     let (send, recv) = conn.split();
     let mut link = crate::systems::netproto_halves(send, recv);
     link.tx.send(&[1u8; 64]).await?;
+    link.tx.flush().await?;
     link.rx.recv().await?;
     Ok(link)
 }

@@ -74,7 +74,8 @@ impl CipherSuite {
     /// The suite this CPU runs faster: AES-256-GCM where AES and carry-less
     /// multiply instructions exist (x86-64 AES-NI + PCLMULQDQ, AArch64
     /// AES + PMULL), ChaCha20-Poly1305 elsewhere. The figures behind it are
-    /// in docs/BENCHMARKS.md ("Cipher suites").
+    /// in docs/BENCHMARKS.md ("AES-256-GCM" under netproto-crypto, and
+    /// "Speed, round 2").
     #[cfg(feature = "std")]
     pub fn preferred() -> Self {
         if hardware_aes() {
