@@ -110,10 +110,12 @@ where
     let serve = Arc::new(serve);
     tokio::spawn(async move {
         while let Ok(incoming) = acceptor.accept().await {
-            let cfg = cfg.clone();
+            // Started out here, so the task holds only the boxed handshake
+            // (freed once done), not a copy of `cfg` for its whole life.
+            let establishing = incoming.establish(cfg.clone());
             let serve = serve.clone();
             tokio::spawn(async move {
-                if let Ok(conn) = incoming.establish(cfg).await {
+                if let Ok(conn) = establishing.await {
                     serve(conn).await;
                 }
             });

@@ -60,10 +60,16 @@ impl Incoming {
 
     /// Runs the server side of the handshake.
     ///
+    /// The handshake's state, `cfg` included, lives in the returned box, so
+    /// a connection's task that awaits it keeps no room for it once the
+    /// connection is established (an `async fn` here kept `cfg` and the
+    /// call's state in every serving task: W5 went from 7.4 to 6.4 KB per
+    /// idle connection; docs/BENCHMARKS.md "Speed, round 2").
+    ///
     /// # Errors
     /// As [`Connection::server`].
-    pub async fn establish(self, cfg: ConnectionConfig) -> Result<Connection> {
-        (self.establish)(cfg).await
+    pub fn establish(self, cfg: ConnectionConfig) -> BoxFuture<'static, Result<Connection>> {
+        (self.establish)(cfg)
     }
 }
 
