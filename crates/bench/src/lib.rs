@@ -43,6 +43,7 @@
 
 mod calls;
 mod datagram;
+mod links;
 mod lossy;
 mod peer;
 mod priority;

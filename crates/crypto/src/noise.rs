@@ -143,7 +143,6 @@ pub struct TransportKeys {
 /// A Noise handshake in progress.
 pub struct HandshakeState {
     pattern: Pattern,
-    suite: CipherSuite,
     initiator: bool,
     symmetric: SymmetricState,
     s: Option<Keypair>,
@@ -203,7 +202,6 @@ impl HandshakeState {
         }
         Ok(Self {
             pattern,
-            suite,
             initiator,
             symmetric,
             s: if needs_local { local } else { None },
@@ -221,7 +219,7 @@ impl HandshakeState {
 
     /// The cipher function.
     pub const fn suite(&self) -> CipherSuite {
-        self.suite
+        self.symmetric.suite()
     }
 
     /// Whether the next step is ours to write.
@@ -401,7 +399,7 @@ impl HandshakeState {
             responder_to_initiator: r2i,
             handshake_hash: *self.symmetric.handshake_hash(),
             remote_static: self.rs,
-            suite: self.suite,
+            suite: self.symmetric.suite(),
         })
     }
 }

@@ -135,6 +135,11 @@ impl SymmetricState {
         self.cs.has_key()
     }
 
+    /// The cipher function the handshake was started with.
+    pub(crate) const fn suite(&self) -> CipherSuite {
+        self.cs.suite
+    }
+
     pub(crate) const fn handshake_hash(&self) -> &[u8; HASH_LEN] {
         &self.h
     }
